@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field as PydField, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import Field as PydField
 
 # Reasons are fixed phrases; free text from a record never goes into one.
 _MAX_REASON = 200

@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field as PydField, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import Field as PydField
 
 from schemas.codes import (
     CaseStatus,

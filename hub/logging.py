@@ -1,0 +1,107 @@
+"""JSON logs with structlog, and a processor that lets only allow-listed keys through.
+
+Personal data (names, birth dates, addresses, case text, disability types) must never
+reach a log line. A blocklist misses the next new key; an allowlist cannot, so every key
+that is not listed here is replaced by ``"[withheld]"`` and string values of allowed keys
+are bounded. Event *messages* are fixed strings in our code, never formatted with data.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+ALLOWED_KEYS = frozenset(
+    {
+        "event", "level", "timestamp", "logger", "exc_info", "exception",
+        "feed", "connector", "topic", "partition", "offset", "group", "stage",
+        "event_id", "event_type", "source", "record", "record_key", "person", "household",
+        "field", "route", "decision", "basis", "where", "reason", "count", "published",
+        "processed", "dead_letters", "pending", "elapsed_s", "rate", "bootstrap", "port",
+        "pid", "database", "dialect", "state_dir", "sources", "export", "scope", "position",
+        "status", "attempt", "error_type", "kind", "alert", "outcome", "score", "review",
+        "instance", "files", "url_scheme", "delivery", "path", "method", "status_code",
+    }
+)
+_MAX_VALUE = 300
+WITHHELD = "[withheld]"
+
+
+def allowlist_processor(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """Replace the value of every key not in ALLOWED_KEYS; truncate long strings."""
+    for key in list(event_dict):
+        if key not in ALLOWED_KEYS:
+            event_dict[key] = WITHHELD
+            continue
+        value = event_dict[key]
+        if isinstance(value, str) and len(value) > _MAX_VALUE:
+            event_dict[key] = value[:_MAX_VALUE] + "…"
+    return event_dict
+
+
+def _scrub_exception(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """Exceptions are logged by type only: their messages may quote input data."""
+    exc = event_dict.pop("exc_info", None)
+    if exc:
+        if exc is True:
+            exc = sys.exc_info()
+        if isinstance(exc, BaseException):
+            event_dict["error_type"] = type(exc).__name__
+        elif isinstance(exc, tuple) and exc[0] is not None:
+            event_dict["error_type"] = exc[0].__name__
+    return event_dict
+
+
+PROCESSORS: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _scrub_exception,
+    allowlist_processor,
+]
+
+
+def configure_logging(level: str = "INFO", stream: Any = None) -> None:
+    """JSON lines on stderr (or ``stream``); third-party stdlib logging goes through the same filter."""
+    out = stream or sys.stderr
+    structlog.configure(
+        processors=[*PROCESSORS, structlog.processors.JSONRenderer(ensure_ascii=False)],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries (aiokafka, kafka-python, faststream, uvicorn) log through stdlib logging;
+    # route them through the same allowlist so their messages can't carry payloads either.
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                _library_message_guard,
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *PROCESSORS[1:],
+                structlog.processors.JSONRenderer(ensure_ascii=False),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    for noisy in ("kafka", "aiokafka", "faststream", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _library_message_guard(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """Library log messages are free text that may quote a payload: keep only the logger name."""
+    record = event_dict.get("_record")
+    if not event_dict.get("_from_structlog"):
+        event_dict["event"] = "library log"
+        event_dict["logger"] = getattr(record, "name", None)
+    return event_dict
+
+
+def get_logger(name: str = "tsunagu") -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,39 @@
+"""Alembic environment: one migration history for the hub, identity and consent tables."""
+
+from __future__ import annotations
+
+import hub.identity
+from alembic import context
+from consent.store import metadata as consent_metadata
+from sqlalchemy import engine_from_config, pool
+
+import hub.store  # noqa: F401
+from hub.db import Base
+
+config = context.config
+target_metadata = [Base.metadata, consent_metadata]
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
+                      literal_binds=True, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connectable = config.attributes.get("connection")
+    if connectable is None:
+        connectable = engine_from_config(config.get_section(config.config_ini_section, {}),
+                                         prefix="sqlalchemy.", poolclass=pool.NullPool)
+    with connectable.connect() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,270 @@
+"""The hub's processing core, synchronous and testable without a broker.
+
+``process_intake`` and ``process_household`` each take one batch of raw Kafka messages,
+do all their work in ONE database transaction (state, dedupe markers, audit, and an outbox
+of the messages to publish) and commit it. The service publishes the outbox afterwards and
+only then commits the Kafka offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub import adapters
+from hub.broker import Topics
+from hub.logging import get_logger
+from hub.store import CaseEvent, CaseState, HubDeadLetter, HubOutbox, ProcessedEvent
+from schemas.codes import Field
+from schemas.deadletter import DeadLetter
+from schemas.envelope import CloudEvent
+from schemas.events import (
+    CaseV1,
+    ConsentV1,
+    PersonObservedV1,
+    ReferralRequestedV1,
+    ResidentObservedV1,
+    UnknownEventType,
+    parse_payload,
+)
+
+log = get_logger("tsunagu.hub")
+
+INTAKE = "intake"
+HOUSEHOLD = "household"
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+    @property
+    def where(self) -> str:
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    seq: int
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+class Rejected(Exception):
+    """A message that can never be processed: it becomes a dead letter with this reason."""
+
+    def __init__(self, reason: str, record: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.record = record
+
+
+def validation_reason(exc: ValidationError, what: str) -> str:
+    """Name the failing locations and error types only: pydantic messages can quote input values."""
+    parts = sorted({".".join(str(p) for p in e["loc"]) + ":" + e["type"] for e in exc.errors()})
+    return f"{what} failed validation ({'; '.join(parts[:5])})"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class HubCore:
+    def __init__(self, sessions: sessionmaker[Session], topics: Topics, *, alert_settings: Any = None,
+                 today: Callable[[], date] | None = None) -> None:
+        self.sessions = sessions
+        self.topics = topics
+        self.alert_settings = alert_settings
+        self.today = today or (lambda: datetime.now(adapters.JST).date())
+
+    # ------------------------------------------------------------------ outbox
+    def outbox_batch(self, limit: int) -> list[OutboxMessage]:
+        with self.sessions() as s:
+            rows = s.scalars(select(HubOutbox).order_by(HubOutbox.seq).limit(limit)).all()
+            return [OutboxMessage(r.seq, r.topic, r.key.encode() if r.key else None, r.value) for r in rows]
+
+    def outbox_done(self, seqs: Sequence[int]) -> None:
+        with self.sessions.begin() as s:
+            s.execute(delete(HubOutbox).where(HubOutbox.seq.in_(list(seqs))))
+
+    @staticmethod
+    def emit(s: Session, topic: str, key: str | None, value: bytes) -> None:
+        s.add(HubOutbox(topic=topic, key=key, value=value, created_at=now()))
+
+    def dead_letter(self, s: Session, stage: str, msg: RawMessage, reason: str, *, source: str | None = None,
+                    event: CloudEvent | None = None, record: str | None = None) -> None:
+        feed = adapters.feed_of(event.source) if event else None
+        dl = DeadLetter(
+            source=feed or source or "hub",
+            where=msg.where,
+            record=record or (event.sourcerecord if event else None),
+            reason=reason,
+            stage=f"hub.{stage}",
+            event=event.id if event else None,
+            at=now(),
+        )
+        s.add(HubDeadLetter(stage=stage, source=dl.source, event_id=dl.event, record=dl.record,
+                            reason=reason, at=now()))
+        self.emit(s, self.topics.deadletter, dl.record, dl.to_json_bytes())
+        if event is not None:
+            self._mark(s, stage, event, "dead")
+        log.warning("dead letter", stage=stage, where=msg.where, reason=reason, event_id=dl.event)
+
+    @staticmethod
+    def _seen(s: Session, stage: str, ev: CloudEvent) -> bool:
+        return s.get(ProcessedEvent, (stage, ev.source, ev.id)) is not None
+
+    @staticmethod
+    def _mark(s: Session, stage: str, ev: CloudEvent, outcome: str) -> None:
+        s.add(ProcessedEvent(stage=stage, source=ev.source, event_id=ev.id, outcome=outcome,
+                             feed=adapters.feed_of(ev.source), processed_at=now()))
+
+    # ------------------------------------------------------------------ batches
+    def _run_batch(self, stage: str, batch: Iterable[RawMessage],
+                   handle: Callable[[Session, RawMessage, CloudEvent, BaseModel], None]) -> None:
+        with self.sessions.begin() as s:
+            seen_in_batch: set[tuple[str, str]] = set()
+            for msg in batch:
+                try:
+                    ev = CloudEvent.from_json_bytes(msg.value)
+                except ValidationError as exc:
+                    self.dead_letter(s, stage, msg, validation_reason(exc, "CloudEvent envelope"))
+                    continue
+                except ValueError:
+                    self.dead_letter(s, stage, msg, "message is not JSON")
+                    continue
+                if ev.dedupe_key in seen_in_batch or self._seen(s, stage, ev):
+                    continue  # redelivery: already durably handled
+                seen_in_batch.add(ev.dedupe_key)
+                try:
+                    payload = parse_payload(ev.type, ev.data)
+                except UnknownEventType:
+                    self.dead_letter(s, stage, msg, "unknown event type", event=ev)
+                    continue
+                except ValidationError as exc:
+                    self.dead_letter(s, stage, msg, validation_reason(exc, ev.type), event=ev)
+                    continue
+                try:
+                    with s.begin_nested():
+                        handle(s, msg, ev, payload)
+                except Rejected as exc:
+                    self.dead_letter(s, stage, msg, exc.reason, event=ev, record=exc.record)
+                except IntegrityError:
+                    raise  # concurrent instance: let the batch be redelivered
+
+    def process_intake(self, batch: Sequence[RawMessage]) -> None:
+        self._run_batch(INTAKE, batch, self._intake_one)
+
+    def process_household(self, batch: Sequence[RawMessage]) -> None:
+        self._run_batch(HOUSEHOLD, batch, self._household_one)
+
+    # ------------------------------------------------------------------ stage 1: identity
+    def _intake_one(self, s: Session, msg: RawMessage, ev: CloudEvent, payload: BaseModel) -> None:
+        person, household = adapters.resolve_identity(s, ev, payload)
+        out = ev.model_copy(update={"person": person, "household": household})
+        key = household or person or ev.sourcerecord
+        self.emit(s, self.topics.resolved, key, out.to_json_bytes())
+        self._mark(s, INTAKE, ev, "forwarded")
+
+    # ------------------------------------------------------------------ stage 2: household
+    def _household_one(self, s: Session, msg: RawMessage, ev: CloudEvent, payload: BaseModel) -> None:
+        if isinstance(payload, CaseV1):
+            outcome = self._case(s, ev, payload)
+        elif isinstance(payload, ReferralRequestedV1):
+            self._share(s, ev, payload)
+            outcome = "applied"
+        elif isinstance(payload, ConsentV1):
+            self._consent(s, ev, payload)
+            outcome = "applied"
+        elif isinstance(payload, (ResidentObservedV1, PersonObservedV1)):
+            outcome = "applied"
+            if ev.household:
+                self._alerts(s, ev.household)
+        else:
+            raise Rejected("event type not handled at the household stage")
+        self._mark(s, HOUSEHOLD, ev, outcome)
+
+    def _case(self, s: Session, ev: CloudEvent, case: CaseV1) -> str:
+        revision = datetime.fromisoformat(case.revision)
+        state = s.get(CaseState, case.case)
+        stale = state is not None and adapters.aware(state.revision) > revision
+        if not stale:
+            if state is None:
+                state = CaseState(case=case.case, record=ev.sourcerecord, feed=case.feed.value,
+                                  field=(ev.field or adapters.field_of_feed(case.feed)).value,
+                                  opened_on=case.opened_on, status=case.status.value, revision=revision)
+                s.add(state)
+            state.person_id = ev.person
+            state.household_id = ev.household
+            state.status = case.status.value
+            state.opened_on = case.opened_on
+            state.closed_on = case.closed_on if case.closed_on else (
+                revision.astimezone(adapters.JST).date() if case.status.is_terminal else None)
+            state.topics = [t.value for t in case.topics]
+            state.member_notes = {m.person.record: [n.value for n in m.notes] for m in case.household_members}
+            state.revision = revision
+        self._share(s, ev, case)
+        if ev.household:
+            self._alerts(s, ev.household)
+        return "stale" if stale else "applied"
+
+    def _share(self, s: Session, ev: CloudEvent, payload: CaseV1 | ReferralRequestedV1) -> None:
+        """Keep the event, ask the consent gate, audit the decision, publish what it permits."""
+        row = CaseEvent(event_id=ev.id, source=ev.source, record=ev.sourcerecord, person_id=ev.person,
+                        household_id=ev.household, field=ev.field.value if ev.field else None, type=ev.type,
+                        time=ev.time, team_published=False, payload=ev.to_json_bytes())
+        s.add(row)
+        s.flush()
+        self._decide_and_publish(s, row, ev, payload)
+
+    def _decide_and_publish(self, s: Session, row: CaseEvent, ev: CloudEvent,
+                            payload: CaseV1 | ReferralRequestedV1) -> None:
+        decision = adapters.decide_for(s, ev)
+        adapters.audit(s, ev, decision)
+        if decision.permit and decision.route in ("team", "emergency"):
+            self.emit(s, self.topics.team, ev.household or ev.person, adapters.team_event(ev))
+            row.team_published = True
+        elif decision.permit and decision.route == "support_meeting" and isinstance(payload, CaseV1):
+            self.emit(s, self.topics.support_meeting, ev.household,
+                      adapters.support_meeting_event(ev, payload, self.today()))
+
+    def _consent(self, s: Session, ev: CloudEvent, consent: ConsentV1) -> None:
+        adapters.store_consent(s, ev, consent)
+        if consent.status != "active" and ev.person:
+            self.emit(s, self.topics.team, ev.household or ev.person, adapters.withdrawal_notice(ev, consent))
+        if ev.person is None:
+            return
+        # A consent may release events that arrived before it: decide them again.
+        held = s.scalars(
+            select(CaseEvent)
+            .where(CaseEvent.person_id == ev.person, CaseEvent.team_published.is_(False))
+            .where(CaseEvent.field.in_([f.value for f in consent.fields]))
+            .order_by(CaseEvent.time)
+        ).all()
+        for row in held:
+            held_ev = CloudEvent.from_json_bytes(row.payload)
+            decision = adapters.decide_for(s, held_ev)
+            if decision.permit and decision.route == "team":
+                adapters.audit(s, held_ev, decision)
+                self.emit(s, self.topics.team, held_ev.household or held_ev.person, adapters.team_event(held_ev))
+                row.team_published = True
+
+    def _alerts(self, s: Session, household: str) -> None:
+        for alert_event in adapters.evaluate_alerts(s, household, self.today(), self.alert_settings):
+            self.emit(s, self.topics.alerts, household, alert_event)
+
+
+def fields_of(values: Iterable[str]) -> list[Field]:
+    return [Field(v) for v in values]

@@ -1,0 +1,282 @@
+"""The batch run: ``tsunagu run --sources DIR --once --export OUT`` (../shared/domain/outputs.md).
+
+Everything goes through the broker and the hub: connectors publish to Kafka, the hub
+consumes, and the export reads the team, alert and dead-letter topics back. ``--state``
+keeps the database, connector checkpoints/outboxes and the topic names between runs, so
+a run interrupted at any moment and started again with the same state and the same
+external broker ends with the same export as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy import func, select
+
+from connectors.runner import ConnectorRunner, ConnectorState, RunStats, make_producer
+from hub import wiring
+from hub.broker import Topics, ensure_topics, kafka_cluster
+from hub.logging import get_logger
+from hub.migrate import database_url_for, upgrade
+from hub.pipeline import HOUSEHOLD, INTAKE, HubCore
+from hub.service import HubService
+from hub.settings import Settings
+from hub.store import HubOutbox, ProcessedEvent
+from hub.topicreader import read_topic
+
+log = get_logger("tsunagu.run")
+
+
+class RunError(Exception):
+    """A run that cannot start (missing sources, unreadable folder): one line for the operator."""
+
+
+@dataclass
+class RunResult:
+    export: Path
+    summary: dict[str, Any]
+    stats: dict[str, RunStats] = field(default_factory=dict)
+
+
+def check_sources(sources: Path) -> None:
+    if not sources.exists():
+        raise RunError(f"sources folder not found: {sources}")
+    if not sources.is_dir():
+        raise RunError(f"sources is not a folder: {sources}")
+    if not os.access(sources, os.R_OK | os.X_OK):
+        raise RunError(f"sources folder is not readable: {sources}")
+    try:
+        next(iter(sources.iterdir()), None)
+    except OSError as exc:
+        raise RunError(f"sources folder is not readable: {sources} ({type(exc).__name__})") from None
+
+
+def run_identity(state_dir: Path) -> str:
+    """A stable id per state folder: topics and consumer groups of a resumed run are the same ones."""
+    marker = state_dir / "run-id"
+    if marker.exists():
+        return marker.read_text().strip()
+    rid = uuid.uuid4().hex[:12]
+    marker.write_text(rid)
+    return rid
+
+
+@contextlib.contextmanager
+def state_folder(state: Path | None) -> Iterator[Path]:
+    if state is not None:
+        state.mkdir(parents=True, exist_ok=True)
+        yield state
+        return
+    with tempfile.TemporaryDirectory(prefix="tsunagu-state-") as tmp:
+        yield Path(tmp)
+
+
+class Progress:
+    """A progress line on stderr for long runs (counts only, never data)."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+        self.start = time.monotonic()
+        self._last = 0.0
+
+    def show(self, phase: str, done: int, total: int, force: bool = False) -> None:
+        if self.stream is None:
+            return
+        t = time.monotonic()
+        if not force and t - self._last < 2.0:
+            return
+        self._last = t
+        self.stream.write(f"\r[{t - self.start:6.1f}s] {phase}: {done}/{total} 処理済み processed   ")
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self.stream is not None and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def batch_run(
+    sources: Path,
+    export: Path,
+    *,
+    settings: Settings,
+    state: Path | None = None,
+    progress: TextIO | None = sys.stderr,
+    stop_after: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run every feed under ``sources`` once through Kafka and the hub and write ``export``."""
+    check_sources(sources)
+    started = time.monotonic()
+    with state_folder(state) as state_dir, kafka_cluster(settings) as bootstrap:
+        rid = run_identity(state_dir)
+        if not settings.kafka_bootstrap or settings.topic_prefix == "tsunagu":
+            settings = settings.model_copy(update={"topic_prefix": f"tsunagu.run-{rid}",
+                                                   "hub_group": f"tsunagu-hub-{rid}"})
+        topics = Topics(settings.topic_prefix)
+        ensure_topics(bootstrap, topics, settings.partitions, settings.replication_factor)
+        url = database_url_for(settings, state_dir)
+        upgrade(url)
+        core = wiring.make_core(settings, url, topics)
+        cstate = ConnectorState.in_dir(state_dir)
+        try:
+            stats = asyncio.run(
+                _drive(core, settings, bootstrap, topics, sources, cstate, Progress(progress), stop_after)
+            )
+        finally:
+            cstate.dispose()
+        summary = write_export(export, core, bootstrap, topics, stats, time.monotonic() - started)
+        core.sessions.kw["bind"].dispose()
+    return RunResult(export=export, summary=summary, stats=stats)
+
+
+async def _drive(core: HubCore, settings: Settings, bootstrap: str, topics: Topics, sources: Path,
+                 cstate: ConnectorState, progress: Progress,
+                 stop_after: Callable[[str], None] | None) -> dict[str, RunStats]:
+    service = HubService(core, settings, bootstrap)
+    await service.start()
+    producer = make_producer(bootstrap)
+    stats: dict[str, RunStats] = {}
+    try:
+        for phase in wiring.phases(sources, settings, cstate):
+            ids: set[tuple[str, str]] = set()
+            for connector in phase:
+                runner = ConnectorRunner(connector, cstate, producer, intake_topic=topics.intake,
+                                         deadletter_topic=topics.deadletter)
+                try:
+                    st = await asyncio.to_thread(runner.run_once)
+                finally:
+                    connector.close()
+                stats[connector.name] = st
+                ids |= st.event_ids
+                if stop_after:
+                    stop_after(connector.name)
+            await _wait_processed(core, ids, progress)
+    finally:
+        producer.close(timeout=10)
+        await service.stop()
+        progress.end()
+    return stats
+
+
+async def _wait_processed(core: HubCore, ids: set[tuple[str, str]], progress: Progress,
+                          quiet_s: float = 1.5, timeout_s: float = 3600) -> None:
+    """Wait until the hub finished every event of this phase, then until it has been quiet.
+
+    Finished = handled at the household stage, or dead-lettered at intake. The quiet period
+    catches redeliveries of events an interrupted earlier run had published.
+    """
+    deadline = time.monotonic() + timeout_s
+    total = len(ids)
+    last_count, last_change = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        done, activity, outbox = await asyncio.to_thread(_progress_counts, core, ids)
+        progress.show("hub", done, total)
+        if activity != last_count or outbox:
+            last_count, last_change = activity, time.monotonic()
+        if done >= total and time.monotonic() - last_change >= quiet_s:
+            progress.show("hub", done, total, force=True)
+            return
+        await asyncio.sleep(0.1)
+    raise RunError("the hub did not finish processing in time")
+
+
+def _progress_counts(core: HubCore, ids: set[tuple[str, str]]) -> tuple[int, int, int]:
+    with core.sessions() as s:
+        finished = {
+            (r.source, r.event_id)
+            for r in s.execute(
+                select(ProcessedEvent.source, ProcessedEvent.event_id).where(
+                    (ProcessedEvent.stage == HOUSEHOLD)
+                    | ((ProcessedEvent.stage == INTAKE) & (ProcessedEvent.outcome == "dead"))
+                )
+            )
+        }
+        activity = s.scalar(select(func.count()).select_from(ProcessedEvent)) or 0
+        outbox = s.scalar(select(func.count()).select_from(HubOutbox)) or 0
+    return len(ids & finished), activity, outbox
+
+
+def _jsonl(path: Path, rows: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> int:
+    n = 0
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n")
+            n += 1
+    return n
+
+
+def _unique_events(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    seen: set[tuple[str, str]] = set()
+    out: list[dict[str, Any]] = []
+    for raw in read_topic(bootstrap, topic):
+        ev = json.loads(raw)
+        key = (ev.get("source", ""), ev.get("id", ""))
+        if key in seen:
+            continue  # at-least-once: a redelivered copy
+        seen.add(key)
+        out.append(ev)
+    return out
+
+
+def write_export(export: Path, core: HubCore, bootstrap: str, topics: Topics,
+                 stats: dict[str, RunStats], wall: float) -> dict[str, Any]:
+    export.mkdir(parents=True, exist_ok=True)
+    team = sorted(_unique_events(bootstrap, topics.team), key=lambda e: (e["time"], e["id"]))
+    alerts = sorted(_unique_events(bootstrap, topics.alerts), key=lambda e: (e["time"], e["id"]))
+    dead: list[dict[str, Any]] = []
+    seen_dead: set[tuple[Any, ...]] = set()
+    for raw in read_topic(bootstrap, topics.deadletter):
+        dl = json.loads(raw)
+        key = (dl.get("source"), dl.get("where"), dl.get("record"), dl.get("reason"))
+        if key not in seen_dead:
+            seen_dead.add(key)
+            dead.append({k: dl.get(k) for k in ("source", "where", "record", "reason", "stage", "event")})
+    with core.sessions() as s:
+        persons = list(wiring.persons_rows(s))
+        audit = list(wiring.audit_rows(s))
+        processed = Counter(
+            feed for (feed,) in s.execute(
+                select(ProcessedEvent.feed).where(ProcessedEvent.stage == HOUSEHOLD)
+            )
+        )
+    _jsonl(export / "persons.jsonl", persons)
+    _jsonl(export / "team.jsonl", team)
+    _jsonl(export / "alerts.jsonl", alerts)
+    _jsonl(export / "deadletter.jsonl", dead)
+    _jsonl(export / "audit.jsonl", audit)
+    dead_by_feed = Counter(d["source"] for d in dead)
+    feeds = sorted(set(stats) | set(processed) | set(dead_by_feed))
+    alert_kinds = Counter(a["data"]["kind"] for a in alerts if a["type"].endswith("alert.raised.v1"))
+    summary = {
+        "feeds": {
+            f: {
+                "read": stats[f].read if f in stats else 0,
+                "published": stats[f].published if f in stats else 0,
+                "processed": processed.get(f, 0),
+                "dead_lettered": dead_by_feed.get(f, 0),
+            }
+            for f in feeds
+        },
+        "persons": len({p["person"] for p in persons}),
+        "records": len(persons),
+        "team_events": len(team),
+        "alerts": dict(sorted(alert_kinds.items())),
+        "alert_events": len(alerts),
+        "dead_letters": len(dead),
+        "audit_entries": len(audit),
+        "wall_time_s": round(wall, 3),
+    }
+    (export / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return summary

@@ -1,0 +1,107 @@
+"""The hub as a FastStream service: two consumer stages on Kafka, manual commits after durable work.
+
+Stage ``intake`` (group ``<hub_group>``) reads the intake topic (keyed by the person's
+record key), validates, resolves identity and re-keys each event by household onto the
+``resolved`` topic. Stage ``household`` (group ``<hub_group>-household``) reads the
+resolved topic, so one household's events are handled in order by one instance; it keeps
+case state, asks the consent gate, writes the audit trail and publishes team, 支援会議
+and alert events. Several hub instances in the same groups share the partitions.
+
+Each batch: process and commit to the database (state, dedupe markers and an outbox of
+what to publish, in one transaction) → publish the outbox and await the broker's
+acknowledgements → delete those outbox rows → commit the Kafka offsets. A crash anywhere
+in between redelivers the batch; dedupe on (source, id) makes that harmless, and outbox
+leftovers are published at the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from faststream import AckPolicy, Context
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from hub.broker import Topics
+from hub.logging import get_logger
+from hub.pipeline import HubCore, RawMessage
+from hub.settings import Settings
+
+log = get_logger("tsunagu.hub")
+
+
+def _raw(records: Sequence[Any]) -> list[RawMessage]:
+    return [RawMessage(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
+
+
+class HubService:
+    def __init__(self, core: HubCore, settings: Settings, bootstrap: str, *, instance: str = "hub") -> None:
+        self.core = core
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix)
+        self.broker = KafkaBroker(
+            bootstrap,
+            client_id=f"tsunagu-{instance}",
+            linger_ms=5,
+            max_batch_size=512 * 1024,
+            logger=None,
+            acks="all",
+        )
+        self._relay_lock = asyncio.Lock()
+        common: dict[str, Any] = {
+            "batch": True,
+            "max_records": 500,
+            "batch_timeout_ms": 50,
+            "ack_policy": AckPolicy.MANUAL,  # never ACK_FIRST: offsets move only after durable work
+            "auto_offset_reset": "earliest",  # Tansu's "latest" is wrong; committed offsets decide
+            "session_timeout_ms": settings.session_timeout_ms,
+            "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+            "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        }
+
+        @self.broker.subscriber(self.topics.intake, group_id=settings.hub_group, **common)
+        async def on_intake(_body: Any, message: KafkaMessage = Context("message")) -> None:
+            await self._handle(message, self.core.process_intake)
+
+        @self.broker.subscriber(self.topics.resolved, group_id=f"{settings.hub_group}-household", **common)
+        async def on_household(_body: Any, message: KafkaMessage = Context("message")) -> None:
+            await self._handle(message, self.core.process_household)
+
+    async def _handle(self, message: KafkaMessage, step: Any) -> None:
+        records = message.raw_message
+        if not isinstance(records, (list, tuple)):
+            records = [records]
+        try:
+            await asyncio.to_thread(step, _raw(records))
+            await self.relay()
+        except Exception as exc:
+            log.error("batch failed; it will be redelivered", error_type=type(exc).__name__, count=len(records))
+            await message.nack()
+            await asyncio.sleep(0.5)
+            return
+        await message.ack()
+
+    async def relay(self) -> int:
+        """Publish outbox rows in order, await acknowledgements, then delete them."""
+        total = 0
+        async with self._relay_lock:
+            while True:
+                rows = await asyncio.to_thread(self.core.outbox_batch, 2000)
+                if not rows:
+                    return total
+                futures = [
+                    await self.broker.publish(r.value, r.topic, key=r.key, no_confirm=True) for r in rows
+                ]
+                await asyncio.gather(*futures)
+                await asyncio.to_thread(self.core.outbox_done, [r.seq for r in rows])
+                total += len(rows)
+
+    async def start(self) -> None:
+        await self.broker.start()
+        await self.relay()  # leftovers of a crash between commit and publish
+        log.info("hub started", group=self.settings.hub_group)
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+        log.info("hub stopped")

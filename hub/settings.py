@@ -1,0 +1,39 @@
+"""Configuration from the environment (``TSUNAGU_`` prefix) with pydantic-settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TSUNAGU_", env_file=".env", extra="ignore")
+
+    #: bootstrap servers of an external Kafka cluster; empty → start the embedded Tansu broker
+    kafka_bootstrap: str = ""
+    #: SQLAlchemy URL of the hub's store; empty → SQLite file in the state folder
+    database_url: str = ""
+    #: where the embedded default keeps its SQLite files, checkpoints and offsets
+    state_dir: Path | None = None
+    #: topic prefix, so several municipalities or environments can share one cluster
+    topic_prefix: str = "tsunagu"
+    partitions: int = Field(default=6, ge=1, le=256)
+    replication_factor: int = Field(default=1, ge=1, le=5)
+    #: consumer group of the hub; all hub instances of one deployment share it
+    hub_group: str = "tsunagu-hub"
+    #: group join: Tansu takes about half the session timeout to finish a join
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 500
+    fetch_max_wait_ms: int = 10
+    #: municipality code (全国地方公共団体コード) used in FHIR identifiers
+    municipality_code: str = "999999"
+    kodomo_webhook_secret: SecretStr = SecretStr("kodomo-sample-secret")
+    log_level: str = "INFO"
+    #: alert thresholds (alerts.md: each is configurable)
+    alert_multi_field_min_fields: int = Field(default=2, ge=2, le=4)
+
+
+def get_settings() -> Settings:
+    return Settings()

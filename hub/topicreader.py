@@ -1,0 +1,49 @@
+"""Read a whole topic back (for the export), with kafka-python and manual assignment.
+
+Tansu's ``end_offsets`` is wrong after batched produces, so "the end" is found by
+fetching: a partition is done when its position reached the highwater the broker reported
+in a fetch response, and the read stops when every partition is done or nothing new
+arrived for ``idle_s``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from kafka import KafkaConsumer, TopicPartition
+
+
+def read_topic(bootstrap: str, topic: str, *, idle_s: float = 1.0, max_s: float = 120.0) -> Iterator[bytes]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        client_id="tsunagu-export",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=50,
+        max_poll_records=5000,
+        consumer_timeout_ms=int(idle_s * 1000),
+    )
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        start = time.monotonic()
+        last_data = time.monotonic()
+        while time.monotonic() - start < max_s:
+            batch = consumer.poll(timeout_ms=200)
+            if batch:
+                last_data = time.monotonic()
+                for records in batch.values():
+                    for rec in records:
+                        yield rec.value
+            if all(_done(consumer, tp) for tp in tps) or time.monotonic() - last_data > idle_s:
+                return
+    finally:
+        consumer.close()
+
+
+def _done(consumer: KafkaConsumer, tp: TopicPartition) -> bool:
+    hw = consumer.highwater(tp)
+    return hw is not None and consumer.position(tp) >= hw
