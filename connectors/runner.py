@@ -199,6 +199,7 @@ class ConnectorRunner:
         return n
 
     def _outbox_row(self, item: Item) -> OutboxRow:
+        key: str | None
         if item.event is not None:
             topic, value, kind = self.intake_topic, item.event.to_json_bytes(), "event"
             key = item.key or item.event.sourcerecord

@@ -22,6 +22,7 @@ import heapq
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -50,7 +51,7 @@ from schemas.deadletter import DeadLetter
 from schemas.envelope import CloudEvent, content_hash, stable_event_id
 from schemas.events import CASE_TYPES, CaseV1, PersonObservedV1, PersonRecord, ReferralRequestedV1, Sensitive
 from schemas.normalize import split_name
-from schemas.wareki import JST, InvalidDate, parse_date
+from schemas.wareki import JST, InvalidDate, parse_date, parse_jst_datetime
 
 FEED = Feed.SHOGAI
 SOURCE = f"urn:tsunagu:connector:{FEED.value}"
@@ -109,13 +110,10 @@ def _stamp_of(value: Any) -> tuple[str, datetime]:
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str):
-        moment = datetime.fromisoformat(value.strip())
+        moment = parse_jst_datetime(value)
     else:
         raise ValueError("koushin_nichiji")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=JST)
-    else:
-        moment = moment.astimezone(JST)
+    moment = moment.replace(tzinfo=JST) if moment.tzinfo is None else moment.astimezone(JST)
     naive = moment.replace(tzinfo=None)
     text = naive.isoformat(sep=" ", timespec="microseconds" if naive.microsecond else "seconds")
     return text, moment
@@ -148,6 +146,12 @@ def _date_of(value: Any, column: str, problems: list[str], *, required: bool = F
     except (InvalidDate, ValueError):
         problems.append(f"impossible date in {column}")
         return None
+
+
+def _split(name: str) -> tuple[str | None, str | None]:
+    """(family, given) when the source separated them; (None, None) for an unseparated name."""
+    family, given = split_name(name)
+    return (family, given) if given else (None, None)
 
 
 def _text(value: Any) -> str | None:
@@ -199,7 +203,7 @@ def client_from_row(row: Mapping[str, Any]) -> Client:
             problems.append("invalid atena_no")
     if problems or name is None:
         raise RowError(problems)
-    family, given = split_name(name)
+    family, given = _split(name)
     try:
         person = PersonRecord(
             record=record_key(int(row["riyousha_id"])),
@@ -448,7 +452,8 @@ class ShogaiConnector(Connector):
 def _bind_stamp(column_type: Any, stamp: str) -> Any:
     """A watermark as the column stores it: datetime for timestamp columns, text for SQLite text."""
     if isinstance(column_type, sqltypes.DateTime):
-        return datetime.fromisoformat(stamp)
+        moment = datetime.fromisoformat(stamp)
+        return moment.replace(tzinfo=JST) if column_type.timezone else moment
     return stamp
 
 
@@ -463,21 +468,13 @@ def _read_only_engine(url: str) -> Engine:
     return create_engine(parsed, pool_pre_ping=True)
 
 
-class _read_only:  # noqa: N801 - used like a function in ``with``
-    """A connection in a read-only transaction (PostgreSQL ``SET TRANSACTION READ ONLY``)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.conn: Connection | None = None
-
-    def __enter__(self) -> Connection:
-        conn = self.engine.connect()
+@contextmanager
+def _read_only(engine: Engine) -> Iterator[Connection]:
+    """A connection in a read-only transaction (PostgreSQL ``SET TRANSACTION READ ONLY``), rolled back."""
+    with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             conn = conn.execution_options(postgresql_readonly=True)
-        self.conn = conn
-        return conn
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.conn is not None
-        self.conn.rollback()
-        self.conn.close()
+        try:
+            yield conn
+        finally:
+            conn.rollback()

@@ -1,0 +1,133 @@
+"""Consent documents: FHIR R5 ``Consent`` JSON files → consent recorded / withdrawn events.
+
+Each ``{folder}/*.json`` is one resource version. ``status`` ``active`` →
+``jp.tsunagu.consent.recorded.v1``, ``inactive`` → ``jp.tsunagu.consent.withdrawn.v1``;
+other statuses (draft, rejected, entered-in-error) grant nothing and become dead letters.
+
+Checkpoints: one scope per file (``consent/{file name}``, position ``"1"`` once read).
+Files can be added at any time and their names say nothing about when (a withdrawal
+``consent-0002.withdrawn.json`` may arrive long after ``consent-0049.json``), so a single
+"file name ≤ position" watermark would silently skip late withdrawals. New files of one
+read are processed in (resource id, date, file name) order, so a withdrawal follows its
+original when both are new.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from connectors.contract import Checkpoint, Connector, Item
+from schemas.codes import Feed
+from schemas.deadletter import DeadLetter
+from schemas.envelope import CloudEvent, content_hash, stable_event_id
+from schemas.events import ConsentV1
+from schemas.fhir_consent import InvalidConsentDocument, parse_consent
+
+FEED = Feed.CONSENT
+SOURCE = f"urn:tsunagu:connector:{FEED.value}"
+SCOPE_PREFIX = "consent/"
+DONE = "1"
+
+EVENT_TYPE = {
+    "active": "jp.tsunagu.consent.recorded.v1",
+    "inactive": "jp.tsunagu.consent.withdrawn.v1",
+}
+
+
+def scope_of(path: Path) -> str:
+    return f"{SCOPE_PREFIX}{path.name}"
+
+
+def record_key(resident_no: str) -> str:
+    return f"registry:{resident_no}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    path: Path
+    consent: ConsentV1 | None = None
+    problem: str | None = None
+    order_id: str = ""
+    order_date: str = ""
+
+    @property
+    def order(self) -> tuple[str, str, str]:
+        return (self.order_id, self.order_date, self.path.name)
+
+
+def consent_event(consent: ConsentV1) -> CloudEvent:
+    """The CloudEvent for one consent version; time = when that version was recorded."""
+    assert consent.subject_resident_no is not None
+    record = record_key(consent.subject_resident_no)
+    data = consent.model_dump(mode="json")
+    return CloudEvent(
+        id=stable_event_id(FEED.value, record, consent.version.isoformat(), content_hash(data)),
+        source=SOURCE,
+        type=EVENT_TYPE[consent.status],
+        time=consent.version,
+        sourcerecord=record,
+        field=None,
+        data=data,
+    )
+
+
+class FhirConsentConnector(Connector):
+    """Reads consent documents from a folder; every file once, late files included."""
+
+    name = FEED.value
+
+    def __init__(self, folder: Path | str) -> None:
+        self.folder = Path(folder)
+
+    def read(self, checkpoints: Mapping[str, str]) -> Iterator[Item]:
+        new = [p for p in sorted(self.folder.glob("*.json")) if scope_of(p) not in checkpoints]
+        for read in sorted((self._load(p) for p in new), key=lambda r: r.order):
+            cp = Checkpoint(scope_of(read.path), DONE)
+            consent = read.consent
+            if consent is None or consent.status not in EVENT_TYPE or consent.subject_resident_no is None:
+                reason = read.problem or (
+                    f"status {consent.status}: records nothing" if consent is not None else "invalid consent"
+                )
+                record = (
+                    record_key(consent.subject_resident_no)
+                    if consent is not None and consent.subject_resident_no
+                    else None
+                )
+                letter = DeadLetter(
+                    source=FEED.value,
+                    where=f"file:{read.path.name}",
+                    record=record,
+                    reason=reason,
+                    at=consent.version if consent is not None else None,
+                )
+                yield Item(checkpoint=cp, dead_letter=letter, key=record)
+                continue
+            event = consent_event(consent)
+            yield Item(checkpoint=cp, event=event, key=event.sourcerecord)
+
+    def _load(self, path: Path) -> _Read:
+        try:
+            resource: Any = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return _Read(path, problem=f"unreadable JSON ({type(exc).__name__})")
+        order_id = str(resource.get("id") or "") if isinstance(resource, dict) else ""
+        order_date = str(resource.get("date") or "") if isinstance(resource, dict) else ""
+        try:
+            consent = parse_consent(resource)
+        except InvalidConsentDocument as exc:
+            return _Read(path, problem=f"invalid Consent: {exc}", order_id=order_id, order_date=order_date)
+        return _Read(
+            path,
+            consent=consent,
+            order_id=consent.consent_id,
+            order_date=_sortable(consent.version),
+        )
+
+
+def _sortable(moment: datetime) -> str:
+    return moment.isoformat()
