@@ -1,0 +1,152 @@
+"""The audit trail as a hash chain: every sharing decision, permit or deny, one entry each.
+
+An entry holds exactly the ``audit.jsonl`` fields of ../shared/domain/outputs.md plus
+``rule_version``: ids, record key, field, route, decision, basis, time, never case content.
+``hash`` is SHA-256 over the entry's canonical JSON (sorted keys, no whitespace, UTF-8, the
+``hash`` key left out, ``prev_hash`` included), so editing, removing, inserting or reordering an
+entry breaks the chain at that line. The first entry's ``prev_hash`` is ``GENESIS``.
+A chain cut short at its end is only visible against a known head (``verify(expected_head=…)``;
+the store keeps one in ``audit_head``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from consent.model import RULE_VERSION, Decision, DecisionInput, Route, require_aware
+from schemas.codes import Field
+
+GENESIS = "0" * 64
+FIELDS = ("event", "sourcerecord", "person", "field", "route", "decision", "basis", "at", "rule_version",
+          "prev_hash", "hash")
+_HASHED = frozenset(FIELDS) - {"hash"}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditInput:
+    """One decision to record: what was decided about which event, and when (``at``, aware)."""
+
+    event: str
+    sourcerecord: str
+    person: str | None
+    field: Field | None
+    route: Route | None
+    decision: bool
+    basis: str
+    at: datetime
+    rule_version: str = RULE_VERSION
+
+    def __post_init__(self) -> None:
+        require_aware(self.at, "at")
+
+    @classmethod
+    def of(cls, event: DecisionInput, decision: Decision, at: datetime | None = None) -> AuditInput:
+        """From the decision's input and outcome; ``at`` defaults to the decision's own ``at``."""
+        when = at if at is not None else decision.at
+        if when is None:
+            raise ValueError("an audit entry needs the time of the decision")
+        return cls(event=event.event_id, sourcerecord=event.record, person=event.person, field=event.field,
+                   route=decision.route, decision=decision.permit, basis=decision.basis, at=when,
+                   rule_version=decision.rule_version)
+
+    def fields(self) -> dict[str, Any]:
+        """The entry's JSON fields except the two hashes."""
+        return {
+            "event": self.event,
+            "sourcerecord": self.sourcerecord,
+            "person": self.person,
+            "field": self.field.value if self.field is not None else None,
+            "route": self.route,
+            "decision": "permit" if self.decision else "deny",
+            "basis": self.basis,
+            "at": self.at.isoformat(),
+            "rule_version": self.rule_version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of ``audit.jsonl``, exactly its fields."""
+
+    event: str
+    sourcerecord: str
+    person: str | None
+    field: str | None
+    route: str | None
+    decision: str
+    basis: str
+    at: str
+    rule_version: str
+    prev_hash: str
+    hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        """The JSON Lines form (UTF-8 text, no newline)."""
+        return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
+
+
+def canonical(fields: Mapping[str, Any]) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the bytes that are hashed."""
+    return json.dumps(dict(fields), ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def entry_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the entry's canonical JSON with ``prev_hash`` in and any ``hash`` key out."""
+    body = {k: v for k, v in fields.items() if k != "hash"}
+    body["prev_hash"] = prev_hash
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def chain(prev_hash: str, decision_rows: Iterable[AuditInput]) -> list[AuditEntry]:
+    """Entries for the rows in order, the first linked to ``prev_hash``."""
+    out: list[AuditEntry] = []
+    prev = prev_hash
+    for row in decision_rows:
+        body = row.fields()
+        digest = entry_hash(prev, body)
+        out.append(AuditEntry(**body, prev_hash=prev, hash=digest))
+        prev = digest
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """``first_broken`` is the 1-based line where the chain first fails; ``problem`` says how (no data)."""
+
+    ok: bool
+    checked: int
+    first_broken: int | None = None
+    problem: str | None = None
+
+
+def verify(lines: Iterable[Mapping[str, Any]], *, start: str = GENESIS,
+           expected_head: str | None = None) -> VerifyResult:
+    """Check a chain from its first line: fields, link to the previous line, and each line's own hash.
+
+    A removed, inserted or swapped line fails at the first line whose ``prev_hash`` no longer
+    links; an edited line fails at itself. ``expected_head`` (the store's last hash) also
+    catches lines cut from the end.
+    """
+    prev = start
+    n = 0
+    for n, line in enumerate(lines, start=1):
+        if not isinstance(line, Mapping):
+            return VerifyResult(False, n - 1, n, "not a JSON object")
+        if set(line) != set(FIELDS):
+            return VerifyResult(False, n - 1, n, "unexpected or missing fields")
+        if line["prev_hash"] != prev:
+            return VerifyResult(False, n - 1, n, "prev_hash does not link to the line before")
+        if entry_hash(prev, {k: line[k] for k in _HASHED}) != line["hash"]:
+            return VerifyResult(False, n - 1, n, "hash does not match the line's content")
+        prev = str(line["hash"])
+    if expected_head is not None and prev != expected_head:
+        return VerifyResult(False, n, n + 1, "chain ends before the recorded head")
+    return VerifyResult(True, n)
