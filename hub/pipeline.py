@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub import adapters
@@ -25,6 +25,7 @@ from hub.store import CaseEvent, CaseState, HubDeadLetter, HubOutbox, ProcessedE
 from schemas.codes import Field
 from schemas.deadletter import DeadLetter
 from schemas.envelope import CloudEvent
+from schemas.wareki import InvalidDate, parse_jst_datetime
 from schemas.events import (
     CaseV1,
     ConsentV1,
@@ -164,11 +165,39 @@ class HubCore:
                 except IntegrityError:
                     raise  # concurrent instance: let the batch be redelivered
 
+    def _process(self, stage: str, batch: Sequence[RawMessage],
+                 handle: Callable[[Session, RawMessage, CloudEvent, BaseModel], None]) -> None:
+        """One transaction per batch; if it fails, one per message, so a poison message cannot block.
+
+        A database that is unreachable (OperationalError) fails the whole batch, which is then
+        redelivered; any other unexpected error of a single message makes it a dead letter
+        naming the error type, and the rest flows.
+        """
+        try:
+            self._run_batch(stage, batch, handle)
+            return
+        except OperationalError:
+            raise
+        except Exception:
+            if len(batch) == 1:
+                raise
+        for msg in batch:
+            try:
+                self._run_batch(stage, [msg], handle)
+            except OperationalError:
+                raise
+            except Exception as exc:
+                with self.sessions.begin() as s:
+                    ev = _try_event(msg)
+                    if ev is not None and self._seen(s, stage, ev):
+                        continue
+                    self.dead_letter(s, stage, msg, f"internal error ({type(exc).__name__})", event=ev)
+
     def process_intake(self, batch: Sequence[RawMessage]) -> None:
-        self._run_batch(INTAKE, batch, self._intake_one)
+        self._process(INTAKE, batch, self._intake_one)
 
     def process_household(self, batch: Sequence[RawMessage]) -> None:
-        self._run_batch(HOUSEHOLD, batch, self._household_one)
+        self._process(HOUSEHOLD, batch, self._household_one)
 
     # ------------------------------------------------------------------ stage 1: identity
     def _intake_one(self, s: Session, msg: RawMessage, ev: CloudEvent, payload: BaseModel) -> None:
@@ -197,7 +226,7 @@ class HubCore:
         self._mark(s, HOUSEHOLD, ev, outcome)
 
     def _case(self, s: Session, ev: CloudEvent, case: CaseV1) -> str:
-        revision = datetime.fromisoformat(case.revision)
+        revision = parse_jst_datetime(case.revision)
         state = s.get(CaseState, case.case)
         stale = state is not None and adapters.aware(state.revision) > revision
         if not stale:
@@ -213,7 +242,11 @@ class HubCore:
             state.closed_on = case.closed_on if case.closed_on else (
                 revision.astimezone(adapters.JST).date() if case.status.is_terminal else None)
             state.topics = [t.value for t in case.topics]
-            state.member_notes = {m.person.record: [n.value for n in m.notes] for m in case.household_members}
+            state.members = {
+                m.person.record: {"relation": m.person.relation.value if m.person.relation else None,
+                                  "notes": [n.value for n in m.notes]}
+                for m in case.household_members
+            }
             state.revision = revision
         self._share(s, ev, case)
         if ev.household:
@@ -264,6 +297,13 @@ class HubCore:
     def _alerts(self, s: Session, household: str) -> None:
         for alert_event in adapters.evaluate_alerts(s, household, self.today(), self.alert_settings):
             self.emit(s, self.topics.alerts, household, alert_event)
+
+
+def _try_event(msg: RawMessage) -> CloudEvent | None:
+    try:
+        return CloudEvent.from_json_bytes(msg.value)
+    except ValueError:
+        return None
 
 
 def fields_of(values: Iterable[str]) -> list[Field]:

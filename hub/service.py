@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from faststream import AckPolicy, Context
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from hub.broker import Topics
@@ -61,11 +61,11 @@ class HubService:
         }
 
         @self.broker.subscriber(self.topics.intake, group_id=settings.hub_group, **common)
-        async def on_intake(_body: Any, message: KafkaMessage = Context("message")) -> None:
+        async def on_intake(_body: Any, message: KafkaMessage) -> None:
             await self._handle(message, self.core.process_intake)
 
         @self.broker.subscriber(self.topics.resolved, group_id=f"{settings.hub_group}-household", **common)
-        async def on_household(_body: Any, message: KafkaMessage = Context("message")) -> None:
+        async def on_household(_body: Any, message: KafkaMessage) -> None:
             await self._handle(message, self.core.process_household)
 
     async def _handle(self, message: KafkaMessage, step: Any) -> None:

@@ -58,7 +58,8 @@ class CaseState(Base):
     opened_on: Mapped[date] = mapped_column(Date)
     closed_on: Mapped[date | None] = mapped_column(Date)
     topics: Mapped[list[str]] = mapped_column(JSON, default=list)
-    member_notes: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)  # record → notes
+    #: houkatsu 同居家族: member record key → {"relation": 続柄 code, "notes": [備考 codes]}
+    members: Mapped[dict[str, dict[str, object]]] = mapped_column(JSON, default=dict)
     revision: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

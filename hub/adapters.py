@@ -1,0 +1,297 @@
+"""Glue between the hub pipeline and the identity, consent and alert modules.
+
+Each function is small and named for the one thing the pipeline asks of it, so the
+pipeline reads as the sharing rules do and each rule stays testable on its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from consent.model import Decision
+from schemas.codes import FEED_FIELD, RELATION_LABELS, Feed, Field, MemberNote, Relation, Topic
+from schemas.envelope import CloudEvent, stable_event_id
+from schemas.events import (
+    AlertV1,
+    CaseV1,
+    ConsentV1,
+    PersonObservedV1,
+    ReferralRequestedV1,
+    ResidentObservedV1,
+    WithdrawalNoticeV1,
+)
+
+JST = timezone(timedelta(hours=9), "JST")
+
+#: cumulative seconds per stage, read by `tsunagu bench` (consent stage share)
+TIMERS: dict[str, float] = defaultdict(float)
+
+
+@contextmanager
+def timed(name: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        TIMERS[name] += time.perf_counter() - t0
+
+
+def feed_of(source: str) -> str | None:
+    """``urn:tsunagu:connector:houkatsu:C01`` → ``houkatsu``."""
+    parts = source.split(":")
+    if len(parts) >= 4 and parts[:3] == ["urn", "tsunagu", "connector"]:
+        return parts[3]
+    return None
+
+
+def field_of_feed(feed: Feed) -> Field:
+    return FEED_FIELD[feed]
+
+
+def aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- team / 支援会議 output
+def team_event(ev: CloudEvent) -> bytes:
+    """The team gets the event in full, with the hub's person and household attached."""
+    return ev.to_json_bytes()
+
+
+def support_meeting_event(ev: CloudEvent, case: CaseV1, on: date) -> bytes:
+    """The 支援会議 gets the minimal form only (第106条の6): no names, no free text, no 要配慮 details."""
+    from consent.decide import minimal_form
+
+    change = ev.type.split(".")[-2]  # jp.tsunagu.case.opened.v1 → opened
+    data = minimal_form(case, change, on)
+    out = CloudEvent(
+        id=stable_event_id("support_meeting", ev.source, ev.id),
+        source="urn:tsunagu:hub",
+        type="jp.tsunagu.support_meeting.case.v1",
+        time=ev.time,
+        sourcerecord=ev.sourcerecord,
+        field=ev.field,
+        person=ev.person,
+        household=ev.household,
+        data=data.model_dump(mode="json"),
+    )
+    return out.to_json_bytes()
+
+
+def withdrawal_notice(ev: CloudEvent, consent: ConsentV1) -> bytes:
+    notice = WithdrawalNoticeV1(consent_id=consent.consent_id, fields=consent.fields, effective=ev.time)
+    out = CloudEvent(
+        id=stable_event_id("withdrawal", ev.source, ev.id),
+        source="urn:tsunagu:hub",
+        type="jp.tsunagu.team.withdrawal.v1",
+        time=ev.time,
+        sourcerecord=ev.sourcerecord,
+        person=ev.person,
+        household=ev.household,
+        data=notice.model_dump(mode="json"),
+    )
+    return out.to_json_bytes()
+
+
+# --------------------------------------------------------------------------- identity (stage 1)
+def resolve_identity(s: Session, ev: CloudEvent, payload: BaseModel) -> tuple[str | None, str | None]:
+    """The hub person and household an event is about; (None, None) when it cannot be told."""
+    from hub.identity import IdentityService, Person, PersonRecordRow
+
+    svc = IdentityService(s)
+    if isinstance(payload, ResidentObservedV1):
+        r = svc.observe_resident(payload)
+    elif isinstance(payload, CaseV1):
+        resolved = svc.resolve_case(payload)
+        r = resolved.get(ev.sourcerecord) or resolved[payload.subject.record]
+    elif isinstance(payload, ReferralRequestedV1):
+        r = svc.resolve(payload.subject, feed=payload.feed.value)
+    elif isinstance(payload, PersonObservedV1):
+        r = svc.resolve(payload.person, feed=payload.feed.value)
+    elif isinstance(payload, ConsentV1):
+        # A consent names its subject; it never creates a person. Unknown subject → unresolved
+        # (the consent is still kept under its subject keys and found by later events).
+        if payload.subject_resident_no:
+            p = s.scalar(select(Person).where(Person.resident_no == payload.subject_resident_no))
+            if p is not None:
+                return p.id, p.household_id
+        if payload.subject_record:
+            row = s.get(PersonRecordRow, payload.subject_record)
+            if row is not None:
+                p = s.get(Person, row.person_id)
+                return row.person_id, (p.household_id if p else row.household_id)
+        return None, None
+    else:
+        return None, None
+    return r.person_id, r.household_id
+
+
+# --------------------------------------------------------------------------- consent gate
+def subject_keys(s: Session, person: str | None) -> tuple[set[str], set[str]]:
+    """The resident numbers and record keys under which consents for this hub person may be filed."""
+    if person is None:
+        return set(), set()
+    from hub.identity import Person, PersonRecordRow
+
+    resident_nos: set[str] = set()
+    records: set[str] = set()
+    p = s.get(Person, person)
+    if p is not None and p.resident_no:
+        resident_nos.add(p.resident_no)
+        records.add(f"registry:{p.resident_no}")
+    for rec, no in s.execute(
+        select(PersonRecordRow.record, PersonRecordRow.resident_no).where(PersonRecordRow.person_id == person)
+    ):
+        records.add(rec)
+        if no:
+            resident_nos.add(no)
+    return resident_nos, records
+
+
+def decide_for(s: Session, ev: CloudEvent) -> Decision:
+    """Ask the pure consent rules about one resolved event (fail closed when anything is unknown)."""
+    from consent.decide import decide
+    from consent.model import DecisionInput
+    from consent.store import ConsentRepository
+
+    with timed("decide"):
+        repo = ConsentRepository(s)
+        resident_nos, records = subject_keys(s, ev.person)
+        records.add(ev.sourcerecord)
+        consents = repo.versions_for(resident_nos, records) if ev.person else []
+        designations = repo.designations_for(ev.household) if ev.household else []
+        emergencies = repo.emergencies_for(ev.person) if ev.person else []
+        inp = DecisionInput.of(ev)
+        emergency = next((e for e in reversed(emergencies) if e.covers(ev.person, ev.field)), None)
+        return decide(inp, consents, designations, datetime.now(UTC), emergency)
+
+
+def audit(s: Session, ev: CloudEvent, decision: Decision) -> None:
+    """Append the decision to the hash-chained audit trail (no case content)."""
+    from consent.audit import AuditInput
+    from consent.model import DecisionInput
+    from consent.store import append_audit
+
+    with timed("audit"):
+        append_audit(s, [AuditInput.of(DecisionInput.of(ev), decision, decision.at or datetime.now(UTC))])
+
+
+def store_consent(s: Session, ev: CloudEvent, consent: ConsentV1) -> bool:
+    from consent.store import ConsentRepository
+
+    return ConsentRepository(s).add_version(consent, recorded_at=ev.time)
+
+
+# --------------------------------------------------------------------------- alerts
+def household_snapshot(s: Session, household: str) -> Any:
+    """Members (registry relations, 同居家族 links and notes) and cases of one household."""
+    from hub.alerts import CaseFact, HouseholdSnapshot, Member, derive_child_of
+    from hub.identity import Person, PersonRecordRow, Resident
+    from hub.store import CaseEvent, CaseState
+
+    persons = s.scalars(select(Person).where(Person.household_id == household, Person.merged_into.is_(None))).all()
+    ids = {p.id for p in persons}
+    residents = {r.person_id: r for r in s.scalars(select(Resident).where(Resident.person_id.in_(ids)))} if ids else {}
+    birth: dict[str, date | None] = {pid: (residents[pid].birth_date if pid in residents else None) for pid in ids}
+    record_person: dict[str, str] = {}
+    for rec, pid, bd in s.execute(select(PersonRecordRow.record, PersonRecordRow.person_id, PersonRecordRow.birth_date)
+                                  .where(PersonRecordRow.person_id.in_(ids))):
+        record_person[rec] = pid
+        if birth.get(pid) is None and bd is not None:
+            birth[pid] = bd
+    cases = s.scalars(select(CaseState).where(CaseState.household_id == household)).all()
+    notes: dict[str, set[MemberNote]] = defaultdict(set)
+    links: list[tuple[str, str, Relation | None]] = []
+    for c in cases:
+        for rec, info in (c.members or {}).items():
+            member = record_person.get(rec)
+            if member is None or c.person_id is None:
+                continue
+            rel = info.get("relation")
+            links.append((c.person_id, member, Relation(rel) if isinstance(rel, str) else None))
+            notes[member].update(MemberNote(n) for n in info.get("notes", []) if isinstance(n, str))  # type: ignore[union-attr]
+    registry_rel = [(pid, _relation(r.relation)) for pid, r in residents.items()]
+    child_of = derive_child_of(registry_rel, links)
+    members = tuple(
+        Member(person=pid, birth_date=birth.get(pid),
+               relation=_relation(residents[pid].relation) if pid in residents else None,
+               relation_source="registry" if pid in residents else None,
+               notes=frozenset(notes.get(pid, set())), child_of=child_of.get(pid, frozenset()))
+        for pid in sorted(ids)
+    )
+    shared = {
+        rec for (rec,) in s.execute(select(CaseEvent.record).where(
+            CaseEvent.household_id == household, CaseEvent.team_published.is_(True)))
+    }
+    facts = tuple(
+        CaseFact(record=c.record, case=c.case, person=c.person_id, field=Field(c.field), opened_on=c.opened_on,
+                 closed_on=c.closed_on, topics=frozenset(Topic(t) for t in c.topics or []),
+                 shareable=c.record in shared)
+        for c in cases if c.person_id is not None
+    )
+    return HouseholdSnapshot(household=household, members=members, cases=facts)
+
+
+def _relation(value: str | None) -> Relation | None:
+    if not value:
+        return None
+    try:
+        return Relation(value)
+    except ValueError:
+        return RELATION_LABELS.get(value)
+
+
+def evaluate_alerts(s: Session, household: str, today: date, settings: Any) -> list[bytes]:
+    """Re-evaluate the household's timeline; publish raised/updated alerts (never lowers one)."""
+    from hub.alerts import DEFAULT_SETTINGS, diff_alerts, evaluate, view
+    from hub.store import AlertState
+
+    with timed("alerts"):
+        snapshot = household_snapshot(s, household)
+        if not snapshot.cases:
+            return []
+        found = evaluate(snapshot, today, settings or DEFAULT_SETTINGS)
+        existing = {a.kind: a for a in s.scalars(select(AlertState).where(AlertState.household_id == household))}
+        previous = {k: ([Field(f) for f in a.fields], list(a.records)) for k, a in existing.items()}
+        out: list[bytes] = []
+        for action, finding in diff_alerts(previous, found):
+            alert_id = stable_event_id("alert", household, finding.kind)
+            row = existing.get(finding.kind)
+            at = datetime.now(UTC)
+            if row is None:
+                row = AlertState(alert_id=alert_id, household_id=household, kind=finding.kind, status="open",
+                                 raised_at=at, fields=[], records=[])
+                s.add(row)
+            row.fields = [f.value for f in finding.fields]
+            row.records = list(finding.records)
+            row.updated_at = at
+            shown = view(finding, snapshot, today)
+            data = AlertV1(alert=alert_id, kind=finding.kind, household=household, fields=list(finding.fields),
+                           records=list(finding.records), status="open", shareable=shown["shareable"],
+                           members=shown["members"], age_bands=shown["age_bands"])
+            ev = CloudEvent(
+                id=stable_event_id("alert", household, finding.kind, action, *finding.fields, *finding.records),
+                source="urn:tsunagu:hub:alerts",
+                type=f"jp.tsunagu.alert.{action}.v1",
+                time=datetime.combine(finding.since, datetime.min.time(), JST),
+                sourcerecord=finding.records[0] if finding.records else household,
+                household=household,
+                data=data.model_dump(mode="json"),
+            )
+            out.append(ev.to_json_bytes())
+        return out
+
+
+def payload_model(ev: CloudEvent) -> BaseModel:
+    from schemas.events import parse_payload
+
+    return parse_payload(ev.type, ev.data)

@@ -1,0 +1,89 @@
+"""Composition root: which connector reads which folder, and how the hub core is built.
+
+The only module that knows every connector; ``bootstrap.py`` in cosmicpython's terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from connectors.contract import Connector
+from connectors.runner import ConnectorState
+from hub.alerts import AlertSettings
+from hub.broker import Topics
+from hub.db import make_engine, make_sessionmaker
+from hub.pipeline import HubCore
+from hub.settings import Settings
+
+
+def registry_connectors(sources: Path) -> list[Connector]:
+    from connectors.registry import RegistryConnector
+
+    folder = sources / "registry"
+    return [RegistryConnector(folder)] if folder.is_dir() else []
+
+
+def case_connectors(sources: Path, settings: Settings) -> list[Connector]:
+    """Consent documents first (cleaner audit), then the four fields' feeds."""
+    out: list[Connector] = []
+    if (sources / "consent").is_dir():
+        from connectors.fhir_consent import FhirConsentConnector
+
+        out.append(FhirConsentConnector(sources / "consent"))
+    if (sources / "houkatsu").is_dir():
+        from connectors.houkatsu import HoukatsuConnector
+        from connectors.mapping import load_mapping
+
+        mappings = [load_mapping(p) for p in sorted((sources / "houkatsu").glob("*.mapping.toml"))]
+        out.append(HoukatsuConnector(sources / "houkatsu", mappings or None))
+    shogai_db = sources / "shogai" / "soudan.sqlite"
+    if shogai_db.is_file():
+        from connectors.shogai import ShogaiConnector
+
+        out.append(ShogaiConnector(f"sqlite:///{shogai_db}"))
+    if (sources / "kodomo").is_dir():
+        from connectors.kodomo import KodomoReplayConnector
+
+        out.append(KodomoReplayConnector(sources / "kodomo", settings.kodomo_webhook_secret.get_secret_value()))
+    if (sources / "jiritsu").is_dir():
+        from connectors.jiritsu import JiritsuConnector
+
+        out.append(JiritsuConnector(sources / "jiritsu"))
+    return out
+
+
+def phases(sources: Path, settings: Settings, _state: ConnectorState) -> Iterator[list[Connector]]:
+    """The registry is reference data: the hub has it before it resolves anyone's case."""
+    first = registry_connectors(sources)
+    if first:
+        yield first
+    rest = case_connectors(sources, settings)
+    if rest:
+        yield rest
+
+
+def alert_settings(settings: Settings) -> AlertSettings:
+    return AlertSettings(multi_field_min_fields=settings.alert_multi_field_min_fields)
+
+
+def make_core(settings: Settings, url: str, topics: Topics) -> HubCore:
+    engine = make_engine(url)
+    return HubCore(make_sessionmaker(engine), topics, alert_settings=alert_settings(settings))
+
+
+def persons_rows(s: Session) -> Iterator[dict[str, Any]]:
+    from hub.identity import persons_export
+
+    for record, person, household in persons_export(s):
+        yield {"record": record, "person": person, "household": household}
+
+
+def audit_rows(s: Session) -> Iterator[dict[str, Any]]:
+    from consent.store import iter_audit
+
+    for entry in iter_audit(s):
+        yield entry.to_json()
