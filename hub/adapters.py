@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -29,6 +29,9 @@ from schemas.events import (
     ResidentObservedV1,
     WithdrawalNoticeV1,
 )
+
+if TYPE_CHECKING:
+    from hub.alerts import AlertKind
 
 JST = timezone(timedelta(hours=9), "JST")
 
@@ -218,7 +221,9 @@ def household_snapshot(s: Session, household: str) -> Any:
                 continue
             rel = info.get("relation")
             links.append((c.person_id, member, Relation(rel) if isinstance(rel, str) else None))
-            notes[member].update(MemberNote(n) for n in info.get("notes", []) if isinstance(n, str))  # type: ignore[union-attr]
+            raw_notes = info.get("notes")
+            if isinstance(raw_notes, list):
+                notes[member].update(MemberNote(n) for n in raw_notes if isinstance(n, str))
     registry_rel = [(pid, _relation(r.relation)) for pid, r in residents.items()]
     child_of = derive_child_of(registry_rel, links)
     members = tuple(
@@ -252,7 +257,7 @@ def _relation(value: str | None) -> Relation | None:
 
 def evaluate_alerts(s: Session, household: str, today: date, settings: Any) -> list[bytes]:
     """Re-evaluate the household's timeline; publish raised/updated alerts (never lowers one)."""
-    from hub.alerts import DEFAULT_SETTINGS, diff_alerts, evaluate, view
+    from hub.alerts import DEFAULT_SETTINGS, KINDS, diff_alerts, evaluate, view
     from hub.store import AlertState
 
     with timed("alerts"):
@@ -261,7 +266,9 @@ def evaluate_alerts(s: Session, household: str, today: date, settings: Any) -> l
             return []
         found = evaluate(snapshot, today, settings or DEFAULT_SETTINGS)
         existing = {a.kind: a for a in s.scalars(select(AlertState).where(AlertState.household_id == household))}
-        previous = {k: ([Field(f) for f in a.fields], list(a.records)) for k, a in existing.items()}
+        previous: dict[AlertKind, tuple[Sequence[Field], Sequence[str]]] = {
+            k: ([Field(f) for f in a.fields], list(a.records)) for k, a in existing.items() if k in KINDS
+        }
         out: list[bytes] = []
         for action, finding in diff_alerts(previous, found):
             alert_id = stable_event_id("alert", household, finding.kind)

@@ -25,7 +25,6 @@ from hub.store import CaseEvent, CaseState, HubDeadLetter, HubOutbox, ProcessedE
 from schemas.codes import Field
 from schemas.deadletter import DeadLetter
 from schemas.envelope import CloudEvent
-from schemas.wareki import InvalidDate, parse_jst_datetime
 from schemas.events import (
     CaseV1,
     ConsentV1,
@@ -35,6 +34,7 @@ from schemas.events import (
     UnknownEventType,
     parse_payload,
 )
+from schemas.wareki import parse_jst_datetime
 
 log = get_logger("tsunagu.hub")
 

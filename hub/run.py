@@ -257,7 +257,7 @@ def write_export(export: Path, core: HubCore, bootstrap: str, topics: Topics,
     _jsonl(export / "deadletter.jsonl", dead)
     _jsonl(export / "audit.jsonl", audit)
     dead_by_feed = Counter(d["source"] for d in dead)
-    feeds = sorted(set(stats) | set(processed) | set(dead_by_feed))
+    feeds = sorted({str(f) for f in (*stats, *processed, *dead_by_feed) if f})
     alert_kinds = Counter(a["data"]["kind"] for a in alerts if a["type"].endswith("alert.raised.v1"))
     summary = {
         "feeds": {

@@ -60,11 +60,13 @@ class HubService:
             "fetch_max_wait_ms": settings.fetch_max_wait_ms,
         }
 
-        @self.broker.subscriber(self.topics.intake, group_id=settings.hub_group, **common)
+        @self.broker.subscriber(self.topics.intake, group_id=settings.hub_group, **common)  # type: ignore[untyped-decorator]
         async def on_intake(_body: Any, message: KafkaMessage) -> None:
             await self._handle(message, self.core.process_intake)
 
-        @self.broker.subscriber(self.topics.resolved, group_id=f"{settings.hub_group}-household", **common)
+        @self.broker.subscriber(  # type: ignore[untyped-decorator]
+            self.topics.resolved, group_id=f"{settings.hub_group}-household", **common
+        )
         async def on_household(_body: Any, message: KafkaMessage) -> None:
             await self._handle(message, self.core.process_household)
 
