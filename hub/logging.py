@@ -65,9 +65,19 @@ PROCESSORS: list[Any] = [
 ]
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time (test runners swap and close it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     """JSON lines on stderr (or ``stream``); third-party stdlib logging goes through the same filter."""
-    out = stream or sys.stderr
+    out = stream or _CurrentStderr()
     structlog.configure(
         processors=[*PROCESSORS, structlog.processors.JSONRenderer(ensure_ascii=False)],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

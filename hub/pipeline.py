@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -136,6 +136,10 @@ class HubCore:
     def _run_batch(self, stage: str, batch: Iterable[RawMessage],
                    handle: Callable[[Session, RawMessage, CloudEvent, BaseModel], None]) -> None:
         with self.sessions.begin() as s:
+            if stage == INTAKE and s.get_bind().dialect.name == "postgresql":
+                # Identity resolution reads then creates persons: serialize it across hub instances,
+                # or two instances could each create a person for the same human at the same time.
+                s.execute(text("SELECT pg_advisory_xact_lock(7200501)"))
             seen_in_batch: set[tuple[str, str]] = set()
             for msg in batch:
                 try:

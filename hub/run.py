@@ -34,7 +34,7 @@ from hub.pipeline import HOUSEHOLD, INTAKE, HubCore
 from hub.service import HubService
 from hub.settings import Settings
 from hub.store import HubOutbox, ProcessedEvent
-from hub.topicreader import read_topic
+from hub.topicreader import group_lag, read_topic
 
 log = get_logger("tsunagu.run")
 
@@ -63,13 +63,32 @@ def check_sources(sources: Path) -> None:
         raise RunError(f"sources folder is not readable: {sources} ({type(exc).__name__})") from None
 
 
-def run_identity(state_dir: Path) -> str:
-    """A stable id per state folder: topics and consumer groups of a resumed run are the same ones."""
-    marker = state_dir / "run-id"
+STATE_FILES = ("run.json", "hub.sqlite", "hub.sqlite-wal", "hub.sqlite-shm", "connectors.sqlite",
+               "connectors.sqlite-wal", "connectors.sqlite-shm")
+
+
+def run_identity(state_dir: Path, settings: Settings) -> str:
+    """A stable id per state folder: topics and consumer groups of a resumed run are the same ones.
+
+    The embedded broker keeps nothing once it stops, so a state folder made with it cannot be
+    resumed: the run starts over from the sources (ids are stable, so the result is the same).
+    A state made with one external cluster cannot be resumed against another.
+    """
+    marker = state_dir / "run.json"
+    broker = settings.kafka_bootstrap or "embedded"
     if marker.exists():
-        return marker.read_text().strip()
+        prior = json.loads(marker.read_text(encoding="utf-8"))
+        if prior.get("broker") == broker != "embedded":
+            return str(prior["run"])
+        if prior.get("broker") != "embedded":
+            raise RunError("this --state was made with another Kafka cluster; use a new --state folder")
+        if settings.database_url:
+            raise RunError("this --state was made with the embedded broker and cannot be resumed; use a new --state")
+        log.warning("state made with the embedded broker: starting over", state_dir=str(state_dir))
+        for name in STATE_FILES:
+            (state_dir / name).unlink(missing_ok=True)
     rid = uuid.uuid4().hex[:12]
-    marker.write_text(rid)
+    marker.write_text(json.dumps({"run": rid, "broker": broker}), encoding="utf-8")
     return rid
 
 
@@ -115,12 +134,13 @@ def batch_run(
     state: Path | None = None,
     progress: TextIO | None = sys.stderr,
     stop_after: Callable[[str], None] | None = None,
+    hub_instances: int = 1,
 ) -> RunResult:
     """Run every feed under ``sources`` once through Kafka and the hub and write ``export``."""
     check_sources(sources)
     started = time.monotonic()
     with state_folder(state) as state_dir, kafka_cluster(settings) as bootstrap:
-        rid = run_identity(state_dir)
+        rid = run_identity(state_dir, settings)
         if not settings.kafka_bootstrap or settings.topic_prefix == "tsunagu":
             settings = settings.model_copy(update={"topic_prefix": f"tsunagu.run-{rid}",
                                                    "hub_group": f"tsunagu-hub-{rid}"})
@@ -132,7 +152,8 @@ def batch_run(
         cstate = ConnectorState.in_dir(state_dir)
         try:
             stats = asyncio.run(
-                _drive(core, settings, bootstrap, topics, sources, cstate, Progress(progress), stop_after)
+                _drive(core, settings, bootstrap, topics, sources, cstate, Progress(progress), stop_after,
+                       hub_instances)
             )
         finally:
             cstate.dispose()
@@ -143,9 +164,10 @@ def batch_run(
 
 async def _drive(core: HubCore, settings: Settings, bootstrap: str, topics: Topics, sources: Path,
                  cstate: ConnectorState, progress: Progress,
-                 stop_after: Callable[[str], None] | None) -> dict[str, RunStats]:
-    service = HubService(core, settings, bootstrap)
-    await service.start()
+                 stop_after: Callable[[str], None] | None, hub_instances: int = 1) -> dict[str, RunStats]:
+    services = [HubService(core, settings, bootstrap, instance=f"hub-{i}") for i in range(hub_instances)]
+    for service in services:
+        await service.start()
     producer = make_producer(bootstrap)
     stats: dict[str, RunStats] = {}
     try:
@@ -162,20 +184,29 @@ async def _drive(core: HubCore, settings: Settings, bootstrap: str, topics: Topi
                 ids |= st.event_ids
                 if stop_after:
                     stop_after(connector.name)
-            await _wait_processed(core, ids, progress)
+            await _wait_processed(core, ids, progress, lag=lambda: _lag(bootstrap, settings, topics))
     finally:
         producer.close(timeout=10)
-        await service.stop()
+        for service in services:
+            await service.stop()
         progress.end()
     return stats
 
 
-async def _wait_processed(core: HubCore, ids: set[tuple[str, str]], progress: Progress,
-                          quiet_s: float = 1.5, timeout_s: float = 3600) -> None:
-    """Wait until the hub finished every event of this phase, then until it has been quiet.
+def _lag(bootstrap: str, settings: Settings, topics: Topics) -> int:
+    return group_lag(bootstrap, settings.hub_group, topics.intake) + group_lag(
+        bootstrap, f"{settings.hub_group}-household", topics.resolved
+    )
 
-    Finished = handled at the household stage, or dead-lettered at intake. The quiet period
-    catches redeliveries of events an interrupted earlier run had published.
+
+async def _wait_processed(core: HubCore, ids: set[tuple[str, str]], progress: Progress, *,
+                          lag: Callable[[], int] | None = None, quiet_s: float = 0.5,
+                          timeout_s: float = 3600) -> None:
+    """Wait until the hub finished every event of this phase and both stages have no lag.
+
+    Finished = handled at the household stage, or dead-lettered at intake. The lag check (the
+    hub's committed offsets against the topics' highwater) also covers events an interrupted
+    earlier run had published but the hub had not yet handled.
     """
     deadline = time.monotonic() + timeout_s
     total = len(ids)
@@ -185,9 +216,11 @@ async def _wait_processed(core: HubCore, ids: set[tuple[str, str]], progress: Pr
         progress.show("hub", done, total)
         if activity != last_count or outbox:
             last_count, last_change = activity, time.monotonic()
-        if done >= total and time.monotonic() - last_change >= quiet_s:
-            progress.show("hub", done, total, force=True)
-            return
+        if done >= total and not outbox and time.monotonic() - last_change >= quiet_s:
+            if lag is None or await asyncio.to_thread(lag) == 0:
+                progress.show("hub", done, total, force=True)
+                return
+            last_change = time.monotonic()
         await asyncio.sleep(0.1)
     raise RunError("the hub did not finish processing in time")
 

@@ -47,3 +47,45 @@ def read_topic(bootstrap: str, topic: str, *, idle_s: float = 1.0, max_s: float 
 def _done(consumer: KafkaConsumer, tp: TopicPartition) -> bool:
     hw = consumer.highwater(tp)
     return hw is not None and consumer.position(tp) >= hw
+
+
+def group_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Records on ``topic`` after the group's committed offsets (0 when it has handled everything).
+
+    The highwater comes from a real fetch (Tansu's ``end_offsets`` is wrong after batched produces);
+    committed offsets come from kafka-python's admin client, which Tansu answers correctly.
+    """
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tsunagu-lag")
+    try:
+        committed = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="tsunagu-lag", enable_auto_commit=False,
+                             fetch_max_wait_ms=20, max_poll_records=1)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+        if not tps:
+            return 0
+        consumer.assign(tps)
+        for tp in tps:
+            meta = committed.get(tp)
+            if meta is not None and meta.offset >= 0:
+                consumer.seek(tp, meta.offset)
+            else:
+                consumer.seek_to_beginning(tp)
+        lag = 0
+        for tp in tps:
+            start = consumer.position(tp)
+            deadline = time.monotonic() + 2.0
+            hw = consumer.highwater(tp)
+            while hw is None and time.monotonic() < deadline:
+                consumer.poll(timeout_ms=50)
+                hw = consumer.highwater(tp)
+            if hw is None:  # nothing fetched for an empty partition: no lag there
+                continue
+            lag += max(0, hw - start)
+        return lag
+    finally:
+        consumer.close()
