@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
+
+from consent.audit import verify
 from e2e.identity_scorer import pairwise_scores
 from e2e.truth_checks import (
     consented,
@@ -18,9 +21,6 @@ from e2e.truth_checks import (
     truth_alert_set,
     truth_key,
 )
-from typer.testing import CliRunner
-
-from consent.audit import verify
 from hub.cli import app
 from hub.logging import configure_logging
 from hub.run import RunError, batch_run
