@@ -171,11 +171,22 @@ def decide_for(s: Session, ev: CloudEvent) -> Decision:
         resident_nos, records = subject_keys(s, ev.person)
         records.add(ev.sourcerecord)
         consents = repo.versions_for(resident_nos, records) if ev.person else []
-        designations = repo.designations_for(ev.household) if ev.household else []
-        emergencies = repo.emergencies_for(ev.person) if ev.person else []
+        designations = repo.designations_for(ev.household) if ev.household and _any_rows(s, "designations") else []
+        emergencies = repo.emergencies_for(ev.person) if ev.person and _any_rows(s, "emergency_overrides") else []
         inp = DecisionInput.of(ev)
         emergency = next((e for e in reversed(emergencies) if e.covers(ev.person, ev.field)), None)
         return decide(inp, consents, designations, datetime.now(UTC), emergency)
+
+
+def _any_rows(s: Session, table: str) -> bool:
+    """Whether a (usually empty) table has rows, remembered for the rest of the transaction."""
+    cache: dict[str, bool] = s.info.setdefault("tsunagu_any_rows", {})
+    if table not in cache:
+        from consent.store import metadata
+
+        t = metadata.tables[table]
+        cache[table] = s.execute(select(t.c[next(iter(t.c.keys()))]).limit(1)).first() is not None
+    return cache[table]
 
 
 def audit(s: Session, ev: CloudEvent, decision: Decision) -> None:
@@ -186,6 +197,16 @@ def audit(s: Session, ev: CloudEvent, decision: Decision) -> None:
 
     with timed("audit"):
         append_audit(s, [AuditInput.of(DecisionInput.of(ev), decision, decision.at or datetime.now(UTC))])
+
+
+def audit_many(s: Session, decisions: list[tuple[CloudEvent, Decision]]) -> None:
+    """Append a batch's decisions to the chain in one go (one head lock per batch), in order."""
+    from consent.audit import AuditInput
+    from consent.model import DecisionInput
+    from consent.store import append_audit
+
+    with timed("audit"):
+        append_audit(s, [AuditInput.of(DecisionInput.of(ev), d, d.at or datetime.now(UTC)) for ev, d in decisions])
 
 
 def store_consent(s: Session, ev: CloudEvent, consent: ConsentV1) -> bool:

@@ -8,6 +8,7 @@ only then commits the Kafka offsets.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -89,6 +90,24 @@ class HubCore:
         self.topics = topics
         self.alert_settings = alert_settings
         self.today = today or (lambda: datetime.now(adapters.JST).date())
+        # per-batch work queues; thread-local because stages and instances run batches in threads
+        self._local = threading.local()
+
+    @property
+    def _audit(self) -> list[tuple[CloudEvent, Any]]:
+        return self._local.__dict__.setdefault("audit", [])  # type: ignore[no-any-return]
+
+    @_audit.setter
+    def _audit(self, value: list[tuple[CloudEvent, Any]]) -> None:
+        self._local.audit = value
+
+    @property
+    def _households(self) -> set[str]:
+        return self._local.__dict__.setdefault("households", set())  # type: ignore[no-any-return]
+
+    @_households.setter
+    def _households(self, value: set[str]) -> None:
+        self._local.households = value
 
     # ------------------------------------------------------------------ outbox
     def outbox_batch(self, limit: int) -> list[OutboxMessage]:
@@ -135,6 +154,8 @@ class HubCore:
     # ------------------------------------------------------------------ batches
     def _run_batch(self, stage: str, batch: Iterable[RawMessage],
                    handle: Callable[[Session, RawMessage, CloudEvent, BaseModel], None]) -> None:
+        self._audit = []
+        self._households = set()
         with self.sessions.begin() as s:
             if stage == INTAKE and s.get_bind().dialect.name == "postgresql":
                 # Identity resolution reads then creates persons: serialize it across hub instances,
@@ -161,13 +182,29 @@ class HubCore:
                 except ValidationError as exc:
                     self.dead_letter(s, stage, msg, validation_reason(exc, ev.type), event=ev)
                     continue
+                mark = (len(self._audit), set(self._households))
                 try:
                     with s.begin_nested():
                         handle(s, msg, ev, payload)
                 except Rejected as exc:
+                    del self._audit[mark[0]:]  # what the rolled-back message had queued
+                    self._households.intersection_update(mark[1])
                     self.dead_letter(s, stage, msg, exc.reason, event=ev, record=exc.record)
                 except IntegrityError:
                     raise  # concurrent instance: let the batch be redelivered
+            self._finish_batch(s)
+
+    def _finish_batch(self, s: Session) -> None:
+        """Once per batch: append the queued decisions to the audit chain, evaluate touched households."""
+        try:
+            if self._audit:
+                adapters.audit_many(s, self._audit)
+            for household in sorted(self._households):
+                for alert_event in adapters.evaluate_alerts(s, household, self.today(), self.alert_settings):
+                    self.emit(s, self.topics.alerts, household, alert_event)
+        finally:
+            self._audit = []
+            self._households = set()
 
     def _process(self, stage: str, batch: Sequence[RawMessage],
                  handle: Callable[[Session, RawMessage, CloudEvent, BaseModel], None]) -> None:
@@ -269,7 +306,7 @@ class HubCore:
     def _decide_and_publish(self, s: Session, row: CaseEvent, ev: CloudEvent,
                             payload: CaseV1 | ReferralRequestedV1) -> None:
         decision = adapters.decide_for(s, ev)
-        adapters.audit(s, ev, decision)
+        self._audit.append((ev, decision))
         if decision.permit and decision.route in ("team", "emergency"):
             self.emit(s, self.topics.team, ev.household or ev.person, adapters.team_event(ev))
             row.team_published = True
@@ -294,13 +331,13 @@ class HubCore:
             held_ev = CloudEvent.from_json_bytes(row.payload)
             decision = adapters.decide_for(s, held_ev)
             if decision.permit and decision.route == "team":
-                adapters.audit(s, held_ev, decision)
+                self._audit.append((held_ev, decision))
                 self.emit(s, self.topics.team, held_ev.household or held_ev.person, adapters.team_event(held_ev))
                 row.team_published = True
 
     def _alerts(self, s: Session, household: str) -> None:
-        for alert_event in adapters.evaluate_alerts(s, household, self.today(), self.alert_settings):
-            self.emit(s, self.topics.alerts, household, alert_event)
+        """Alerts are evaluated once per touched household at the end of the batch."""
+        self._households.add(household)
 
 
 def _try_event(msg: RawMessage) -> CloudEvent | None:

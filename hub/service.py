@@ -17,6 +17,7 @@ leftovers are published at the next batch.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,8 +75,10 @@ class HubService:
         records = message.raw_message
         if not isinstance(records, (list, tuple)):
             records = [records]
+        t0 = time.perf_counter()
         try:
             await asyncio.to_thread(step, _raw(records))
+            t1 = time.perf_counter()
             await self.relay()
         except Exception as exc:
             log.error("batch failed; it will be redelivered", error_type=type(exc).__name__, count=len(records))
@@ -83,6 +86,8 @@ class HubService:
             await asyncio.sleep(0.5)
             return
         await message.ack()
+        log.debug("batch done", stage=getattr(step, "__name__", "?"), count=len(records),
+                  elapsed_s=round(t1 - t0, 4), rate=round(time.perf_counter() - t1, 4))
 
     async def relay(self) -> int:
         """Publish outbox rows in order, await acknowledgements, then delete them."""
