@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -20,9 +21,15 @@ app.add_typer(bench_app, name="bench")
 SAMPLES = Path(__file__).parent / "samples"
 
 
+def _terminate(_signum: int, _frame: object) -> None:
+    """SIGTERM ends a command like Ctrl-C does, so `finally` blocks stop the embedded broker."""
+    raise KeyboardInterrupt
+
+
 def _settings() -> Settings:
     settings = get_settings()
     configure_logging(settings.log_level)
+    signal.signal(signal.SIGTERM, _terminate)
     return settings
 
 
