@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hub.identity
 from alembic import context
-from consent.store import metadata as consent_metadata
 from sqlalchemy import engine_from_config, pool
 
+import hub.identity
 import hub.store  # noqa: F401
+from consent.store import metadata as consent_metadata
 from hub.db import Base
 
 config = context.config
