@@ -28,6 +28,8 @@ def truth() -> dict:
     import json
 
     if not TRUTH.exists():
+        if os.environ.get("CI"):
+            pytest.fail("../shared/agency-systems/samples.truth.json is required in CI")
         pytest.skip("samples.truth.json not found beside the repository")
     return json.loads(TRUTH.read_text(encoding="utf-8"))
 
