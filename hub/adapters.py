@@ -70,39 +70,37 @@ def team_event(ev: CloudEvent) -> bytes:
     return ev.to_json_bytes()
 
 
+def _derived(ev: CloudEvent, kind: str, event_type: str, data: BaseModel, **extensions: Any) -> bytes:
+    """A hub event derived from one source event: a stable id of its own, the source's time and record."""
+    out = CloudEvent(
+        id=stable_event_id(kind, ev.source, ev.id),
+        source="urn:tsunagu:hub",
+        type=event_type,
+        time=ev.time,
+        sourcerecord=ev.sourcerecord,
+        household=ev.household,
+        data=data.model_dump(mode="json"),
+        **extensions,
+    )
+    return out.to_json_bytes()
+
+
 def support_meeting_event(ev: CloudEvent, case: CaseV1, on: date) -> bytes:
-    """The 支援会議 gets the minimal form only (第106条の6): no names, no free text, no 要配慮 details."""
+    """The 支援会議 gets the minimal form only (第106条の6): no names, no free text, no 要配慮 details.
+
+    Not even the hub person id: the meeting is convened for a household.
+    """
     from consent.decide import minimal_form
 
     change = ev.type.split(".")[-2]  # jp.tsunagu.case.opened.v1 → opened
-    data = minimal_form(case, change, on)
-    out = CloudEvent(
-        id=stable_event_id("support_meeting", ev.source, ev.id),
-        source="urn:tsunagu:hub",
-        type="jp.tsunagu.support_meeting.case.v1",
-        time=ev.time,
-        sourcerecord=ev.sourcerecord,
-        field=ev.field,
-        person=ev.person,
-        household=ev.household,
-        data=data.model_dump(mode="json"),
-    )
-    return out.to_json_bytes()
+    return _derived(ev, "support_meeting", "jp.tsunagu.support_meeting.case.v1", minimal_form(case, change, on),
+                    field=ev.field)
 
 
 def withdrawal_notice(ev: CloudEvent, consent: ConsentV1) -> bytes:
+    """Tells the team's views to hide the person's earlier events of these fields."""
     notice = WithdrawalNoticeV1(consent_id=consent.consent_id, fields=consent.fields, effective=ev.time)
-    out = CloudEvent(
-        id=stable_event_id("withdrawal", ev.source, ev.id),
-        source="urn:tsunagu:hub",
-        type="jp.tsunagu.team.withdrawal.v1",
-        time=ev.time,
-        sourcerecord=ev.sourcerecord,
-        person=ev.person,
-        household=ev.household,
-        data=notice.model_dump(mode="json"),
-    )
-    return out.to_json_bytes()
+    return _derived(ev, "withdrawal", "jp.tsunagu.team.withdrawal.v1", notice, person=ev.person)
 
 
 # --------------------------------------------------------------------------- identity (stage 1)
@@ -160,8 +158,17 @@ def subject_keys(s: Session, person: str | None) -> tuple[set[str], set[str]]:
     return resident_nos, records
 
 
+#: how long an emergency override (個人情報保護法 第69条第2項第4号, 虐待防止) opens the emergency route:
+#: from its ``at`` for 72 hours, judged at the time of the decision. A longer need is a new override,
+#: with its own reason and user in the record.
+EMERGENCY_WINDOW = timedelta(hours=72)
+
+
 def decide_for(s: Session, ev: CloudEvent) -> Decision:
-    """Ask the pure consent rules about one resolved event (fail closed when anything is unknown)."""
+    """Ask the pure consent rules about one resolved event (fail closed when anything is unknown).
+
+    An emergency override counts only while the decision falls within ``EMERGENCY_WINDOW`` of it.
+    """
     from consent.decide import decide
     from consent.model import DecisionInput
     from consent.store import ConsentRepository
@@ -174,8 +181,10 @@ def decide_for(s: Session, ev: CloudEvent) -> Decision:
         designations = repo.designations_for(ev.household) if ev.household and _any_rows(s, "designations") else []
         emergencies = repo.emergencies_for(ev.person) if ev.person and _any_rows(s, "emergency_overrides") else []
         inp = DecisionInput.of(ev)
-        emergency = next((e for e in reversed(emergencies) if e.covers(ev.person, ev.field)), None)
-        return decide(inp, consents, designations, datetime.now(UTC), emergency)
+        at = datetime.now(UTC)
+        emergency = next((e for e in reversed(emergencies)
+                          if e.covers(ev.person, ev.field) and e.at <= at < e.at + EMERGENCY_WINDOW), None)
+        return decide(inp, consents, designations, at, emergency)
 
 
 def _any_rows(s: Session, table: str) -> bool:

@@ -49,7 +49,7 @@ def render_summary(summary: dict[str, Any], export: Path) -> str:
     order = [f for f in FEED_NAMES if f in summary["feeds"]] + [f for f in summary["feeds"] if f not in FEED_NAMES]
     for feed in order:
         c = summary["feeds"][feed]
-        out.append(pad(FEED_NAMES.get(feed, feed), 30) + f"{c['read']:>9}  {c['published']:>14}  {c['processed']:>15}"
+        out.append(pad(FEED_NAMES.get(feed) or feed, 30) + f"{c['read']:>9}  {c['published']:>14}  {c['processed']:>15}"
                    f"  {c['dead_lettered']:>17}")
     out.append("")
     out.append(f"チームへ共有 team events (本人同意あり with consent): {summary['team_events']}")
