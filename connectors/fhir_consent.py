@@ -3,6 +3,12 @@
 Each ``{folder}/*.json`` is one resource version. ``status`` ``active`` →
 ``jp.tsunagu.consent.recorded.v1``, ``inactive`` → ``jp.tsunagu.consent.withdrawn.v1``;
 other statuses (draft, rejected, entered-in-error) grant nothing and become dead letters.
+The mapping is :func:`schemas.fhir_consent.parse_consent` (the one tsunagu uses everywhere): a
+grantor is stored as ``self``, a 続柄 or ``guardian``, never a name; a resource without the
+``重層的支援会議`` recipient or the ``multi-agency-support`` purpose is still recorded (a later
+withdrawal of it must not be lost) but maps to an empty recipient / purpose, which grants nothing.
+Events are keyed by ``registry:{宛名番号}``, or by the subject's record key for a consent that names
+its subject only by one (``urn:jp:tsunagu:record-key``, as tsunagu's own consents can).
 
 Checkpoints: one scope per file (``consent/{file name}``, position ``"1"`` once read).
 Files can be added at any time and their names say nothing about when (a withdrawal
@@ -47,6 +53,14 @@ def record_key(resident_no: str) -> str:
     return f"registry:{resident_no}"
 
 
+def subject_key(consent: ConsentV1) -> str:
+    """The record key a consent event is about: the registry key of its 宛名番号, else its record key."""
+    if consent.subject_resident_no:
+        return record_key(consent.subject_resident_no)
+    assert consent.subject_record is not None  # ConsentV1 names its subject one way or the other
+    return consent.subject_record
+
+
 @dataclass(frozen=True, slots=True)
 class _Read:
     path: Path
@@ -62,8 +76,7 @@ class _Read:
 
 def consent_event(consent: ConsentV1) -> CloudEvent:
     """The CloudEvent for one consent version; time = when that version was recorded."""
-    assert consent.subject_resident_no is not None
-    record = record_key(consent.subject_resident_no)
+    record = subject_key(consent)
     data = consent.model_dump(mode="json")
     return CloudEvent(
         id=stable_event_id(FEED.value, record, consent.version.isoformat(), content_hash(data)),
@@ -81,23 +94,21 @@ class FhirConsentConnector(Connector):
 
     name = FEED.value
 
-    def __init__(self, folder: Path | str) -> None:
+    def __init__(self, folder: Path | str, *, municipality_code: str | None = None) -> None:
         self.folder = Path(folder)
+        #: when given, a resident number of another municipality's system is a dead letter
+        self.municipality_code = municipality_code
 
     def read(self, checkpoints: Mapping[str, str]) -> Iterator[Item]:
         new = [p for p in sorted(self.folder.glob("*.json")) if scope_of(p) not in checkpoints]
         for read in sorted((self._load(p) for p in new), key=lambda r: r.order):
             cp = Checkpoint(scope_of(read.path), DONE)
             consent = read.consent
-            if consent is None or consent.status not in EVENT_TYPE or consent.subject_resident_no is None:
+            if consent is None or consent.status not in EVENT_TYPE:
                 reason = read.problem or (
                     f"status {consent.status}: records nothing" if consent is not None else "invalid consent"
                 )
-                record = (
-                    record_key(consent.subject_resident_no)
-                    if consent is not None and consent.subject_resident_no
-                    else None
-                )
+                record = subject_key(consent) if consent is not None else None
                 letter = DeadLetter(
                     source=FEED.value,
                     where=f"file:{read.path.name}",
@@ -118,7 +129,7 @@ class FhirConsentConnector(Connector):
         order_id = str(resource.get("id") or "") if isinstance(resource, dict) else ""
         order_date = str(resource.get("date") or "") if isinstance(resource, dict) else ""
         try:
-            consent = parse_consent(resource)
+            consent = parse_consent(resource, municipality_code=self.municipality_code)
         except InvalidConsentDocument as exc:
             return _Read(path, problem=f"invalid Consent: {exc}", order_id=order_id, order_date=order_date)
         return _Read(

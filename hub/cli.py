@@ -18,6 +18,13 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="tsunagu: つ
 bench_app = typer.Typer(no_args_is_help=False, invoke_without_command=True, help="Benchmarks (ratios in one run).")
 app.add_typer(bench_app, name="bench")
 
+
+def _register_subcommands() -> None:
+    from hub.cli_consent import audit_app, consent_app
+
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(consent_app, name="consent")
+
 SAMPLES = Path(__file__).parent / "samples"
 
 
@@ -106,6 +113,8 @@ def bench_identity(
         result = run_identity_bench(sizes=(small, large), observations=observations, db_dir=Path(tmp))
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
 
+
+_register_subcommands()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

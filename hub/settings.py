@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     municipality_code: str = "999999"
     kodomo_webhook_secret: SecretStr = SecretStr("kodomo-sample-secret")
     log_level: str = "INFO"
+    #: consent API bearer tokens, token → role (``consent_officer`` or ``coordinator``; any other role is
+    #: refused). From the environment as JSON: TSUNAGU_API_TOKENS='{"<token>":"consent_officer"}'
+    api_tokens: dict[str, str] = {}
     #: alert thresholds (alerts.md: each is configurable)
     alert_multi_field_min_fields: int = Field(default=2, ge=2, le=4)
 
