@@ -33,7 +33,7 @@ def case_connectors(sources: Path, settings: Settings) -> list[Connector]:
     if (sources / "consent").is_dir():
         from connectors.fhir_consent import FhirConsentConnector
 
-        out.append(FhirConsentConnector(sources / "consent"))
+        out.append(FhirConsentConnector(sources / "consent", municipality_code=settings.municipality_code))
     if (sources / "houkatsu").is_dir():
         from connectors.houkatsu import HoukatsuConnector
         from connectors.mapping import load_mapping
