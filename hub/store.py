@@ -83,7 +83,10 @@ class CaseEvent(Base):
     team_published: Mapped[bool] = mapped_column(Boolean, default=False)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
 
-    __table_args__ = (Index("ix_case_events_person_field", "person_id", "field"),)
+    __table_args__ = (
+        Index("ix_case_events_person_field", "person_id", "field"),
+        Index("ix_case_events_household_shared", "household_id", "team_published"),
+    )
 
 
 class AlertState(Base):
