@@ -94,17 +94,23 @@ def tansu_binary() -> Path:
 
 
 class EmbeddedBroker:
-    """A Tansu process on 127.0.0.1:<free port>; ``bootstrap`` is the address clients use."""
+    """A Tansu process on 127.0.0.1:<free port>; ``bootstrap`` is the address clients use.
 
-    def __init__(self, port: int | None = None) -> None:
+    ``advertised_port`` (tests): the port the broker tells clients to connect to, when it is not
+    the one it listens on (e.g. a TCP proxy in front of it); ``bootstrap`` then names that port.
+    """
+
+    def __init__(self, port: int | None = None, *, advertised_port: int | None = None) -> None:
         self.port = port or free_port()
-        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.advertised_port = advertised_port or self.port
+        self.bootstrap = f"127.0.0.1:{self.advertised_port}"
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         self._proc = subprocess.Popen(
-            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
              "--storage-engine", "memory://tansu/"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

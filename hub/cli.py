@@ -21,9 +21,14 @@ app.add_typer(bench_app, name="bench")
 
 def _register_subcommands() -> None:
     from hub.cli_consent import audit_app, consent_app
+    from hub.cli_identity import identity_app
+    from hub.cli_ops import connector_app, serve_command
 
+    app.command("serve")(serve_command)
+    app.add_typer(connector_app, name="connector")
     app.add_typer(audit_app, name="audit")
     app.add_typer(consent_app, name="consent")
+    app.add_typer(identity_app, name="identity")
 
 SAMPLES = Path(__file__).parent / "samples"
 

@@ -16,7 +16,10 @@ link, so the engine only links automatically on strong, unambiguous, consistent 
   gets a separate hub person (fail safe); anything lower is a new hub person.
 
 Two records with different resident numbers are never linked automatically, and a pair a
-reviewer kept apart is never proposed or linked again.
+reviewer kept apart is never proposed or linked again. A resident number on a record whose name
+differs is trusted only when the reading confirms it (a homophone slip), never for another name
+with no reading (a twin's number typed by mistake). A person made for a record that waits in
+review is a *shadow* of its candidate, not a rival: it does not hold back the next clear link.
 
 Tables live on :class:`hub.db.Base`; evidence stored for reviews names features, never names.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -298,6 +302,35 @@ def contradicts(evidence: dict[str, str]) -> bool:
     return any(evidence.get(k) == "differ" for k in HARD)
 
 
+def number_fits(evidence: dict[str, str], a: Features | None = None, b: Features | None = None) -> bool:
+    """A resident number is trusted for a record when nothing contradicts it and the name agrees
+    (exactly or folded), or the reading does (a homophone slip), or the part of the name written in
+    kana is the other side's reading (高橋ヨシオ for 髙橋 義雄). Another name with nothing to confirm it
+    is someone else's number typed by mistake (a twin's, a sibling's): not trusted."""
+    if contradicts(evidence):
+        return False
+    if evidence.get("name") != "differ" or evidence.get("kana") in ("agree", "similar"):
+        return True
+    return a is not None and b is not None and (_kana_written(a, b) or _kana_written(b, a))
+
+
+_KANA_RUN = re.compile(r"^[ァ-ヶー]{2,}|[ァ-ヶー]{2,}$")
+
+
+def _kana_written(a: Features, b: Features) -> bool:
+    """``a``'s name is written (in part) in kana, and that part is how ``b``'s reading begins or ends."""
+    if not a.name_key or not b.kana_key:
+        return False
+    name = kana_key(a.name_key)
+    if name == b.kana_key:
+        return True
+    for m in _KANA_RUN.finditer(name):
+        part = m.group()
+        if (m.start() == 0 and b.kana_key.startswith(part)) or (m.end() == len(name) and b.kana_key.endswith(part)):
+            return True
+    return False
+
+
 # --------------------------------------------------------------------------- results
 @dataclass(frozen=True, slots=True)
 class Resolution:
@@ -381,14 +414,14 @@ class IdentityService:
         made earlier from source records that matches unambiguously, or a new one."""
         claimed = self.s.scalar(select(Person).where(Person.resident_no == no))
         if claimed is not None:
-            if not self._contradicts_person(f, claimed.id, exclude=record):
+            if not self._number_misfits(f, claimed.id, exclude=record):
                 return claimed.id, "resident_no", None
             claimed.resident_no = None  # the claim was wrong: release it, review the pair
             self.s.flush()
             self._propose(record, claimed.id, 0.0, {"resident_no": "conflict"})
         q = _Query(f, record, kept_apart=self._kept_apart(record))
         cands = [c for c in self._candidates(q, residents=False) if self._unclaimed(c.person_id)]
-        best, kind = self._choose(cands)
+        best, kind = self._choose(self._without_shadows(cands))
         if best is not None and kind == "matched":
             person = self.s.get(Person, best.person_id)
             assert person is not None
@@ -429,7 +462,7 @@ class IdentityService:
 
     def _match(self, q: _Query, feed: str, hint: str | None) -> Resolution:
         cands = self._candidates(q)
-        best, kind = self._choose(cands)
+        best, kind = self._choose(self._without_shadows(cands))
         if best is not None and kind == "matched":
             return self._attach(q.record, feed, q.features, best.person_id, "matched", best.score, hint)
         claim = None if q.no_autolink else self._claimable(q.features.resident_no)
@@ -461,14 +494,15 @@ class IdentityService:
             return None
         resident = self.s.get(Resident, no)
         if resident is not None:
-            if not contradicts(compare(q.features, features_of_row(resident))):
+            row_f = features_of_row(resident)
+            if number_fits(compare(q.features, row_f), q.features, row_f):
                 return resident.person_id if resident.person_id not in q.kept_apart else None
             q.no_autolink.add(resident.person_id)
             return None
         claimed = self.s.scalar(select(Person.id).where(Person.resident_no == no))
         if claimed is None or claimed in q.kept_apart:
             return None
-        if self._contradicts_person(q.features, claimed, exclude=q.record):
+        if self._number_misfits(q.features, claimed, exclude=q.record):
             q.no_autolink.add(claimed)
             return None
         return claimed
@@ -478,6 +512,13 @@ class IdentityService:
             return None
         taken = self.s.scalar(select(Person.id).where(Person.resident_no == no))
         return None if taken else no
+
+    def _number_misfits(self, f: Features, person_id: str, *, exclude: str) -> bool:
+        """The person a resident number names does not fit: a row contradicts, or none confirms the name."""
+        rows = self._rows_of([person_id], exclude=exclude).get(person_id, [])
+        evidence = [(compare(f, r), r) for r in rows]
+        return bool(evidence) and (any(contradicts(e) for e, _ in evidence)
+                                   or not any(number_fits(e, f, r) for e, r in evidence))
 
     def _contradicts_person(self, f: Features, person_id: str, *, exclude: str) -> bool:
         rows = self._rows_of([person_id], exclude=exclude).get(person_id, [])
@@ -596,6 +637,43 @@ class IdentityService:
             score += WEIGHTS["household"]["same"]
         blocked = person_id in q.no_autolink or any(e.get("resident_no") == "differ" for _, e in scored)
         return Candidate(person_id, score, ev, ev.get("birth") == "agree", bool(bad), not blocked, len(rows))
+
+    def _without_shadows(self, cands: list[Candidate]) -> list[Candidate]:
+        """Leave out of the choice the close contenders that are only *shadows* of another one:
+        persons without a resident number whose every record waits in review against that other
+        contender. Such a person is "maybe that one"; counting it as a rival would send every later
+        record of the same human to review too. Without it the choice is the one the engine would
+        make had the uncertain records never arrived, so no link is made that would not have been
+        made anyway."""
+        if len(cands) < 2:
+            return cands
+        top = max(c.score for c in cands)
+        close = {c.person_id for c in cands if top - c.score < MARGIN}
+        if len(close) < 2:
+            return cands
+        owners = {pid for pid in close if self._unclaimed(pid)
+                  and self.s.scalar(select(Resident.resident_no).where(Resident.person_id == pid).limit(1)) is None}
+        if not owners:
+            return cands
+        records: dict[str, set[str]] = {}
+        stmt = select(PersonRecordRow.record, PersonRecordRow.person_id).where(
+            PersonRecordRow.person_id.in_(sorted(owners)))
+        for record, pid in self.s.execute(stmt):
+            records.setdefault(pid, set()).add(record)
+        waiting: dict[str, set[str]] = {}
+        every = sorted(r for rs in records.values() for r in rs)
+        for record, target in self.s.execute(select(IdentityReview.record, IdentityReview.candidate_person).where(
+                IdentityReview.record.in_(every), IdentityReview.status == "pending")):
+            waiting.setdefault(record, set()).add(target)
+        # a shadow waits, for every record, against a close contender that is not a shadow itself
+        shadows = set(records)
+        while True:
+            anchors = close - shadows
+            still = {pid for pid in shadows if all(waiting.get(r, set()) & anchors for r in records[pid])}
+            if still == shadows:
+                break
+            shadows = still
+        return [c for c in cands if c.person_id not in shadows] if close - shadows else cands
 
     @staticmethod
     def _choose(cands: list[Candidate]) -> tuple[Candidate | None, Literal["matched", "review", "new"]]:
@@ -721,12 +799,16 @@ def decide_review(session: Session, review_id: int, decision: Decision, user: st
     review = session.get(IdentityReview, review_id)
     if review is None or review.status != "pending":
         raise ReviewError("no pending review with this id")
+    user = user.strip()
+    if not user:
+        raise ReviewError("who decided must be recorded: give a user name")
     svc = IdentityService(session)
     now = _now()
     if decision == "link":
         _link(session, review.record, review.candidate_person)
         review.status = "linked"
     elif decision == "keep_apart":
+        _keep_apart(svc, review.record, review.candidate_person)
         review.status = "kept_apart"
     else:
         raise ReviewError("decision must be link or keep_apart")
@@ -744,20 +826,46 @@ def _link(session: Session, record: str, target: str) -> None:
         old = resident.person_id
         resident.person_id = target
         _move_resident_no(session, old, target, resident.resident_no)
+        registry_household = household_id_for_no(resident.household_no) if resident.household_no else None
     else:
         row = session.get(PersonRecordRow, record)
         if row is None:
             raise ReviewError("unknown record")
         old = row.person_id
         row.person_id = target
+        registry_household = None
     old_person, new_person = session.get(Person, old), session.get(Person, target)
     if new_person is None:
         raise ReviewError("unknown candidate person")
+    if registry_household is not None and session.get(Household, registry_household) is not None:
+        new_person.household_id = registry_household  # a resident's household is the registry's (alerts.md)
     if old_person is not None and old != target and old_person.created_by == record and not old_person.resident_no:
         session.execute(update(PersonRecordRow).where(PersonRecordRow.person_id == old).values(person_id=target))
         old_person.merged_into = target
     session.execute(update(PersonRecordRow).where(PersonRecordRow.person_id == target)
                     .values(household_id=new_person.household_id))
+
+
+def _keep_apart(svc: IdentityService, record: str, person_id: str) -> None:
+    """A record attached to the person it is kept apart from (re-attached by a resident number
+    while the review was pending) leaves that person for a hub person of its own."""
+    row = svc.s.get(PersonRecordRow, record)
+    if row is None or row.person_id != person_id:
+        return
+    own = svc.s.scalar(select(Person).where(Person.created_by == record, Person.id != person_id,
+                                            Person.merged_into.is_(None), Person.resident_no.is_(None))
+                       .order_by(Person.created_at, Person.id).limit(1))
+    if own is not None:  # back to the person the record itself made
+        if own.household_id is None:
+            own.household_id = household_id_for_record(record)
+            svc._ensure_named_household(own.household_id, record)
+        row.person_id, row.household_id = own.id, own.household_id
+    else:
+        household = household_id_for_record(record)
+        row.person_id = svc._new_person(record, household_id=household)
+        row.household_id = household
+    svc._audit(record, person_id, "detach", "auto:keep_apart")
+    svc.s.flush()
 
 
 def _move_resident_no(session: Session, old: str, target: str, resident_no: str) -> None:

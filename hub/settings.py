@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     #: consent API bearer tokens, token → role (``consent_officer`` or ``coordinator``; any other role is
     #: refused). From the environment as JSON: TSUNAGU_API_TOKENS='{"<token>":"consent_officer"}'
     api_tokens: dict[str, str] = {}
+    #: service mode (``tsunagu serve``): seconds between polls of file folders and the shogai database
+    poll_interval_s: float = Field(default=5.0, gt=0)
+    #: service mode: where the webhook / health / metrics HTTP server listens
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
     #: alert thresholds (alerts.md: each is configurable)
     alert_multi_field_min_fields: int = Field(default=2, ge=2, le=4)
 

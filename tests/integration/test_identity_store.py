@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from e2e.identity_scorer import missed_pairs, pairwise_scores, wrong_pairs
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
-from unit.identity_synth import PREFIXES, generate
 
 from connectors.contract import Connector
+from e2e.identity_scorer import missed_pairs, pairwise_scores, wrong_pairs
 from hub.db import Base, make_engine
 from hub.identity import IdentityService, list_reviews, persons_export
 from schemas.events import CaseV1, PersonObservedV1, ReferralRequestedV1, ResidentObservedV1, parse_payload
+from unit.identity_synth import PREFIXES, generate
 
 SAMPLE_PREFIXES = ("さくら県", "みなと市")
 PG_URL = os.environ.get("TSUNAGU_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

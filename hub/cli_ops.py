@@ -1,0 +1,91 @@
+"""Operations commands: ``tsunagu serve`` and ``tsunagu connector run NAME``.
+
+Registered in ``hub/cli.py``::
+
+    from hub.cli_ops import connector_app, serve_command
+    app.command("serve")(serve_command)
+    app.add_typer(connector_app, name="connector")
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hub.logging import configure_logging
+from hub.settings import Settings, get_settings
+
+connector_app = typer.Typer(no_args_is_help=True, add_completion=False,
+                            help="Run one agency feed's connector on its own.")
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"tsunagu: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def serve_command(
+    sources: Annotated[Path, typer.Option("--sources", help="folder with registry/ houkatsu/ shogai/ …")],
+    state: Annotated[Path | None, typer.Option("--state", help="keep database, checkpoints, outboxes here")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="HTTP listen address [TSUNAGU_HTTP_HOST]")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="HTTP port [TSUNAGU_HTTP_PORT]")] = None,
+) -> None:
+    """Service mode: the hub, POST /webhooks/kodomo, /healthz, /metrics and every feed, until SIGTERM."""
+    from kafka.errors import KafkaError
+
+    from hub.run import RunError
+    from hub.serve import serve
+
+    settings = _settings()
+    signal.signal(signal.SIGTERM, _interrupt)  # while starting; once serving, the service handles it
+    try:
+        serve(settings, sources, host=host, port=port, state=state)
+    except KeyboardInterrupt:  # stopped while starting: what was started has been stopped
+        raise typer.Exit(130) from None
+    except RunError as exc:
+        _fail(str(exc))
+    except OSError as exc:  # e.g. the HTTP port is taken
+        _fail(f"cannot start: {type(exc).__name__}: {exc.strerror or exc}")
+    except KafkaError as exc:
+        _fail(f"cannot reach Kafka: {type(exc).__name__}")
+
+
+@connector_app.command("run")
+def connector_run(
+    name: Annotated[str, typer.Argument(help="registry | houkatsu | shogai | kodomo | jiritsu | consent")],
+    sources: Annotated[Path, typer.Option("--sources", help="folder holding the feed's folder (e.g. DIR/houkatsu)")],
+    state: Annotated[Path | None, typer.Option("--state", help="keep checkpoints and the outbox here")] = None,
+    once: Annotated[bool, typer.Option("--once", help="read to the end, publish, exit; else poll")] = False,
+) -> None:
+    """Run one connector alone, publishing to the configured (or embedded) broker; prints its counts as JSON."""
+    from hub.run import RunError
+    from hub.serve import ConnectorNotFound, run_connector, summary_line
+
+    settings = _settings()
+    stop = threading.Event()
+    if not once:
+        def _stop(_signum: int, _frame: object) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    try:
+        result = run_connector(settings, name, sources, state=state, once=once, stop=stop)
+    except (RunError, ConnectorNotFound) as exc:
+        _fail(str(exc))
+        return
+    typer.echo(summary_line(result))
