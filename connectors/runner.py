@@ -158,6 +158,10 @@ def make_producer(bootstrap: str, client_id: str = "tsunagu-connector") -> Kafka
         retries=5,
         request_timeout_ms=10000,
         max_block_ms=10000,
+        # give up on a send before the relay's 30 s flush does, so a failed relay leaves nothing
+        # queued in the producer to go out again beside the re-relay (duplicates after long cuts)
+        delivery_timeout_ms=25000,
+        reconnect_backoff_max_ms=2000,
         # murmur2 default partitioner: same key → same partition, as Apache Kafka's clients do
     )
 
@@ -286,6 +290,7 @@ class ConnectorRunner:
     def run_forever(self, interval_s: float, stop: Any) -> None:
         """Service mode: poll the source; keep reading into the outbox while the broker is away."""
         while not stop.is_set():
+            self.stats.event_ids.clear()  # only batch runs wait on these; don't grow forever
             self.read_into_outbox()
             with contextlib.suppress(KafkaError):  # logged in relay; retried next round
                 self.relay()

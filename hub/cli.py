@@ -64,9 +64,11 @@ def run(
     settings = _settings()
     if not once:
         _fail("only --once is supported by `run`; use `tsunagu serve` for service mode")
+    from connectors.mapping import MappingError
+
     try:
         result = batch_run(sources, export, settings=settings, state=state, progress=None if quiet else sys.stderr)
-    except RunError as exc:
+    except (RunError, MappingError) as exc:
         _fail(str(exc))
         return
     typer.echo(json.dumps(result.summary, ensure_ascii=False))

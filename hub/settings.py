@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 500
     fetch_max_wait_ms: int = 10
+    #: the 障害者相談支援 vendor database (read-only), e.g. postgresql+psycopg://reader@shogai-db/soudan;
+    #: empty → ``shogai/soudan.sqlite`` under the sources folder when present
+    shogai_database_url: str = ""
     #: municipality code (全国地方公共団体コード) used in FHIR identifiers
     municipality_code: str = "999999"
     kodomo_webhook_secret: SecretStr = SecretStr("kodomo-sample-secret")

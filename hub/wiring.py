@@ -36,15 +36,16 @@ def case_connectors(sources: Path, settings: Settings) -> list[Connector]:
         out.append(FhirConsentConnector(sources / "consent", municipality_code=settings.municipality_code))
     if (sources / "houkatsu").is_dir():
         from connectors.houkatsu import HoukatsuConnector
-        from connectors.mapping import load_mapping
+        from connectors.mapping import default_mapping, load_mapping
 
-        mappings = [load_mapping(p) for p in sorted((sources / "houkatsu").glob("*.mapping.toml"))]
-        out.append(HoukatsuConnector(sources / "houkatsu", mappings or None))
+        # a centre's own mappings first (by name); files none of them match use the standard layout
+        own = [load_mapping(p) for p in sorted((sources / "houkatsu").glob("*.mapping.toml"))]
+        out.append(HoukatsuConnector(sources / "houkatsu", [*own, default_mapping("houkatsu")]))
     shogai_db = sources / "shogai" / "soudan.sqlite"
-    if shogai_db.is_file():
+    if settings.shogai_database_url or shogai_db.is_file():
         from connectors.shogai import ShogaiConnector
 
-        out.append(ShogaiConnector(f"sqlite:///{shogai_db}"))
+        out.append(ShogaiConnector(settings.shogai_database_url or f"sqlite:///{shogai_db}"))
     if (sources / "kodomo").is_dir():
         from connectors.kodomo import KodomoReplayConnector
 
