@@ -260,11 +260,21 @@ class HubCore:
             outcome = "applied"
         elif isinstance(payload, (ResidentObservedV1, PersonObservedV1)):
             outcome = "applied"
+            if isinstance(payload, ResidentObservedV1) and ev.person:
+                self._follow_move(s, ev.person)
             if ev.household:
                 self._alerts(s, ev.household)
         else:
             raise Rejected("event type not handled at the household stage")
         self._mark(s, HOUSEHOLD, ev, outcome)
+
+    def _follow_move(self, s: Session, person: str) -> None:
+        """A registry update moved a person to another household: their cases and alerts follow."""
+        from hub.reattribute import reattribute
+
+        records = {r for (r,) in s.execute(select(CaseState.record).where(CaseState.person_id == person))}
+        if records:
+            reattribute(s, records, prefix=self.topics.prefix, today=self.today(), alert_settings=self.alert_settings)
 
     def _case(self, s: Session, ev: CloudEvent, case: CaseV1) -> str:
         revision = parse_jst_datetime(case.revision)
@@ -276,8 +286,11 @@ class HubCore:
                                   field=(ev.field or adapters.field_of_feed(case.feed)).value,
                                   opened_on=case.opened_on, status=case.status.value, revision=revision)
                 s.add(state)
-            state.person_id = ev.person
-            state.household_id = ev.household
+            # identity may have changed since stage 1 resolved this event (a review decision)
+            from hub.reattribute import current_attribution
+
+            now_at = current_attribution(s, ev.sourcerecord)
+            state.person_id, state.household_id = now_at if now_at else (ev.person, ev.household)
             state.status = case.status.value
             state.opened_on = case.opened_on
             state.closed_on = case.closed_on if case.closed_on else (

@@ -307,3 +307,19 @@ def test_consent_recorded_through_the_api_service_is_applied_by_the_hub(hub: Hub
     after = elder_case(2, at(21))
     hub.send(after)
     assert hub.team_ids() == [held.id] and hub.audit(after.id)[0].basis == "consent-withdrawn"
+
+
+def test_a_registry_move_takes_the_persons_cases_to_the_new_household(hub: Hub) -> None:
+    """When a registry snapshot moves a resident to another household, their cases follow it."""
+    from hub.store import CaseState
+
+    hub.send(elder_case(1, at(10), "opened"))
+    person, before = hub.person(ELDER_NO)
+    with hub.sessions() as s:
+        assert s.get(CaseState, "houkatsu:C01-2026-0042").household_id == before
+    moved = resident(ELDER_NO, "0000000009", ELDER_NAME, ELDER_KANA, date(1950, 2, 3))
+    hub.send(moved.model_copy(update={"id": stable_event_id("moved", ELDER_NO)}))
+    same_person, after = hub.person(ELDER_NO)
+    assert same_person == person and after != before
+    with hub.sessions() as s:
+        assert s.get(CaseState, "houkatsu:C01-2026-0042").household_id == after
