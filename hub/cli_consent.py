@@ -38,7 +38,8 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.settings import Settings, get_settings
+from hub.cli_common import _fail, database_url, topic_prefix
+from hub.settings import get_settings
 
 audit_app = typer.Typer(no_args_is_help=True, add_completion=False, help="The audit trail: verify its hash chain.")
 consent_app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -58,41 +59,6 @@ def _audit_group() -> None:
 
 
 RECIPIENTS = {"team": "重層的支援会議", "emergency": "重層的支援会議", "support_meeting": "支援会議"}
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"tsunagu: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def database_url(state: Path | None, database: str | None, settings: Settings) -> str:
-    """``--database``, else TSUNAGU_DATABASE_URL, else ``<state>/hub.sqlite`` (which must exist)."""
-    from hub.migrate import database_url_for
-
-    if state is not None and database:
-        _fail("give either --state or --database, not both")
-    if database:
-        return database
-    if settings.database_url:
-        return settings.database_url
-    if state is None:
-        _fail("give --state DIR or --database URL (or set TSUNAGU_DATABASE_URL)")
-        raise AssertionError  # unreachable: _fail exits
-    if not (state / "hub.sqlite").is_file():
-        _fail(f"no hub database in {state} (expected hub.sqlite)")
-    return database_url_for(settings, state)
-
-
-def topic_prefix(state: Path | None, explicit: str | None, settings: Settings) -> str:
-    """The prefix the hub reads under: as ``hub.run.batch_run`` chose it for this state folder."""
-    if explicit:
-        return explicit
-    marker = state / "run.json" if state is not None else None
-    if marker is not None and marker.is_file():
-        run_id = json.loads(marker.read_text(encoding="utf-8")).get("run")
-        if run_id and (not settings.kafka_bootstrap or settings.topic_prefix == "tsunagu"):
-            return f"tsunagu.run-{run_id}"
-    return settings.topic_prefix
 
 
 def _sessions(url: str) -> sessionmaker[Session]:

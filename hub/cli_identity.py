@@ -46,7 +46,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from hub.settings import Settings, get_settings
+from hub.cli_common import database_url, topic_prefix
+from hub.settings import get_settings
 
 identity_app = typer.Typer(no_args_is_help=True, add_completion=False,
                            help="Identity review queue: list pending pairs, decide them.")
@@ -72,35 +73,6 @@ def mask_name(name: str | None) -> str:
     """``髙橋　義雄`` → ``髙○ ○○``; no name → ``○○ ○○``. Fixed shape: no length, no given name."""
     text = "".join((name or "").split())
     return f"{text[0]}{MASK}" if text else f"○{MASK}"
-
-
-def database_url(state: Path | None, database: str | None, settings: Settings) -> str:
-    from hub.migrate import database_url_for
-
-    if state is not None and database:
-        _fail("give either --state or --database, not both")
-    if database:
-        return database
-    if settings.database_url:
-        return settings.database_url
-    if state is None:
-        _fail("give --state DIR or --database URL (or set TSUNAGU_DATABASE_URL)")
-        raise AssertionError  # unreachable: _fail exits
-    if not (state / "hub.sqlite").is_file():
-        _fail(f"no hub database in {state} (expected hub.sqlite)")
-    return database_url_for(settings, state)
-
-
-def topic_prefix(state: Path | None, explicit: str | None, settings: Settings) -> str:
-    """The prefix the hub publishes under: as ``hub.run.batch_run`` chose it for this state folder."""
-    if explicit:
-        return explicit
-    marker = state / "run.json" if state is not None else None
-    if marker is not None and marker.is_file():
-        run_id = json.loads(marker.read_text(encoding="utf-8")).get("run")
-        if run_id and (not settings.kafka_bootstrap or settings.topic_prefix == "tsunagu"):
-            return f"tsunagu.run-{run_id}"
-    return settings.topic_prefix
 
 
 # --------------------------------------------------------------------------- what a reviewer sees
