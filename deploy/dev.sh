@@ -37,7 +37,7 @@ case "$what" in
     fi
     # Debian's chromium for the browser tests (never `playwright install`).
     if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-ipafont-gothic >/dev/null) \
         || echo "warning: could not install chromium; browser tests will be skipped" >&2
     fi
     echo "== ruff"; .venv/bin/ruff check .

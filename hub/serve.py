@@ -6,7 +6,8 @@ One process, one event loop:
   embedded broker when ``TSUNAGU_KAFKA_BOOTSTRAP`` is empty;
 * an HTTP server (uvicorn, programmatic, in the same loop): ``POST /webhooks/kodomo``
   (signed deliveries: written to the connector outbox and relayed to Kafka, acknowledged by
-  the broker *before* the 2xx), ``GET /healthz``, ``GET /metrics`` (Prometheus; counts only);
+  the broker *before* the 2xx), ``GET /healthz``, ``GET /metrics`` (Prometheus; counts only),
+  ``GET /ops`` / ``GET /ops.json`` (the operations view, ``hub.ops``: counts and codes only);
 * every file / database feed found under ``--sources`` in a background thread
   (``ConnectorRunner.run_forever``): file feeds re-scan their folders and the shogai database
   is polled every ``poll_interval_s``. The registry is read first, as in the batch run. The
@@ -54,6 +55,7 @@ from hub.broker import Topics, ensure_topics, kafka_cluster
 from hub.db import make_engine, make_sessionmaker
 from hub.logging import get_logger
 from hub.migrate import database_url_for, upgrade
+from hub.ops import make_ops_router
 from hub.pipeline import HOUSEHOLD, INTAKE, HubCore, RawMessage
 from hub.run import check_sources, state_folder
 from hub.service import HubService
@@ -519,6 +521,7 @@ class HubServer:
         assert rt.kodomo is not None and isinstance(rt.kodomo.connector, PushedFeed)
         webhook = KodomoWebhook(self.settings.kodomo_webhook_secret.get_secret_value().encode("utf-8"), rt.ledger)
         app.include_router(make_router(webhook, WebhookPublisher(rt.kodomo, rt.kodomo.connector)))
+        app.include_router(make_ops_router(rt.core.sessions, rt.cstate, rt.topics))  # GET /ops, /ops.json
         metrics = self.metrics
 
         @app.middleware("http")
