@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from connectors.contract import Connector
 from connectors.runner import ConnectorState
-from hub.alerts import AlertSettings
-from hub.broker import Topics
 from hub.db import make_engine, make_sessionmaker
-from hub.pipeline import HubCore
+from hub.kafka.broker import Topics
+from hub.pipeline.alerts import AlertSettings
+from hub.pipeline.stages import HubCore
 from hub.settings import Settings
 
 
@@ -77,7 +77,7 @@ def make_core(settings: Settings, url: str, topics: Topics) -> HubCore:
 
 
 def persons_rows(s: Session) -> Iterator[dict[str, Any]]:
-    from hub.identity import persons_export
+    from hub.identity.resolver import persons_export
 
     for record, person, household in persons_export(s):
         yield {"record": record, "person": person, "household": household}

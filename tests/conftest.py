@@ -37,7 +37,7 @@ def truth() -> dict:
 @pytest.fixture(scope="session")
 def kafka() -> Iterator[str]:
     """A real Kafka-protocol broker for the whole session: the embedded Tansu."""
-    from hub.broker import EmbeddedBroker
+    from hub.kafka.broker import EmbeddedBroker
 
     broker = EmbeddedBroker().start()
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import hub.identity
-import hub.store  # noqa: F401
+import hub.identity.resolver
+import hub.pipeline.tables  # noqa: F401
 from consent.store import metadata as consent_metadata
 from hub.db import Base
 

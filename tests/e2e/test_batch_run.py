@@ -21,9 +21,9 @@ from e2e.truth_checks import (
     truth_alert_set,
     truth_key,
 )
-from hub.cli import app
+from hub.cli.main import app
 from hub.logging import configure_logging
-from hub.run import RunError, batch_run
+from hub.run.batch import RunError, batch_run
 from hub.settings import Settings
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from e2e.truth_checks import export_alert_set, grouping, load_export, team_case_events
-from hub.run import batch_run
+from hub.run.batch import batch_run
 from hub.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +79,7 @@ def test_interrupted_run_resumes_to_the_same_export(kafka: str, samples_dir: Pat
                                                     kill_after_s: float) -> None:
     """A run killed at an arbitrary moment and started again with the same state ends with the same export."""
     state, out = tmp_path / "state", tmp_path / "out"
-    cmd = [sys.executable, "-m", "hub.cli", "run", "--sources", str(samples_dir), "--once", "--export", str(out),
+    cmd = [sys.executable, "-m", "hub.cli.main", "run", "--sources", str(samples_dir), "--once", "--export", str(out),
            "--state", str(state), "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_cli_env(kafka), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)

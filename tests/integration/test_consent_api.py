@@ -1,4 +1,4 @@
-"""The consent officer's API (hub.api_consent) on SQLite and PostgreSQL, and once through the real broker."""
+"""The consent officer's API (hub.http.consent) on SQLite and PostgreSQL, and once through the real broker."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from consent.fhir import parse_consent, to_fhir
 from consent.model import JST
 from consent.store import ConsentRepository
-from hub.api_consent import KafkaEventPublisher, make_consent_router
+from hub.http.consent import KafkaEventPublisher, make_consent_router
 from schemas.codes import Field
 from schemas.envelope import CloudEvent
 from schemas.events import ConsentV1, PersonRecord, ResidentObservedV1
@@ -61,7 +61,7 @@ def make_sessions(url: str) -> sessionmaker[Session]:
 
 def seed(sessions: sessionmaker[Session]) -> dict[str, str]:
     """Two residents of one household (an adult and a child); returns their hub ids."""
-    from hub.identity import IdentityService
+    from hub.identity.resolver import IdentityService
 
     with sessions.begin() as s:
         svc = IdentityService(s)
@@ -233,8 +233,8 @@ def test_emergency_requires_reason_and_user(hub: Any) -> None:
 @pytest.mark.broker
 def test_recorded_consent_reaches_the_intake_topic(kafka: str, fast_settings: Any, tmp_path: Any) -> None:
     """With the real embedded broker, a recorded consent is on the intake topic as a consent.recorded CloudEvent."""
-    from hub.broker import Topics, ensure_topics
-    from hub.topicreader import read_topic
+    from hub.kafka.broker import Topics, ensure_topics
+    from hub.kafka.topicreader import read_topic
 
     topics = Topics(fast_settings.topic_prefix)
     ensure_topics(kafka, topics, 1)

@@ -15,8 +15,8 @@ from consent.audit import AuditEntry
 from consent.fhir import parse_consent, to_fhir
 from consent.model import Designation, EmergencyOverride
 from consent.store import ConsentRepository, iter_audit
-from hub.broker import Topics
-from hub.pipeline import HubCore, RawMessage
+from hub.kafka.broker import Topics
+from hub.pipeline.stages import HubCore, RawMessage
 from schemas.codes import CaseStatus, DisabilityType, Feed, Field, Relation, Topic
 from schemas.envelope import CloudEvent, stable_event_id
 from schemas.events import (
@@ -89,7 +89,7 @@ class Hub:
             return [e for e in iter_audit(s) if e.event == event_id]
 
     def person(self, resident_no: str) -> tuple[str, str]:
-        from hub.identity import Person
+        from hub.identity.resolver import Person
 
         with self.sessions() as s:
             p = s.query(Person).filter(Person.resident_no == resident_no).one()
@@ -228,7 +228,7 @@ def test_undesignated_field_or_household_gets_nothing(hub: Hub) -> None:
 
 def test_emergency_override_applies_only_within_its_window(hub: Hub) -> None:
     """An override older than the emergency window opens nothing; a current one sends the event to the team."""
-    from hub.adapters import EMERGENCY_WINDOW
+    from hub.pipeline.adapters import EMERGENCY_WINDOW
 
     person, _ = hub.person(CLIENT_NO)
     with hub.sessions.begin() as s:
@@ -254,7 +254,7 @@ def test_disclosures_answer_who_received_what(hub: Hub) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from hub.cli_consent import consent_app
+    from hub.cli.consent import consent_app
 
     hub.send(fhir_consent(date(2026, 5, 2)))
     shared, other = elder_case(1, at(10), "opened"), client_case(at(12))
@@ -278,7 +278,7 @@ def test_consent_recorded_through_the_api_service_is_applied_by_the_hub(hub: Hub
     publishes the team's notice."""
     import asyncio
 
-    from hub.api_consent import ConsentRequest, ConsentService
+    from hub.http.consent import ConsentRequest, ConsentService
 
     sent: list[CloudEvent] = []
 
@@ -311,7 +311,7 @@ def test_consent_recorded_through_the_api_service_is_applied_by_the_hub(hub: Hub
 
 def test_a_registry_move_takes_the_persons_cases_to_the_new_household(hub: Hub) -> None:
     """When a registry snapshot moves a resident to another household, their cases follow it."""
-    from hub.store import CaseState
+    from hub.pipeline.tables import CaseState
 
     hub.send(elder_case(1, at(10), "opened"))
     person, before = hub.person(ELDER_NO)

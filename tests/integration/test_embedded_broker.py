@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.broker import EmbeddedBroker, Topics, ensure_topics
+from hub.kafka.broker import EmbeddedBroker, Topics, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +52,7 @@ def _run_until_broker_started(tmp_path: Path, samples_dir: Path) -> tuple[subpro
     env = {k: v for k, v in os.environ.items() if not k.startswith("TSUNAGU_")}
     env["TSUNAGU_LOG_LEVEL"] = "INFO"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "run", "--sources", str(samples_dir), "--once", "--export",
+        [sys.executable, "-m", "hub.cli.main", "run", "--sources", str(samples_dir), "--once", "--export",
          str(tmp_path / "out"), "--quiet"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )

@@ -12,10 +12,9 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from hub.broker import Topics
-from hub.cli_identity import identity_app
+from hub.cli.identity import identity_app
 from hub.db import make_engine, make_sessionmaker
-from hub.identity import (
+from hub.identity.resolver import (
     IdentityDecision,
     IdentityReview,
     IdentityService,
@@ -25,10 +24,11 @@ from hub.identity import (
     household_id_for_no,
     list_reviews,
 )
+from hub.kafka.broker import Topics
 from hub.migrate import upgrade
-from hub.pipeline import HubCore, RawMessage
-from hub.reattribute import decide
-from hub.store import AlertState, CaseEvent, CaseState, HubOutbox
+from hub.pipeline.reattribute import decide
+from hub.pipeline.stages import HubCore, RawMessage
+from hub.pipeline.tables import AlertState, CaseEvent, CaseState, HubOutbox
 from schemas.codes import CaseStatus, Feed, Field, Relation, Sex
 from schemas.envelope import CloudEvent, stable_event_id
 from schemas.events import CaseV1, PersonRecord, ResidentObservedV1

@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-import hub.identity  # registers identity tables
-import hub.store  # noqa: F401
+import hub.identity.resolver  # registers identity tables
+import hub.pipeline.tables  # noqa: F401
 from consent.store import metadata as consent_metadata
 from hub.db import Base
 from hub.migrate import alembic_config, upgrade

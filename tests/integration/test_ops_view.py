@@ -1,4 +1,4 @@
-"""The operations view (``hub.ops``): every flow's counts, and no personal data anywhere in /ops or /ops.json."""
+"""The operations view (``hub.http.ops``): every flow's counts, and no personal data anywhere in /ops or /ops.json."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.runner import CheckpointRow, ConnectorState, OutboxRow
-from hub.broker import Topics, free_port
-from hub.identity import IdentityReview
-from hub.ops import make_ops_router
-from hub.pipeline import HubCore, RawMessage
-from hub.store import AlertState
+from hub.http.ops import make_ops_router
+from hub.identity.resolver import IdentityReview
+from hub.kafka.broker import Topics, free_port
+from hub.pipeline.stages import HubCore, RawMessage
+from hub.pipeline.tables import AlertState
 from schemas.codes import CaseStatus, Feed, Field, Relation, Topic
 from schemas.envelope import CloudEvent, stable_event_id
 from schemas.events import CaseV1, PersonRecord, ResidentObservedV1, Sensitive

@@ -22,8 +22,8 @@ from sqlalchemy import select
 
 from connectors.contract import Checkpoint, Connector, Item
 from connectors.runner import ConnectorRunner, ConnectorState, OutboxRow
-from hub.broker import EmbeddedBroker, Topics, ensure_topics, free_port
-from hub.topicreader import read_topic
+from hub.kafka.broker import EmbeddedBroker, Topics, ensure_topics, free_port
+from hub.kafka.topicreader import read_topic
 from schemas.envelope import CloudEvent, stable_event_id
 
 JST = timezone(timedelta(hours=9))

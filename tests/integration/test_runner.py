@@ -8,8 +8,8 @@ from pathlib import Path
 
 from connectors.contract import Checkpoint, Connector, Item
 from connectors.runner import ConnectorRunner, ConnectorState, make_producer
-from hub.broker import Topics, ensure_topics
-from hub.topicreader import read_topic
+from hub.kafka.broker import Topics, ensure_topics
+from hub.kafka.topicreader import read_topic
 from schemas.deadletter import DeadLetter
 from schemas.envelope import CloudEvent, stable_event_id
 

@@ -1,4 +1,4 @@
-"""Service mode (``hub.serve``) on the embedded broker: webhook → outbox → Kafka → hub, feeds, clean stop."""
+"""Service mode (``hub.serve.server``) on the embedded broker: webhook → outbox → Kafka → hub, feeds, clean stop."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from sqlalchemy import select
 from connectors.houkatsu import HoukatsuConnector
 from connectors.kodomo import KodomoWebhook, sign
 from connectors.runner import ConnectorState
-from hub.broker import free_port
-from hub.pipeline import HOUSEHOLD, INTAKE
-from hub.serve import HubServer
-from hub.store import ProcessedEvent
+from hub.kafka.broker import free_port
+from hub.pipeline.stages import HOUSEHOLD, INTAKE
+from hub.pipeline.tables import ProcessedEvent
+from hub.serve.server import HubServer
 
 SECRET = "serve-test-secret"
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,7 +182,7 @@ def test_sigterm_stops_the_process_clean(tmp_path: Path, sources: Path) -> None:
            "TSUNAGU_KODOMO_WEBHOOK_SECRET": SECRET}
     code = (
         "import sys; from pathlib import Path; from hub.logging import configure_logging; "
-        "from hub.serve import serve; from hub.settings import Settings; configure_logging('WARNING'); "
+        "from hub.serve.server import serve; from hub.settings import Settings; configure_logging('WARNING'); "
         f"serve(Settings(), Path(sys.argv[1]), host='127.0.0.1', port={port}, state=Path(sys.argv[2]))"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(sources), str(state)], cwd=ROOT, env=env,
@@ -219,7 +219,7 @@ def test_connector_run_once_publishes_one_feed(sources: Path, tmp_path: Path, mo
     import typer
     from typer.testing import CliRunner
 
-    from hub.cli_ops import connector_app
+    from hub.cli.ops import connector_app
 
     app = typer.Typer()
     app.add_typer(connector_app, name="connector")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.alerts import (
+from hub.pipeline.alerts import (
     DEFAULT_SETTINGS,
     KINDS,
     RULES,

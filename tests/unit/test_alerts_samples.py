@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from hub.alerts import CaseFact, HouseholdSnapshot, Member, derive_child_of, evaluate
+from hub.pipeline.alerts import CaseFact, HouseholdSnapshot, Member, derive_child_of, evaluate
 from schemas.codes import RELATION_LABELS, Field, MemberNote
 
 TRUTH = Path(__file__).resolve().parents[3] / "shared" / "agency-systems" / "samples.truth.json"

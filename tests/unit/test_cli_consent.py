@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from consent.audit import GENESIS, AuditInput, chain
 from consent.model import JST
-from hub.cli_consent import audit_app, consent_app
+from hub.cli.consent import audit_app, consent_app
 from schemas.codes import Field
 
 # the registration hub/cli.py is to carry

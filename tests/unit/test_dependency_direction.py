@@ -48,5 +48,5 @@ def test_nothing_outside_hub_imports_hub() -> None:
 def test_checker_sees_a_violation(tmp_path: Path) -> None:
     """The import reader detects a forbidden import, so the checks above can fail."""
     bad = tmp_path / "x.py"
-    bad.write_text("from hub.pipeline import HubCore\nimport consent.decide\n", encoding="utf-8")
+    bad.write_text("from hub.pipeline.stages import HubCore\nimport consent.decide\n", encoding="utf-8")
     assert imported_packages(bad) == {"hub", "consent"}

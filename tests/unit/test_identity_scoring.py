@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from hub.db import Base
-from hub.identity import (
+from hub.identity.resolver import (
     LINK,
     REVIEW,
     Features,
@@ -286,7 +286,7 @@ def test_a_hard_contradiction_never_reaches_review(a: Features, b: Features) -> 
 
 
 def test_bench_smoke(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from hub.bench_identity import run_identity_bench
+    from hub.bench.identity import run_identity_bench
 
     result = run_identity_bench(sizes=(300, 3000), observations=40, db_dir=tmp_path)
     assert result["sizes"] == [300, 3000] and len(result["rates_per_s"]) == 2

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from hub.cli import app
+from hub.cli.main import app
 from hub.settings import Settings
 from hub.wiring import case_connectors
 from unit.test_csv_connectors import VARIANT_TOML, h_row, write_houkatsu, write_variant

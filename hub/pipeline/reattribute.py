@@ -1,19 +1,19 @@
 """Re-attribution after a reviewer's identity decision (issue "Who is who", item 4).
 
-:func:`hub.identity.decide_review` re-points ``person_records`` (and a registry resident) to the
+:func:`hub.identity.resolver.decide_review` re-points ``person_records`` (and a registry resident) to the
 person the reviewer chose. The hub's own tables still carry the person and household each event
 was resolved to when it arrived, so in the SAME transaction this module:
 
-* moves the cases (:class:`hub.store.CaseState`) and kept events (:class:`hub.store.CaseEvent`,
+* moves the cases (:class:`hub.pipeline.tables.CaseState`) and kept events (:class:`hub.pipeline.tables.CaseEvent`,
   including the ``person`` / ``household`` attributes of the stored CloudEvent) of every record
   whose person or household changed to the record's current person and household;
 * re-evaluates the alerts of every household affected, the old ones and the new ones, with
-  :func:`hub.adapters.evaluate_alerts`, and puts the resulting alert events into the hub outbox
-  (:class:`hub.store.HubOutbox`) for the alerts topic of the given prefix; the hub service relays
+  :func:`hub.pipeline.adapters.evaluate_alerts`, and puts the resulting alert events into the hub outbox
+  (:class:`hub.pipeline.tables.HubOutbox`) for the alerts topic of the given prefix; the hub service relays
   the outbox at start-up and after every batch;
 * asks the consent gate again about moved events that were held (never published to the team):
   a consent filed under the person they now belong to may release them, exactly as a late
-  consent does in :meth:`hub.pipeline.HubCore._consent`.
+  consent does in :meth:`hub.pipeline.stages.HubCore._consent`.
 
 Decisions are rows (``identity_reviews`` / ``identity_decisions``), so they survive restarts;
 who decided and when are recorded on both (an empty user is refused).
@@ -29,9 +29,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from hub import adapters
-from hub.broker import Topics
-from hub.identity import (
+from hub.identity.resolver import (
     Decision,
     IdentityDecision,
     IdentityReview,
@@ -41,7 +39,9 @@ from hub.identity import (
     ReviewError,
     decide_review,
 )
-from hub.store import CaseEvent, CaseState, HubOutbox
+from hub.kafka.broker import Topics
+from hub.pipeline import adapters
+from hub.pipeline.tables import CaseEvent, CaseState, HubOutbox
 from schemas.envelope import CloudEvent
 
 #: the advisory lock the intake stage holds while it resolves identities (hub/pipeline.py)

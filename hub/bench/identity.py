@@ -4,7 +4,7 @@ For each size a synthetic registry is bulk-loaded into a fresh SQLite file (Core
 secondary indexes built after the load), then the same number of source observations (spelled
 as the feeds spell them: half-width kana, plain kanji for 旧字体, other address forms, mostly
 without resident number, some people the registry does not know) are resolved one by one
-through :class:`hub.identity.IdentityService`, committing every 100. Resolution uses indexed
+through :class:`hub.identity.resolver.IdentityService`, committing every 100. Resolution uses indexed
 look-ups only, so the rate should barely depend on the registry size: the result reports both
 rates, their ratio (large / small) and the process's peak RSS.
 
@@ -29,7 +29,7 @@ from sqlalchemy import Engine, Index, Table, event, insert
 from sqlalchemy.orm import Session
 
 from hub.db import Base, make_engine
-from hub.identity import (
+from hub.identity.resolver import (
     Household,
     IdentityService,
     Person,

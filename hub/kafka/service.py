@@ -24,9 +24,9 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
-from hub.broker import Topics
+from hub.kafka.broker import Topics
 from hub.logging import get_logger
-from hub.pipeline import HubCore, RawMessage
+from hub.pipeline.stages import HubCore, RawMessage
 from hub.settings import Settings
 
 log = get_logger("tsunagu.hub")

@@ -31,7 +31,7 @@ from schemas.events import (
 )
 
 if TYPE_CHECKING:
-    from hub.alerts import AlertKind
+    from hub.pipeline.alerts import AlertKind
 
 JST = timezone(timedelta(hours=9), "JST")
 
@@ -106,7 +106,7 @@ def withdrawal_notice(ev: CloudEvent, consent: ConsentV1) -> bytes:
 # --------------------------------------------------------------------------- identity (stage 1)
 def resolve_identity(s: Session, ev: CloudEvent, payload: BaseModel) -> tuple[str | None, str | None]:
     """The hub person and household an event is about; (None, None) when it cannot be told."""
-    from hub.identity import IdentityService, Person, PersonRecordRow
+    from hub.identity.resolver import IdentityService, Person, PersonRecordRow
 
     svc = IdentityService(s)
     if isinstance(payload, ResidentObservedV1):
@@ -141,7 +141,7 @@ def subject_keys(s: Session, person: str | None) -> tuple[set[str], set[str]]:
     """The resident numbers and record keys under which consents for this hub person may be filed."""
     if person is None:
         return set(), set()
-    from hub.identity import Person, PersonRecordRow
+    from hub.identity.resolver import Person, PersonRecordRow
 
     resident_nos: set[str] = set()
     records: set[str] = set()
@@ -227,9 +227,9 @@ def store_consent(s: Session, ev: CloudEvent, consent: ConsentV1) -> bool:
 # --------------------------------------------------------------------------- alerts
 def household_snapshot(s: Session, household: str) -> Any:
     """Members (registry relations, 同居家族 links and notes) and cases of one household."""
-    from hub.alerts import CaseFact, HouseholdSnapshot, Member, derive_child_of
-    from hub.identity import Person, PersonRecordRow, Resident
-    from hub.store import CaseEvent, CaseState
+    from hub.identity.resolver import Person, PersonRecordRow, Resident
+    from hub.pipeline.alerts import CaseFact, HouseholdSnapshot, Member, derive_child_of
+    from hub.pipeline.tables import CaseEvent, CaseState
 
     persons = s.scalars(select(Person).where(Person.household_id == household, Person.merged_into.is_(None))).all()
     ids = {p.id for p in persons}
@@ -287,8 +287,8 @@ def _relation(value: str | None) -> Relation | None:
 
 def evaluate_alerts(s: Session, household: str, today: date, settings: Any) -> list[bytes]:
     """Re-evaluate the household's timeline; publish raised/updated alerts (never lowers one)."""
-    from hub.alerts import DEFAULT_SETTINGS, KINDS, diff_alerts, evaluate, view
-    from hub.store import AlertState
+    from hub.pipeline.alerts import DEFAULT_SETTINGS, KINDS, diff_alerts, evaluate, view
+    from hub.pipeline.tables import AlertState
 
     with timed("alerts"):
         snapshot = household_snapshot(s, household)

@@ -7,7 +7,7 @@ municipal IT staff. Everything shown is a count, a code, a time or a record *key
   dead letters, the connector's outbox (items read but not yet acknowledged by the broker,
   events and dead letters) and its checkpoints (scope and when it last moved);
 * the last 20 hub dead letters: source, where, record key, reason (reasons name failing
-  locations and error types, never values — see ``hub.pipeline.validation_reason``);
+  locations and error types, never values — see ``hub.pipeline.stages.validation_reason``);
 * open alerts by kind, pending identity reviews and the hub outbox: counts only.
 
 Identity, case and consent tables are read for counts only (``count(*)`` queries; no other
@@ -30,10 +30,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.runner import CheckpointRow, ConnectorState, OutboxRow
-from hub.broker import Topics
-from hub.identity import IdentityReview
-from hub.pipeline import HOUSEHOLD, INTAKE
-from hub.store import AlertState, HubDeadLetter, HubOutbox, ProcessedEvent
+from hub.identity.resolver import IdentityReview
+from hub.kafka.broker import Topics
+from hub.pipeline.stages import HOUSEHOLD, INTAKE
+from hub.pipeline.tables import AlertState, HubDeadLetter, HubOutbox, ProcessedEvent
 from schemas.codes import Feed
 
 #: feeds in display order
@@ -51,7 +51,7 @@ FEED_LABELS: dict[str, str] = {
 }
 RECENT_DEAD_LETTERS = 20
 REFRESH_S = 10
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, trim_blocks=True, lstrip_blocks=True)
 

@@ -21,13 +21,14 @@ from aiokafka import AIOKafkaConsumer
 from kafka import KafkaProducer
 
 from connectors.runner import make_producer
-from hub import adapters, wiring
-from hub.broker import Topics, ensure_topics, kafka_cluster
+from hub import wiring
+from hub.kafka.broker import Topics, ensure_topics, kafka_cluster
+from hub.kafka.service import HubService
 from hub.migrate import upgrade
-from hub.pipeline import HOUSEHOLD
-from hub.service import HubService
+from hub.pipeline import adapters
+from hub.pipeline.stages import HOUSEHOLD
+from hub.pipeline.tables import ProcessedEvent
 from hub.settings import Settings
-from hub.store import ProcessedEvent
 from schemas.codes import CaseStatus, Feed, Field, Sex, Topic
 from schemas.envelope import CloudEvent, content_hash, stable_event_id
 from schemas.events import CASE_TYPES, CaseV1, PersonRecord, Sensitive

@@ -26,7 +26,7 @@ officer sees it; the hub's later copy of the same version is a no-op (same id, v
 The FHIR resource returned re-imports losslessly: ``parse_consent(resource) == consent``.
 
 A 支援会議 designation and an emergency override are stored directly (``ConsentRepository``); they
-apply to the decisions the hub makes from then on (an override for ``hub.adapters.EMERGENCY_WINDOW``).
+apply to the decisions the hub makes from then on (an override for ``hub.pipeline.adapters.EMERGENCY_WINDOW``).
 An emergency override requires a reason code (``life-or-body``, ``abuse-prevention`` …; a code, never
 free text, because it goes into the audit trail) and the operator id who invokes it: 400 otherwise.
 
@@ -162,7 +162,7 @@ class EmergencyRequest(_Body):
 # --------------------------------------------------------------------------- identity look-ups
 def persons_of_resident(s: Session, resident_no: str) -> set[str]:
     """Every hub person that is (or was merged with) the resident with this 宛名番号."""
-    from hub.identity import Person, PersonRecordRow, Resident
+    from hub.identity.resolver import Person, PersonRecordRow, Resident
 
     found: set[str] = set(s.scalars(select(Person.id).where(Person.resident_no == resident_no)))
     found |= set(s.scalars(select(Resident.person_id).where(Resident.resident_no == resident_no)))
@@ -173,7 +173,7 @@ def persons_of_resident(s: Session, resident_no: str) -> set[str]:
 
 def merged_closure(s: Session, persons: Collection[str]) -> set[str]:
     """The persons plus those merged into them and those they were merged into (a reviewer's link)."""
-    from hub.identity import Person
+    from hub.identity.resolver import Person
 
     out = set(persons)
     frontier = set(persons)
@@ -188,7 +188,7 @@ def merged_closure(s: Session, persons: Collection[str]) -> set[str]:
 
 def subject_keys_of_resident(s: Session, resident_no: str) -> tuple[set[str], set[str]]:
     """The resident numbers and record keys under which this resident's consents may be filed."""
-    from hub.adapters import subject_keys
+    from hub.pipeline.adapters import subject_keys
 
     resident_nos, records = {resident_no}, {f"registry:{resident_no}"}
     for person in persons_of_resident(s, resident_no):
@@ -199,7 +199,7 @@ def subject_keys_of_resident(s: Session, resident_no: str) -> tuple[set[str], se
 
 
 def _birth_date(s: Session, subject: Subject) -> date | None:
-    from hub.identity import PersonRecordRow, Resident
+    from hub.identity.resolver import PersonRecordRow, Resident
 
     if subject.resident_no:
         r = s.get(Resident, subject.resident_no)
@@ -353,7 +353,7 @@ class ConsentService:
     # ---------------------------------------------------------------- 支援会議, emergency
     def designate(self, req: DesignationRequest, by: str) -> Designation:
         from consent.store import ConsentRepository
-        from hub.identity import Household
+        from hub.identity.resolver import Household
 
         try:
             designation = Designation(
@@ -377,7 +377,7 @@ class ConsentService:
 
     def emergency(self, req: EmergencyRequest) -> EmergencyOverride:
         from consent.store import ConsentRepository
-        from hub.identity import Person
+        from hub.identity.resolver import Person
 
         if not (req.reason or "").strip() or not (req.user or "").strip():
             raise BadRequest("emergency sharing requires a reason code and the user who invokes it")
@@ -469,7 +469,7 @@ class OutboxEventPublisher:
         self.topic = topic
 
     async def __call__(self, event: CloudEvent) -> None:
-        from hub.store import HubOutbox
+        from hub.pipeline.tables import HubOutbox
 
         def write() -> None:
             with self.sessions.begin() as s:

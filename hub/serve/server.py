@@ -7,7 +7,7 @@ One process, one event loop:
 * an HTTP server (uvicorn, programmatic, in the same loop): ``POST /webhooks/kodomo``
   (signed deliveries: written to the connector outbox and relayed to Kafka, acknowledged by
   the broker *before* the 2xx), ``GET /healthz``, ``GET /metrics`` (Prometheus; counts only),
-  ``GET /ops`` / ``GET /ops.json`` (the operations view, ``hub.ops``: counts and codes only);
+  ``GET /ops`` / ``GET /ops.json`` (the operations view, ``hub.http.ops``: counts and codes only);
 * every file / database feed found under ``--sources`` in a background thread
   (``ConnectorRunner.run_forever``): file feeds re-scan their folders and the shogai database
   is polled every ``poll_interval_s``. The registry is read first, as in the batch run. The
@@ -51,17 +51,17 @@ from connectors.contract import Connector, Item
 from connectors.kodomo import WEBHOOK_PATH, KodomoWebhook, SqlLedger, make_router
 from connectors.runner import CheckpointRow, ConnectorRunner, ConnectorState, OutboxRow, RunStats, make_producer
 from hub import wiring
-from hub.broker import Topics, ensure_topics, kafka_cluster
 from hub.db import make_engine, make_sessionmaker
+from hub.http.ops import make_ops_router
+from hub.kafka.broker import Topics, ensure_topics, kafka_cluster
+from hub.kafka.service import HubService
+from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
 from hub.migrate import database_url_for, upgrade
-from hub.ops import make_ops_router
-from hub.pipeline import HOUSEHOLD, INTAKE, HubCore, RawMessage
-from hub.run import check_sources, state_folder
-from hub.service import HubService
+from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore, RawMessage
+from hub.pipeline.tables import HubDeadLetter, HubOutbox
+from hub.run.batch import check_sources, state_folder
 from hub.settings import Settings
-from hub.store import HubDeadLetter, HubOutbox
-from hub.topicreader import group_lag
 from schemas.codes import Feed
 
 log = get_logger("tsunagu.serve")

@@ -3,7 +3,7 @@
 ``tsunagu identity review`` lists the pending pairs (a record, and the hub person it may be);
 ``tsunagu identity decide REVIEW_ID link|keep-apart --user NAME`` records a decision, re-attributes
 the record's cases and events and re-evaluates the alerts of the households involved
-(:mod:`hub.reattribute`), all in one transaction. ``--json`` prints the same for tooling.
+(:mod:`hub.pipeline.reattribute`), all in one transaction. ``--json`` prints the same for tooling.
 
 What a reviewer is shown, and why no more (data minimisation, 個人情報保護法 and the feeds'
 要配慮個人情報): a terminal's scroll-back, a pasted screenshot, a CI log or a ticket keeps whatever
@@ -46,7 +46,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from hub.cli_common import database_url, topic_prefix
+from hub.cli.common import database_url, topic_prefix
 from hub.settings import get_settings
 
 identity_app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -91,7 +91,7 @@ class Side:
 
 
 def _record_side(s: Session, record: str) -> Side:
-    from hub.identity import PersonRecordRow, Resident
+    from hub.identity.resolver import PersonRecordRow, Resident
 
     if record.startswith("registry:"):
         res = s.get(Resident, record.split(":", 1)[1])
@@ -106,7 +106,7 @@ def _record_side(s: Session, record: str) -> Side:
 
 def _person_side(s: Session, person_id: str) -> Side:
     """The candidate person, shown by one of its records: its registry record if it has one."""
-    from hub.identity import Person, PersonRecordRow, Resident
+    from hub.identity.resolver import Person, PersonRecordRow, Resident
 
     residents = s.scalars(select(Resident).where(Resident.person_id == person_id).order_by(Resident.resident_no)).all()
     rows = s.scalars(select(PersonRecordRow).where(PersonRecordRow.person_id == person_id)
@@ -128,7 +128,7 @@ def _year(d: Any) -> int | None:
 
 def review_items(s: Session) -> list[dict[str, Any]]:
     """The pending reviews as a reviewer sees them (masked: see the module docstring)."""
-    from hub.identity import WEIGHTS, IdentityReview, list_reviews
+    from hub.identity.resolver import WEIGHTS, IdentityReview, list_reviews
 
     out: list[dict[str, Any]] = []
     for v in list_reviews(s):
@@ -205,8 +205,8 @@ def decide(
     """Decide one pending review; its cases and events follow, and the households' alerts are re-evaluated."""
     from hub import wiring
     from hub.db import make_engine, make_sessionmaker
-    from hub.identity import ReviewError
-    from hub.reattribute import decide as decide_and_reattribute
+    from hub.identity.resolver import ReviewError
+    from hub.pipeline.reattribute import decide as decide_and_reattribute
 
     settings = get_settings()
     url = database_url(state, database, settings)

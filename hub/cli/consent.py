@@ -12,7 +12,7 @@ trail of every hub person that resident is (identity tables, merged persons incl
 ids, record keys, codes and times; never names or case content.
 
 ``tsunagu consent record|withdraw|list|designate`` are front-ends over the same service functions
-as the consent API (:mod:`hub.api_consent`). A recorded or withdrawn consent goes to the hub as a
+as the consent API (:mod:`hub.http.consent`). A recorded or withdrawn consent goes to the hub as a
 CloudEvent on the intake topic: straight to Kafka when a broker is configured (``--bootstrap`` or
 ``TSUNAGU_KAFKA_BOOTSTRAP``), otherwise through the hub's outbox, which the hub service relays when
 it (re)starts.
@@ -38,7 +38,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.cli_common import _fail, database_url, topic_prefix
+from hub.cli.common import _fail, database_url, topic_prefix
 from hub.settings import get_settings
 
 audit_app = typer.Typer(no_args_is_help=True, add_completion=False, help="The audit trail: verify its hash chain.")
@@ -139,7 +139,7 @@ def verify(
 def disclosure_rows(s: Session, resident_no: str) -> list[dict[str, Any]]:
     """開示請求: every permitted flow of this resident's information (no case content)."""
     from consent.store import disclosures
-    from hub.api_consent import persons_of_resident
+    from hub.http.consent import persons_of_resident
 
     return [
         {"event": e.event, "sourcerecord": e.sourcerecord, "field": e.field, "route": e.route,
@@ -157,7 +157,7 @@ def _resident_no(value: str) -> str:
 @consent_app.command("disclosures")
 def disclosures_cmd(resident_no: ResidentOpt, state: StateOpt = None, database: DatabaseOpt = None) -> None:
     """開示請求: which events about the resident went where, when and on which basis (JSON lines)."""
-    from hub.api_consent import persons_of_resident
+    from hub.http.consent import persons_of_resident
 
     no = _resident_no(resident_no)
     sessions = _sessions(database_url(state, database, get_settings()))
@@ -179,8 +179,8 @@ def disclosures_cmd(resident_no: ResidentOpt, state: StateOpt = None, database: 
 def _run_service(state: Path | None, database: str | None, bootstrap: str | None, prefix: str | None,
                  action: Any) -> Any:
     """Build the service (Kafka publisher when a broker is configured, else the outbox) and run ``action``."""
-    from hub.api_consent import ConsentService, ConsentServiceError, KafkaEventPublisher, OutboxEventPublisher
-    from hub.broker import Topics
+    from hub.http.consent import ConsentService, ConsentServiceError, KafkaEventPublisher, OutboxEventPublisher
+    from hub.kafka.broker import Topics
 
     settings = get_settings()
     sessions = _sessions(database_url(state, database, settings))
@@ -228,7 +228,7 @@ def record(
     """Record a consent for the multi-agency team; prints its FHIR R5 Consent resource."""
     from pydantic import ValidationError
 
-    from hub.api_consent import ConsentRequest, ConsentService
+    from hub.http.consent import ConsentRequest, ConsentService
 
     try:
         req = ConsentRequest.model_validate({
@@ -254,7 +254,7 @@ def withdraw(
     prefix: PrefixOpt = None,
 ) -> None:
     """Withdraw a consent from now on; prints the FHIR resource of the inactive version."""
-    from hub.api_consent import ConsentService
+    from hub.http.consent import ConsentService
 
     async def action(service: ConsentService) -> dict[str, Any]:
         return service.fhir(await service.withdraw(consent_id))
@@ -265,7 +265,7 @@ def withdraw(
 @consent_app.command("list")
 def list_cmd(resident_no: ResidentOpt, state: StateOpt = None, database: DatabaseOpt = None) -> None:
     """Every version of every consent of the resident (JSON lines)."""
-    from hub.api_consent import ConsentService, version_json
+    from hub.http.consent import ConsentService, version_json
 
     no = _resident_no(resident_no)
 
@@ -295,7 +295,7 @@ def designate(
     """Record the 支援会議 (第106条の6) the municipality convened for a household."""
     from pydantic import ValidationError
 
-    from hub.api_consent import ConsentService, ConsentServiceError, DesignationRequest, designation_json
+    from hub.http.consent import ConsentService, ConsentServiceError, DesignationRequest, designation_json
 
     try:
         req = DesignationRequest.model_validate({

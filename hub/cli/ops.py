@@ -2,7 +2,7 @@
 
 Registered in ``hub/cli.py``::
 
-    from hub.cli_ops import connector_app, serve_command
+    from hub.cli.ops import connector_app, serve_command
     app.command("serve")(serve_command)
     app.add_typer(connector_app, name="connector")
 """
@@ -47,8 +47,8 @@ def serve_command(
     """Service mode: the hub, POST /webhooks/kodomo, /healthz, /metrics and every feed, until SIGTERM."""
     from kafka.errors import KafkaError
 
-    from hub.run import RunError
-    from hub.serve import serve
+    from hub.run.batch import RunError
+    from hub.serve.server import serve
 
     settings = _settings()
     signal.signal(signal.SIGTERM, _interrupt)  # while starting; once serving, the service handles it
@@ -72,8 +72,8 @@ def connector_run(
     once: Annotated[bool, typer.Option("--once", help="read to the end, publish, exit; else poll")] = False,
 ) -> None:
     """Run one connector alone, publishing to the configured (or embedded) broker; prints its counts as JSON."""
-    from hub.run import RunError
-    from hub.serve import ConnectorNotFound, run_connector, summary_line
+    from hub.run.batch import RunError
+    from hub.serve.server import ConnectorNotFound, run_connector, summary_line
 
     settings = _settings()
     stop = threading.Event()

@@ -34,7 +34,7 @@ def database_url(state: Path | None, database: str | None, settings: Settings) -
 
 
 def topic_prefix(state: Path | None, explicit: str | None, settings: Settings) -> str:
-    """The prefix the hub reads under: as ``hub.run.batch_run`` chose it for this state folder."""
+    """The prefix the hub reads under: as ``hub.run.batch.batch_run`` chose it for this state folder."""
     if explicit:
         return explicit
     marker = state / "run.json" if state is not None else None

@@ -19,10 +19,10 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub import adapters
-from hub.broker import Topics
+from hub.kafka.broker import Topics
 from hub.logging import get_logger
-from hub.store import CaseEvent, CaseState, HubDeadLetter, HubOutbox, ProcessedEvent
+from hub.pipeline import adapters
+from hub.pipeline.tables import CaseEvent, CaseState, HubDeadLetter, HubOutbox, ProcessedEvent
 from schemas.codes import Field
 from schemas.deadletter import DeadLetter
 from schemas.envelope import CloudEvent
@@ -270,7 +270,7 @@ class HubCore:
 
     def _follow_move(self, s: Session, person: str) -> None:
         """A registry update moved a person to another household: their cases and alerts follow."""
-        from hub.reattribute import reattribute
+        from hub.pipeline.reattribute import reattribute
 
         records = {r for (r,) in s.execute(select(CaseState.record).where(CaseState.person_id == person))}
         if records:
@@ -287,7 +287,7 @@ class HubCore:
                                   opened_on=case.opened_on, status=case.status.value, revision=revision)
                 s.add(state)
             # identity may have changed since stage 1 resolved this event (a review decision)
-            from hub.reattribute import current_attribution
+            from hub.pipeline.reattribute import current_attribution
 
             now_at = current_attribution(s, ev.sourcerecord)
             state.person_id, state.household_id = now_at if now_at else (ev.person, ev.household)

@@ -27,14 +27,14 @@ from sqlalchemy import func, select
 
 from connectors.runner import ConnectorRunner, ConnectorState, RunStats, make_producer
 from hub import wiring
-from hub.broker import Topics, ensure_topics, kafka_cluster
+from hub.kafka.broker import Topics, ensure_topics, kafka_cluster
+from hub.kafka.service import HubService
+from hub.kafka.topicreader import group_lag, read_topic
 from hub.logging import get_logger
 from hub.migrate import database_url_for, upgrade
-from hub.pipeline import HOUSEHOLD, INTAKE, HubCore
-from hub.service import HubService
+from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore
+from hub.pipeline.tables import HubOutbox, ProcessedEvent
 from hub.settings import Settings
-from hub.store import HubOutbox, ProcessedEvent
-from hub.topicreader import group_lag, read_topic
 
 log = get_logger("tsunagu.run")
 

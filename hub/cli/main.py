@@ -20,9 +20,9 @@ app.add_typer(bench_app, name="bench")
 
 
 def _register_subcommands() -> None:
-    from hub.cli_consent import audit_app, consent_app
-    from hub.cli_identity import identity_app
-    from hub.cli_ops import connector_app, serve_command
+    from hub.cli.consent import audit_app, consent_app
+    from hub.cli.identity import identity_app
+    from hub.cli.ops import connector_app, serve_command
 
     app.command("serve")(serve_command)
     app.add_typer(connector_app, name="connector")
@@ -30,7 +30,7 @@ def _register_subcommands() -> None:
     app.add_typer(consent_app, name="consent")
     app.add_typer(identity_app, name="identity")
 
-SAMPLES = Path(__file__).parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 def _terminate(_signum: int, _frame: object) -> None:
@@ -59,7 +59,7 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress line")] = False,
 ) -> None:
     """Run the feeds in SOURCES once through Kafka and the hub and write the export."""
-    from hub.run import RunError, batch_run
+    from hub.run.batch import RunError, batch_run
 
     settings = _settings()
     if not once:
@@ -80,7 +80,7 @@ def demo(
 ) -> None:
     """Run the bundled sample feeds through the embedded broker and the hub, and explain the result."""
     from hub.demo import print_summary
-    from hub.run import RunError, batch_run
+    from hub.run.batch import RunError, batch_run
 
     settings = _settings()
     out = export or Path(tempfile.mkdtemp(prefix="tsunagu-demo-"))
@@ -100,7 +100,7 @@ def bench(
     """Full pipeline vs. raw produce→consume passthrough on the same broker; prints JSON."""
     if ctx.invoked_subcommand is not None:
         return
-    from hub.bench import pipeline_bench
+    from hub.bench.pipeline import pipeline_bench
 
     settings = _settings()
     typer.echo(json.dumps(pipeline_bench(settings, events), ensure_ascii=False, indent=2))
@@ -113,7 +113,7 @@ def bench_identity(
     observations: Annotated[int, typer.Option(help="observations resolved against each")] = 2000,
 ) -> None:
     """Identity resolution against two registry sizes: both rates, their ratio, peak memory."""
-    from hub.bench_identity import run_identity_bench
+    from hub.bench.identity import run_identity_bench
 
     _settings()
     with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:

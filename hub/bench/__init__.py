@@ -1,0 +1,1 @@
+"""Benchmarks: ``tsunagu bench`` (pipeline against passthrough) and the identity bench."""

@@ -1,0 +1,1 @@
+"""The ``tsunagu`` command line: the typer app and its sub-commands."""

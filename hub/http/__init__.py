@@ -1,0 +1,1 @@
+"""HTTP surface: the consent API, the operations view, the kodomo webhook and the service app."""

@@ -1,0 +1,1 @@
+"""Who is who: identity tables, pure record features and scoring, the resolver and the review queue."""

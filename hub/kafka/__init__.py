@@ -1,0 +1,1 @@
+"""Kafka plumbing: topics, the embedded Tansu broker, the FastStream hub service and a topic reader."""

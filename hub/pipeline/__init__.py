@@ -1,0 +1,1 @@
+"""The hub's two stages: intake (validate, resolve identity, consent gate) and household (cases, alerts, outputs)."""
