@@ -1,6 +1,6 @@
-"""Composition root: which connector reads which folder, and how the hub core is built.
+"""Which connector reads which folder, in which phase; and the rows the export reads back.
 
-The only module that knows every connector; ``bootstrap.py`` in cosmicpython's terms.
+The only module that knows every connector. The runtime itself is built by ``hub.bootstrap``.
 """
 
 from __future__ import annotations
@@ -13,10 +13,6 @@ from sqlalchemy.orm import Session
 
 from connectors.contract import Connector
 from connectors.runner import ConnectorState
-from hub.db import make_engine, make_sessionmaker
-from hub.kafka.broker import Topics
-from hub.pipeline.alerts import AlertSettings
-from hub.pipeline.stages import HubCore
 from hub.settings import Settings
 
 
@@ -65,15 +61,6 @@ def phases(sources: Path, settings: Settings, _state: ConnectorState) -> Iterato
     rest = case_connectors(sources, settings)
     if rest:
         yield rest
-
-
-def alert_settings(settings: Settings) -> AlertSettings:
-    return AlertSettings(multi_field_min_fields=settings.alert_multi_field_min_fields)
-
-
-def make_core(settings: Settings, url: str, topics: Topics) -> HubCore:
-    engine = make_engine(url)
-    return HubCore(make_sessionmaker(engine), topics, alert_settings=alert_settings(settings))
 
 
 def persons_rows(s: Session) -> Iterator[dict[str, Any]]:

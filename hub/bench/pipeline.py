@@ -21,10 +21,9 @@ from aiokafka import AIOKafkaConsumer
 from kafka import KafkaProducer
 
 from connectors.runner import make_producer
-from hub import wiring
-from hub.kafka.broker import Topics, ensure_topics, kafka_cluster
+from hub.bootstrap import open_runtime
+from hub.kafka.broker import Topics, ensure_topics
 from hub.kafka.service import HubService
-from hub.migrate import upgrade
 from hub.pipeline import adapters
 from hub.pipeline.stages import HOUSEHOLD
 from hub.pipeline.tables import ProcessedEvent
@@ -149,18 +148,14 @@ async def _pipeline(core: Any, settings: Settings, bootstrap: str, n: int, event
 
 def pipeline_bench(settings: Settings, n: int = 5000) -> dict[str, Any]:
     events = synthetic_events(n)
-    with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp, kafka_cluster(settings) as bootstrap:
-        rid = str(time.time_ns())
-        # short group joins on both legs (Tansu takes half the session timeout to finish a join)
-        settings = settings.model_copy(update={"topic_prefix": f"bench-{rid}", "hub_group": f"bench-hub-{rid}",
-                                               "session_timeout_ms": 1000, "heartbeat_interval_ms": 100})
-        topics = Topics(settings.topic_prefix)
-        ensure_topics(bootstrap, topics, settings.partitions)
+    rid = str(time.time_ns())
+    # short group joins on both legs (Tansu takes half the session timeout to finish a join)
+    settings = settings.model_copy(update={"topic_prefix": f"bench-{rid}", "hub_group": f"bench-hub-{rid}",
+                                           "session_timeout_ms": 1000, "heartbeat_interval_ms": 100})
+    with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp, open_runtime(settings, Path(tmp)) as rt:
+        bootstrap, topics, core, url = rt.bootstrap, rt.topics, rt.core, rt.database.url
         raw_topic = Topics(f"bench-raw-{rid}")
         ensure_topics(bootstrap, raw_topic, settings.partitions)
-        url = settings.database_url or f"sqlite:///{Path(tmp) / 'hub.sqlite'}"
-        upgrade(url)
-        core = wiring.make_core(settings, url, topics)
 
         # leg 1: raw produce → consume on the same broker
         producer = make_producer(bootstrap, "tsunagu-bench-raw")
@@ -175,7 +170,6 @@ def pipeline_bench(settings: Settings, n: int = 5000) -> dict[str, Any]:
         p0, p1 = asyncio.run(_pipeline(core, settings, bootstrap, n, events, topics))
         pipe_s = p1 - p0
         consent_s = adapters.TIMERS.get("decide", 0.0) + adapters.TIMERS.get("audit", 0.0)
-        core.sessions.kw["bind"].dispose()
     return {
         "events": n,
         "passthrough_per_s": round(raw_rate, 1),

@@ -32,14 +32,17 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from hub.cli.common import _fail, database_url, topic_prefix
 from hub.settings import get_settings
+
+if TYPE_CHECKING:
+    from hub.bootstrap import Database
 
 audit_app = typer.Typer(no_args_is_help=True, add_completion=False, help="The audit trail: verify its hash chain.")
 consent_app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -61,16 +64,10 @@ def _audit_group() -> None:
 RECIPIENTS = {"team": "重層的支援会議", "emergency": "重層的支援会議", "support_meeting": "支援会議"}
 
 
-def _sessions(url: str) -> sessionmaker[Session]:
-    from hub.db import make_engine, make_sessionmaker
+def _database(url: str) -> Database:
+    from hub.bootstrap import Database
 
-    return make_sessionmaker(make_engine(url))
-
-
-def _dispose(sessions: sessionmaker[Session]) -> None:
-    bind = sessions.kw.get("bind")
-    if bind is not None:
-        bind.dispose()
+    return Database.open(url, migrate=False)
 
 
 async def _never(_event: Any) -> None:
@@ -115,7 +112,8 @@ def verify(
     else:
         from consent.store import audit_head, iter_audit
 
-        sessions = _sessions(database_url(state, database, get_settings()))
+        db = _database(database_url(state, database, get_settings()))
+        sessions = db.sessions
         try:
             with sessions() as s:
                 head = audit_head(s)
@@ -126,7 +124,7 @@ def verify(
             _fail(f"cannot read the audit trail ({type(exc).__name__}); is the database migrated?")
             return
         finally:
-            _dispose(sessions)
+            db.close()
         where = "entry"
     if result.ok:
         typer.echo(f"ok {result.checked} entries")
@@ -160,7 +158,8 @@ def disclosures_cmd(resident_no: ResidentOpt, state: StateOpt = None, database: 
     from hub.http.consent import persons_of_resident
 
     no = _resident_no(resident_no)
-    sessions = _sessions(database_url(state, database, get_settings()))
+    db = _database(database_url(state, database, get_settings()))
+    sessions = db.sessions
     try:
         with sessions() as s:
             if not persons_of_resident(s, no):
@@ -170,7 +169,7 @@ def disclosures_cmd(resident_no: ResidentOpt, state: StateOpt = None, database: 
         _fail(f"cannot read the audit trail ({type(exc).__name__}); is the database migrated?")
         return
     finally:
-        _dispose(sessions)
+        db.close()
     for row in rows:
         typer.echo(_line(row))
 
@@ -183,7 +182,8 @@ def _run_service(state: Path | None, database: str | None, bootstrap: str | None
     from hub.kafka.broker import Topics
 
     settings = get_settings()
-    sessions = _sessions(database_url(state, database, settings))
+    db = _database(database_url(state, database, settings))
+    sessions = db.sessions
     topic = Topics(topic_prefix(state, prefix, settings)).intake
     servers = bootstrap or settings.kafka_bootstrap
 
@@ -208,7 +208,7 @@ def _run_service(state: Path | None, database: str | None, bootstrap: str | None
     except SQLAlchemyError as exc:
         _fail(f"nothing was recorded ({type(exc).__name__}); is the database migrated?")
     finally:
-        _dispose(sessions)
+        db.close()
 
 
 @consent_app.command("record")
@@ -269,14 +269,15 @@ def list_cmd(resident_no: ResidentOpt, state: StateOpt = None, database: Databas
 
     no = _resident_no(resident_no)
 
-    sessions = _sessions(database_url(state, database, get_settings()))
+    db = _database(database_url(state, database, get_settings()))
+    sessions = db.sessions
     try:
         versions = ConsentService(sessions, _never).versions(no)
     except SQLAlchemyError as exc:
         _fail(f"cannot read the consent registry ({type(exc).__name__}); is the database migrated?")
         return
     finally:
-        _dispose(sessions)
+        db.close()
     for v in versions:
         typer.echo(_line(version_json(v)))
 
@@ -305,7 +306,8 @@ def designate(
         _fail("invalid designation: " + "; ".join(sorted({".".join(map(str, e["loc"])) for e in exc.errors()})))
         return
 
-    sessions = _sessions(database_url(state, database, get_settings()))
+    db = _database(database_url(state, database, get_settings()))
+    sessions = db.sessions
     try:
         designation = ConsentService(sessions, _never).designate(req, by)
     except ConsentServiceError as exc:
@@ -315,5 +317,5 @@ def designate(
         _fail(f"nothing was recorded ({type(exc).__name__}); is the database migrated?")
         return
     finally:
-        _dispose(sessions)
+        db.close()
     typer.echo(_line(designation_json(designation)))

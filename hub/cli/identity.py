@@ -166,18 +166,17 @@ def _format_evidence(evidence: dict[str, dict[str, Any]]) -> str:
 @identity_app.command("review")
 def review(state: StateOpt = None, database: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
     """List the pending pairs with their evidence (masked names, birth years only)."""
-    from hub.db import make_engine
+    from hub.bootstrap import Database
 
-    url = database_url(state, database, get_settings())
-    engine = make_engine(url)
+    db = Database.open(database_url(state, database, get_settings()), migrate=False)
     try:
-        with Session(engine) as s:
+        with db.sessions() as s:
             items = review_items(s)
     except SQLAlchemyError as exc:
         _fail(f"cannot read the review queue ({type(exc).__name__}); is the database migrated?")
         return
     finally:
-        engine.dispose()
+        db.close()
     if as_json:
         typer.echo(json.dumps({"pending": items}, ensure_ascii=False, indent=2))
         return
@@ -203,19 +202,17 @@ def decide(
     as_json: JsonOpt = False,
 ) -> None:
     """Decide one pending review; its cases and events follow, and the households' alerts are re-evaluated."""
-    from hub import wiring
-    from hub.db import make_engine, make_sessionmaker
+    from hub.bootstrap import Database, alert_settings
     from hub.identity.resolver import ReviewError
     from hub.pipeline.reattribute import decide as decide_and_reattribute
 
     settings = get_settings()
-    url = database_url(state, database, settings)
-    engine = make_engine(url)
+    db = Database.open(database_url(state, database, settings), migrate=False)
     try:
-        with make_sessionmaker(engine).begin() as s:
+        with db.sessions.begin() as s:
             result = decide_and_reattribute(
                 s, review_id, "link" if decision is Choice.link else "keep_apart", user,
-                prefix=topic_prefix(state, prefix, settings), alert_settings=wiring.alert_settings(settings),
+                prefix=topic_prefix(state, prefix, settings), alert_settings=alert_settings(settings),
             )
     except ReviewError as exc:
         _fail(str(exc))
@@ -224,7 +221,7 @@ def decide(
         _fail(f"the decision was not recorded ({type(exc).__name__})")
         return
     finally:
-        engine.dispose()
+        db.close()
     if as_json:
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
         return

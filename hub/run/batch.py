@@ -27,11 +27,11 @@ from sqlalchemy import func, select
 
 from connectors.runner import ConnectorRunner, ConnectorState, RunStats, make_producer
 from hub import wiring
-from hub.kafka.broker import Topics, ensure_topics, kafka_cluster
+from hub.bootstrap import open_runtime
+from hub.kafka.broker import Topics
 from hub.kafka.service import HubService
 from hub.kafka.topicreader import group_lag, read_topic
 from hub.logging import get_logger
-from hub.migrate import database_url_for, upgrade
 from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore
 from hub.pipeline.tables import HubOutbox, ProcessedEvent
 from hub.settings import Settings
@@ -139,26 +139,17 @@ def batch_run(
     """Run every feed under ``sources`` once through Kafka and the hub and write ``export``."""
     check_sources(sources)
     started = time.monotonic()
-    with state_folder(state) as state_dir, kafka_cluster(settings) as bootstrap:
+    with state_folder(state) as state_dir:
         rid = run_identity(state_dir, settings)
         if not settings.kafka_bootstrap or settings.topic_prefix == "tsunagu":
             settings = settings.model_copy(update={"topic_prefix": f"tsunagu.run-{rid}",
                                                    "hub_group": f"tsunagu-hub-{rid}"})
-        topics = Topics(settings.topic_prefix)
-        ensure_topics(bootstrap, topics, settings.partitions, settings.replication_factor)
-        url = database_url_for(settings, state_dir)
-        upgrade(url)
-        core = wiring.make_core(settings, url, topics)
-        cstate = ConnectorState.in_dir(state_dir)
-        try:
+        with open_runtime(settings, state_dir) as rt:
             stats = asyncio.run(
-                _drive(core, settings, bootstrap, topics, sources, cstate, Progress(progress), stop_after,
-                       hub_instances)
+                _drive(rt.core, settings, rt.bootstrap, rt.topics, sources, rt.connector_state, Progress(progress),
+                       stop_after, hub_instances)
             )
-        finally:
-            cstate.dispose()
-        summary = write_export(export, core, bootstrap, topics, stats, time.monotonic() - started)
-        core.sessions.kw["bind"].dispose()
+            summary = write_export(export, rt.core, rt.bootstrap, rt.topics, stats, time.monotonic() - started)
     return RunResult(export=export, summary=summary, stats=stats)
 
 

@@ -51,13 +51,13 @@ from connectors.contract import Connector, Item
 from connectors.kodomo import WEBHOOK_PATH, KodomoWebhook, SqlLedger, make_router
 from connectors.runner import CheckpointRow, ConnectorRunner, ConnectorState, OutboxRow, RunStats, make_producer
 from hub import wiring
-from hub.db import make_engine, make_sessionmaker
+from hub.bootstrap import Runtime, open_kafka, open_runtime
+from hub.db import make_engine
 from hub.http.ops import make_ops_router
-from hub.kafka.broker import Topics, ensure_topics, kafka_cluster
+from hub.kafka.broker import Topics
 from hub.kafka.service import HubService
 from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
-from hub.migrate import database_url_for, upgrade
 from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore, RawMessage
 from hub.pipeline.tables import HubDeadLetter, HubOutbox
 from hub.run.batch import check_sources, state_folder
@@ -349,9 +349,10 @@ class HubServer:
         """Start everything, serve until asked to stop, stop everything in order."""
         try:
             check_sources(self.sources)
-            with state_folder(self.state) as state_dir, kafka_cluster(self.settings) as bootstrap:
+            with state_folder(self.state) as state_dir, \
+                    open_runtime(self.settings, state_dir, core_type=CountingCore) as base:
                 self.state_dir = state_dir
-                rt = self._prepare(bootstrap, state_dir)
+                rt = self._prepare(base)
                 try:
                     asyncio.run(self._main(rt))
                 finally:
@@ -359,17 +360,13 @@ class HubServer:
         finally:
             self.finished.set()
 
-    def _prepare(self, bootstrap: str, state_dir: Path) -> _Runtime:
-        settings = self.settings
-        embedded = not settings.kafka_bootstrap
-        topics = Topics(settings.topic_prefix)
-        ensure_topics(bootstrap, topics, settings.partitions, settings.replication_factor)
-        url = database_url_for(settings, state_dir)
-        upgrade(url)
-        core = CountingCore(make_sessionmaker(make_engine(url)), topics, alert_settings=wiring.alert_settings(settings))
+    def _prepare(self, base: Runtime[CountingCore]) -> _Runtime:
+        settings, state_dir, bootstrap, embedded, topics = (base.settings, base.state_dir, base.bootstrap,
+                                                            base.embedded, base.topics)
+        core = base.core
         core.on_processed = lambda stage, n: self.metrics.hub_processed.labels(stage=stage).inc(n)
         self.core = core
-        cstate = ConnectorState.in_dir(state_dir)
+        cstate = base.connector_state
         if embedded:
             forgotten = _forget_checkpoints(cstate)
             if forgotten:
@@ -394,9 +391,7 @@ class HubServer:
         for producer in (rt.producer, rt.webhook_producer):
             with contextlib.suppress(Exception):
                 producer.close(timeout=10)  # flushes what is buffered
-        rt.cstate.dispose()
-        rt.ledger.dispose()
-        rt.core.sessions.kw["bind"].dispose()
+        rt.ledger.dispose()  # the connector state and the hub database close with the runtime
 
     async def _main(self, rt: _Runtime) -> None:
         loop = asyncio.get_running_loop()
@@ -587,11 +582,10 @@ def run_connector(settings: Settings, name: str, sources: Path, *, state: Path |
     if connector is None:
         raise ConnectorNotFound(f"no {name} feed under {sources} (expected {sources / name})")
     stop = stop or threading.Event()
-    with state_folder(state) as state_dir, kafka_cluster(settings) as bootstrap:
-        if not settings.kafka_bootstrap:
+    with state_folder(state) as state_dir, open_kafka(settings) as kafka:
+        bootstrap, topics = kafka.bootstrap, kafka.topics
+        if kafka.embedded:
             log.warning("embedded broker: what this command publishes is gone when it ends", connector=name)
-        topics = Topics(settings.topic_prefix)
-        ensure_topics(bootstrap, topics, settings.partitions, settings.replication_factor)
         cstate = ConnectorState.in_dir(state_dir)
         producer = make_producer(bootstrap, client_id=f"tsunagu-connector-{name}")
         runner = ServiceRunner(connector, cstate, producer, intake_topic=topics.intake,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from consent.fhir import parse_consent, to_fhir
 from consent.model import JST
 from consent.store import ConsentRepository
+from hub.bootstrap import Database
 from hub.http.consent import KafkaEventPublisher, make_consent_router
 from schemas.codes import Field
 from schemas.envelope import CloudEvent
@@ -51,12 +52,8 @@ def resident(no: str, birth: date, relation: str) -> ResidentObservedV1:
     )
 
 
-def make_sessions(url: str) -> sessionmaker[Session]:
-    from hub.db import make_engine, make_sessionmaker
-    from hub.migrate import upgrade
-
-    upgrade(url)
-    return make_sessionmaker(make_engine(url))
+def open_database(url: str) -> Database:
+    return Database.open(url)
 
 
 def seed(sessions: sessionmaker[Session]) -> dict[str, str]:
@@ -73,7 +70,8 @@ def seed(sessions: sessionmaker[Session]) -> dict[str, str]:
 
 @pytest.fixture
 def hub(database_url: str) -> Iterator[tuple[TestClient, Recorder, sessionmaker[Session], dict[str, str]]]:
-    sessions = make_sessions(database_url)
+    database = open_database(database_url)
+    sessions = database.sessions
     ids = seed(sessions)
     recorder = Recorder()
     app = FastAPI()
@@ -81,7 +79,7 @@ def hub(database_url: str) -> Iterator[tuple[TestClient, Recorder, sessionmaker[
                                            now=lambda: NOW))
     with TestClient(app) as client:
         yield client, recorder, sessions, ids
-    sessions.kw["bind"].dispose()
+    database.close()
 
 
 def consent_body(**changes: Any) -> dict[str, Any]:
@@ -238,7 +236,8 @@ def test_recorded_consent_reaches_the_intake_topic(kafka: str, fast_settings: An
 
     topics = Topics(fast_settings.topic_prefix)
     ensure_topics(kafka, topics, 1)
-    sessions = make_sessions(f"sqlite:///{tmp_path / 'hub.sqlite'}")
+    database = open_database(f"sqlite:///{tmp_path / 'hub.sqlite'}")
+    sessions = database.sessions
     seed(sessions)
 
     async def post() -> dict[str, Any]:
@@ -258,7 +257,7 @@ def test_recorded_consent_reaches_the_intake_topic(kafka: str, fast_settings: An
             await publisher.stop()
 
     resource = asyncio.run(post())
-    sessions.kw["bind"].dispose()
+    database.close()
     [raw] = list(read_topic(kafka, topics.intake, idle_s=0.5, max_s=30))
     event = CloudEvent.from_json_bytes(raw)
     assert event.type == "jp.tsunagu.consent.recorded.v1" and event.sourcerecord == f"registry:{ADULT_NO}"

@@ -47,13 +47,12 @@ class Hub:
     """HubCore fed by hand: intake → outbox → household stage, collecting what it publishes per topic."""
 
     def __init__(self, url: str) -> None:
-        from hub.db import make_engine, make_sessionmaker
-        from hub.migrate import upgrade
+        from hub.bootstrap import Database
 
-        upgrade(url)
+        self.database = Database.open(url)
         self.url = url
         self.topics = Topics("flow")
-        self.sessions: sessionmaker[Session] = make_sessionmaker(make_engine(url))
+        self.sessions: sessionmaker[Session] = self.database.sessions
         self.core = HubCore(self.sessions, self.topics, today=lambda: date(2026, 6, 1))
         self.offset = 0
         self.published: dict[str, list[bytes]] = defaultdict(list)
@@ -97,7 +96,7 @@ class Hub:
             return p.id, p.household_id
 
     def close(self) -> None:
-        self.sessions.kw["bind"].dispose()
+        self.database.close()
 
 
 @pytest.fixture

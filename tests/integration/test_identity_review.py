@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from hub.bootstrap import Database
 from hub.cli.identity import identity_app
-from hub.db import make_engine, make_sessionmaker
 from hub.identity.resolver import (
     IdentityDecision,
     IdentityReview,
@@ -47,6 +47,7 @@ class Hub:
     url: str
     core: HubCore
     topics: Topics
+    database: Database
     offset: int = 0
 
     def send(self, *events: CloudEvent) -> None:
@@ -60,13 +61,14 @@ class Hub:
             self.core.process_household(resolved)
 
     def close(self) -> None:
-        self.core.sessions.kw["bind"].dispose()
+        self.database.close()
 
 
 def open_hub(url: str) -> Hub:
     """A hub core on its own engine: a second call is a restart (new engine, new sessions)."""
     topics = Topics(PREFIX)
-    return Hub(url, HubCore(make_sessionmaker(make_engine(url)), topics, today=lambda: TODAY), topics)
+    database = Database.open(url, migrate=False)
+    return Hub(url, HubCore(database.sessions, topics, today=lambda: TODAY), topics, database)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.runner import CheckpointRow, ConnectorState, OutboxRow
+from hub.bootstrap import Database
 from hub.http.ops import make_ops_router
 from hub.identity.resolver import IdentityReview
 from hub.kafka.broker import Topics, free_port
@@ -86,17 +87,15 @@ class Filled:
     sessions: sessionmaker[Session]
     cstate: ConnectorState
     topics: Topics
+    database: Database
 
 
 def fill(url: str, state_dir: Path) -> Filled:
     """HubCore fed by hand (no broker): a resident, a case event, an invalid event and a non-JSON message;
     an open alert, a pending identity review, and one connector's outbox and checkpoint."""
-    from hub.db import make_engine, make_sessionmaker
-    from hub.migrate import upgrade
-
-    upgrade(url)
+    database = Database.open(url)
     topics = Topics("ops")
-    sessions = make_sessionmaker(make_engine(url))
+    sessions = database.sessions
     core = HubCore(sessions, topics, today=lambda: date(2026, 6, 1))
     offset = 0
 
@@ -134,7 +133,7 @@ def fill(url: str, state_dir: Path) -> Filled:
                         created_at=now))
         s.add(CheckpointRow(connector="houkatsu", scope="C01_20260501.csv", read_position="3", position="3",
                             updated_at=now))
-    return Filled(sessions, cstate, topics)
+    return Filled(sessions, cstate, topics, database)
 
 
 def app_for(filled: Filled) -> FastAPI:
@@ -144,7 +143,7 @@ def app_for(filled: Filled) -> FastAPI:
 
 
 def dispose(filled: Filled) -> None:
-    filled.sessions.kw["bind"].dispose()
+    filled.database.close()
     filled.cstate.dispose()
 
 
