@@ -29,14 +29,8 @@ from sqlalchemy import Engine, Index, Table, event, insert
 from sqlalchemy.orm import Session
 
 from hub.db import Base, make_engine
-from hub.identity.resolver import (
-    Household,
-    IdentityService,
-    Person,
-    Resident,
-    household_id_for_no,
-    registry_record,
-)
+from hub.identity.resolver import IdentityService
+from hub.identity.tables import Household, Person, Resident, household_id_for_no, registry_record
 from schemas.codes import Sex
 from schemas.events import PersonRecord
 from schemas.normalize import address_key, fold_kanji, kana_key

@@ -91,7 +91,7 @@ class Side:
 
 
 def _record_side(s: Session, record: str) -> Side:
-    from hub.identity.resolver import PersonRecordRow, Resident
+    from hub.identity.tables import PersonRecordRow, Resident
 
     if record.startswith("registry:"):
         res = s.get(Resident, record.split(":", 1)[1])
@@ -106,7 +106,7 @@ def _record_side(s: Session, record: str) -> Side:
 
 def _person_side(s: Session, person_id: str) -> Side:
     """The candidate person, shown by one of its records: its registry record if it has one."""
-    from hub.identity.resolver import Person, PersonRecordRow, Resident
+    from hub.identity.tables import Person, PersonRecordRow, Resident
 
     residents = s.scalars(select(Resident).where(Resident.person_id == person_id).order_by(Resident.resident_no)).all()
     rows = s.scalars(select(PersonRecordRow).where(PersonRecordRow.person_id == person_id)
@@ -128,7 +128,9 @@ def _year(d: Any) -> int | None:
 
 def review_items(s: Session) -> list[dict[str, Any]]:
     """The pending reviews as a reviewer sees them (masked: see the module docstring)."""
-    from hub.identity.resolver import WEIGHTS, IdentityReview, list_reviews
+    from hub.identity.review import list_reviews
+    from hub.identity.scoring import WEIGHTS
+    from hub.identity.tables import IdentityReview
 
     out: list[dict[str, Any]] = []
     for v in list_reviews(s):
@@ -203,7 +205,7 @@ def decide(
 ) -> None:
     """Decide one pending review; its cases and events follow, and the households' alerts are re-evaluated."""
     from hub.bootstrap import Database, alert_settings
-    from hub.identity.resolver import ReviewError
+    from hub.identity.review import ReviewError
     from hub.pipeline.reattribute import decide as decide_and_reattribute
 
     settings = get_settings()

@@ -162,7 +162,7 @@ class EmergencyRequest(_Body):
 # --------------------------------------------------------------------------- identity look-ups
 def persons_of_resident(s: Session, resident_no: str) -> set[str]:
     """Every hub person that is (or was merged with) the resident with this 宛名番号."""
-    from hub.identity.resolver import Person, PersonRecordRow, Resident
+    from hub.identity.tables import Person, PersonRecordRow, Resident
 
     found: set[str] = set(s.scalars(select(Person.id).where(Person.resident_no == resident_no)))
     found |= set(s.scalars(select(Resident.person_id).where(Resident.resident_no == resident_no)))
@@ -173,7 +173,7 @@ def persons_of_resident(s: Session, resident_no: str) -> set[str]:
 
 def merged_closure(s: Session, persons: Collection[str]) -> set[str]:
     """The persons plus those merged into them and those they were merged into (a reviewer's link)."""
-    from hub.identity.resolver import Person
+    from hub.identity.tables import Person
 
     out = set(persons)
     frontier = set(persons)
@@ -199,7 +199,7 @@ def subject_keys_of_resident(s: Session, resident_no: str) -> tuple[set[str], se
 
 
 def _birth_date(s: Session, subject: Subject) -> date | None:
-    from hub.identity.resolver import PersonRecordRow, Resident
+    from hub.identity.tables import PersonRecordRow, Resident
 
     if subject.resident_no:
         r = s.get(Resident, subject.resident_no)
@@ -353,7 +353,7 @@ class ConsentService:
     # ---------------------------------------------------------------- 支援会議, emergency
     def designate(self, req: DesignationRequest, by: str) -> Designation:
         from consent.store import ConsentRepository
-        from hub.identity.resolver import Household
+        from hub.identity.tables import Household
 
         try:
             designation = Designation(
@@ -377,7 +377,7 @@ class ConsentService:
 
     def emergency(self, req: EmergencyRequest) -> EmergencyOverride:
         from consent.store import ConsentRepository
-        from hub.identity.resolver import Person
+        from hub.identity.tables import Person
 
         if not (req.reason or "").strip() or not (req.user or "").strip():
             raise BadRequest("emergency sharing requires a reason code and the user who invokes it")

@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.runner import CheckpointRow, ConnectorState, OutboxRow
-from hub.identity.resolver import IdentityReview
+from hub.identity.tables import IdentityReview
 from hub.kafka.broker import Topics
 from hub.pipeline.stages import HOUSEHOLD, INTAKE
 from hub.pipeline.tables import AlertState, HubDeadLetter, HubOutbox, ProcessedEvent

@@ -21,315 +21,58 @@ differs is trusted only when the reading confirms it (a homophone slip), never f
 with no reading (a twin's number typed by mistake). A person made for a record that waits in
 review is a *shadow* of its candidate, not a rival: it does not hold back the next clear link.
 
-Tables live on :class:`hub.db.Base`; evidence stored for reviews names features, never names.
+Tables are in :mod:`hub.identity.tables`, the pure rules in :mod:`hub.identity.scoring`, the review queue in
+:mod:`hub.identity.review`; evidence stored for reviews names features, never names.
 """
+
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, Literal
 
 from sqlalchemy import (
-    JSON,
     ColumnElement,
-    Date,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
     Select,
-    String,
     and_,
     or_,
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from hub.db import Base, UTCDateTime
+from hub.identity.scoring import (
+    BLOCK_LIMIT,
+    LINK,
+    MARGIN,
+    REVIEW,
+    WEIGHTS,
+    Features,
+    compare,
+    contradicts,
+    features_of,
+    number_fits,
+    points,
+)
+from hub.identity.tables import (
+    Household,
+    IdentityDecision,
+    IdentityReview,
+    Person,
+    PersonRecordRow,
+    Resident,
+    digest,
+    household_id_for_no,
+    household_id_for_record,
+    registry_record,
+    utcnow,
+)
 from schemas.events import CaseV1, PersonRecord, ResidentObservedV1
-from schemas.normalize import address_key, fold_kanji, kana_key, name_key, phone_key
 
 Outcome = Literal["resident_no", "matched", "review", "new", "known"]
-Decision = Literal["link", "keep_apart"]
-
-# --------------------------------------------------------------------------- thresholds
-#: points per feature comparison (log-odds-like; positive = same person)
-WEIGHTS: dict[str, dict[str, float]] = {
-    "birth": {"agree": 3.0, "differ": -10.0},
-    "name": {"exact": 4.0, "folded": 3.0, "differ": -2.0},
-    "kana": {"agree": 4.0, "similar": 2.0, "differ": -8.0},
-    "sex": {"agree": 1.0, "differ": -8.0},
-    "address": {"agree": 2.0, "differ": -1.0},
-    "phone": {"agree": 2.0},
-    "household": {"same": 2.0},
-}
-#: auto link at or above (needs equal birth dates, no contradiction, and MARGIN over the runner-up)
-LINK = 7.0
-#: review queue at or above (the record gets its own hub person meanwhile)
-REVIEW = 3.0
-#: the best candidate must beat the second by this much to link automatically
-MARGIN = 3.0
-#: cap on rows read per blocking query (common names without a birth date)
-BLOCK_LIMIT = 50
-#: features whose disagreement alone rules out "same person"
-HARD = ("birth", "sex", "kana")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def registry_record(resident_no: str) -> str:
-    return f"registry:{resident_no}"
-
-
-def household_id_for_no(household_no: str) -> str:
-    return "h-" + _digest(f"household_no:{household_no}")
-
-
-def household_id_for_record(record: str) -> str:
-    return "h-" + _digest(f"record:{record}")
-
-
-# --------------------------------------------------------------------------- tables
-
-
-class Person(Base):
-    """A hub person: one human, as far as the evidence shows."""
-
-    __tablename__ = "persons"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    resident_no: Mapped[str | None] = mapped_column(String(10), unique=True)
-    household_id: Mapped[str | None] = mapped_column(String(40), index=True)
-    created_by: Mapped[str] = mapped_column(String(200))  # the record key that created it
-    merged_into: Mapped[str | None] = mapped_column(String(40))  # set when a reviewer linked it away
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class Household(Base):
-    """A 世帯: from the registry (household_no) or named by a source (kodomo setai_no, houkatsu subject)."""
-
-    __tablename__ = "households"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    household_no: Mapped[str | None] = mapped_column(String(10), unique=True)
-    origin: Mapped[str] = mapped_column(String(16))  # registry | source
-    named_by: Mapped[str | None] = mapped_column(String(200))
-
-
-class Resident(Base):
-    """住民記録: the registry's current view of one resident (personal data)."""
-
-    __tablename__ = "residents"
-
-    resident_no: Mapped[str] = mapped_column(String(10), primary_key=True)
-    household_no: Mapped[str] = mapped_column(String(10), index=True)
-    relation: Mapped[str | None] = mapped_column(String(32))
-    name: Mapped[str] = mapped_column(String(100))
-    name_key: Mapped[str | None] = mapped_column(String(100))
-    folded_key: Mapped[str | None] = mapped_column(String(100))
-    kana_key: Mapped[str | None] = mapped_column(String(100))
-    birth_date: Mapped[date | None] = mapped_column(Date)
-    sex: Mapped[str | None] = mapped_column(String(16))
-    address_key: Mapped[str | None] = mapped_column(String(200))
-    phone_key: Mapped[str | None] = mapped_column(String(32))
-    moved_on: Mapped[date | None] = mapped_column(Date)
-    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), index=True)
-
-    __table_args__ = (
-        Index("ix_residents_birth_kana", "birth_date", "kana_key"),
-        Index("ix_residents_birth_folded", "birth_date", "folded_key"),
-        Index("ix_residents_kana", "kana_key"),
-        Index("ix_residents_folded", "folded_key"),
-        Index("ix_residents_address_birth", "address_key", "birth_date"),
-    )
-
-
-class PersonRecordRow(Base):
-    """A person as one source record names them (every feed but the registry), and its hub person."""
-
-    __tablename__ = "person_records"
-
-    record: Mapped[str] = mapped_column(String(200), primary_key=True)
-    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), index=True)
-    household_id: Mapped[str | None] = mapped_column(String(40), index=True)
-    feed: Mapped[str] = mapped_column(String(32))
-    resident_no: Mapped[str | None] = mapped_column(String(10), index=True)
-    name_key: Mapped[str | None] = mapped_column(String(100))
-    folded_key: Mapped[str | None] = mapped_column(String(100))
-    kana_key: Mapped[str | None] = mapped_column(String(100))
-    birth_date: Mapped[date | None] = mapped_column(Date)
-    sex: Mapped[str | None] = mapped_column(String(16))
-    address_key: Mapped[str | None] = mapped_column(String(200))
-    phone_key: Mapped[str | None] = mapped_column(String(32))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-    __table_args__ = (
-        Index("ix_person_records_birth_kana", "birth_date", "kana_key"),
-        Index("ix_person_records_birth_folded", "birth_date", "folded_key"),
-        Index("ix_person_records_kana", "kana_key"),
-        Index("ix_person_records_folded", "folded_key"),
-        Index("ix_person_records_address_birth", "address_key", "birth_date"),
-    )
-
-
-class IdentityReview(Base):
-    """A pair (record, candidate person) a human must decide. Evidence names features, never values."""
-
-    __tablename__ = "identity_reviews"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    record: Mapped[str] = mapped_column(String(200), index=True)
-    candidate_person: Mapped[str] = mapped_column(String(40))
-    score: Mapped[float] = mapped_column(Float)
-    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | linked | kept_apart
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    decided_by: Mapped[str | None] = mapped_column(String(100))
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-
-class IdentityDecision(Base):
-    """Audit trail of every link / keep-apart decision (human or automatic re-link)."""
-
-    __tablename__ = "identity_decisions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    record: Mapped[str] = mapped_column(String(200))
-    person_id: Mapped[str] = mapped_column(String(40))
-    decision: Mapped[str] = mapped_column(String(16))  # link | keep_apart | detach
-    review_id: Mapped[int | None] = mapped_column(Integer)
-    decided_by: Mapped[str] = mapped_column(String(100))
-    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-    __table_args__ = (Index("ix_identity_decisions_record_person", "record", "person_id"),)
-
-
-# --------------------------------------------------------------------------- features and scoring
-@dataclass(frozen=True, slots=True)
-class Features:
-    """Comparable keys of one person record (no raw names)."""
-
-    name_key: str | None
-    folded_key: str | None
-    kana_key: str | None
-    birth_date: date | None
-    sex: str | None  # male | female, else None
-    address_key: str | None
-    phone_key: str | None
-    resident_no: str | None = None
-
-
-def _opt(value: str | None) -> str | None:
-    return value if value else None
-
-
-def features_of(person: PersonRecord, address_prefixes: Sequence[str] = ()) -> Features:
-    nk = _opt(name_key(person.name))
-    sex = person.sex.value if person.sex.value in ("male", "female") else None
-    return Features(
-        name_key=nk,
-        folded_key=fold_kanji(nk) if nk else None,
-        kana_key=_opt(kana_key(person.kana)) if person.kana else None,
-        birth_date=person.birth_date,
-        sex=sex,
-        address_key=_opt(address_key(person.address, address_prefixes)) if person.address else None,
-        phone_key=phone_key(person.phone),
-        resident_no=person.resident_no,
-    )
-
-
-def features_of_row(row: Resident | PersonRecordRow) -> Features:
-    return Features(row.name_key, row.folded_key, row.kana_key, row.birth_date, row.sex, row.address_key,
-                    row.phone_key, row.resident_no)
-
-
-_LOOSE_KANA = str.maketrans({"ヂ": "ジ", "ヅ": "ズ", "ヴ": "ブ", "ヲ": "オ", "ー": ""})
-
-
-def _kana_loose(k: str) -> str:
-    return k.translate(_LOOSE_KANA).replace("ウ", "").replace("オ", "")
-
-
-def compare(a: Features, b: Features) -> dict[str, str]:
-    """Which features agree, feature → agree / differ / … / unknown (the evidence; no values)."""
-    ev: dict[str, str] = {}
-    ev["birth"] = _eq(a.birth_date, b.birth_date)
-    if a.name_key and b.name_key:
-        ev["name"] = "exact" if a.name_key == b.name_key else "folded" if a.folded_key == b.folded_key else "differ"
-    else:
-        ev["name"] = "unknown"
-    ev["kana"] = _eq(a.kana_key, b.kana_key)
-    if ev["kana"] == "differ" and a.kana_key and b.kana_key and _kana_loose(a.kana_key) == _kana_loose(b.kana_key):
-        ev["kana"] = "similar"
-    ev["sex"] = _eq(a.sex, b.sex)
-    ev["address"] = _address_eq(a.address_key, b.address_key)
-    ev["phone"] = _eq(a.phone_key, b.phone_key)
-    return ev
-
-
-def _eq(a: object, b: object) -> str:
-    if a is None or b is None:
-        return "unknown"
-    return "agree" if a == b else "differ"
-
-
-def _address_eq(a: str | None, b: str | None) -> str:
-    """Equal keys, or one is the other with a city prefix left on (みなと市中央1-2-3 / 中央1-2-3)."""
-    if a is None or b is None:
-        return "unknown"
-    short, long_ = sorted((a, b), key=len)
-    return "agree" if short == long_ or (len(short) >= 4 and long_.endswith(short)) else "differ"
-
-
-def points(evidence: dict[str, str]) -> float:
-    return sum(WEIGHTS.get(k, {}).get(v, 0.0) for k, v in evidence.items())
-
-
-def contradicts(evidence: dict[str, str]) -> bool:
-    """A hard contradiction: birth date, sex or reading known on both sides and different."""
-    return any(evidence.get(k) == "differ" for k in HARD)
-
-
-def number_fits(evidence: dict[str, str], a: Features | None = None, b: Features | None = None) -> bool:
-    """A resident number is trusted for a record when nothing contradicts it and the name agrees
-    (exactly or folded), or the reading does (a homophone slip), or the part of the name written in
-    kana is the other side's reading (高橋ヨシオ for 髙橋 義雄). Another name with nothing to confirm it
-    is someone else's number typed by mistake (a twin's, a sibling's): not trusted."""
-    if contradicts(evidence):
-        return False
-    if evidence.get("name") != "differ" or evidence.get("kana") in ("agree", "similar"):
-        return True
-    return a is not None and b is not None and (_kana_written(a, b) or _kana_written(b, a))
-
-
-_KANA_RUN = re.compile(r"^[ァ-ヶー]{2,}|[ァ-ヶー]{2,}$")
-
-
-def _kana_written(a: Features, b: Features) -> bool:
-    """``a``'s name is written (in part) in kana, and that part is how ``b``'s reading begins or ends."""
-    if not a.name_key or not b.kana_key:
-        return False
-    name = kana_key(a.name_key)
-    if name == b.kana_key:
-        return True
-    for m in _KANA_RUN.finditer(name):
-        part = m.group()
-        if (m.start() == 0 and b.kana_key.startswith(part)) or (m.end() == len(name) and b.kana_key.endswith(part)):
-            return True
-    return False
-
 
 # --------------------------------------------------------------------------- results
 @dataclass(frozen=True, slots=True)
@@ -350,17 +93,6 @@ class Candidate:
     may_autolink: bool = True
     rows: int = 0
 
-
-@dataclass(frozen=True, slots=True)
-class ReviewView:
-    id: int
-    record: str
-    candidate_person: str
-    score: float
-    evidence: dict[str, Any]
-    status: str
-
-
 @dataclass(slots=True)
 class _Query:
     """What to look for: features, the hinted household and what must be left out."""
@@ -371,7 +103,6 @@ class _Query:
     household_no: str | None = None
     kept_apart: set[str] = field(default_factory=set)
     no_autolink: set[str] = field(default_factory=set)
-
 
 # --------------------------------------------------------------------------- the service
 class IdentityService:
@@ -427,7 +158,7 @@ class IdentityService:
             assert person is not None
             person.resident_no = no
             return best.person_id, "matched", best.score
-        person_id = self._new_person(record, resident_no=no)
+        person_id = self.new_person(record, resident_no=no)
         if best is not None and kind == "review":
             self._propose_all(record, cands)
             return person_id, "review", best.score
@@ -466,7 +197,7 @@ class IdentityService:
         if best is not None and kind == "matched":
             return self._attach(q.record, feed, q.features, best.person_id, "matched", best.score, hint)
         claim = None if q.no_autolink else self._claimable(q.features.resident_no)
-        person_id = self._new_person(q.record, resident_no=claim,
+        person_id = self.new_person(q.record, resident_no=claim,
                                      household_id=hint or household_id_for_record(q.record))
         if best is not None and kind == "review":
             self._propose_all(q.record, cands)
@@ -532,7 +263,7 @@ class IdentityService:
         q = _Query(f, row.record, kept_apart=self._kept_apart(row.record))
         by_no = self._by_resident_no(q) if f.resident_no and f.resident_no != old.resident_no else None
         if by_no is not None and by_no != row.person_id:
-            self._audit(row.record, by_no, "link", "auto:resident_no")
+            self.audit(row.record, by_no, "link", "auto:resident_no")
             return self._attach(row.record, feed, f, by_no, "resident_no", None, hint)
         renumbered = bool(old.resident_no and f.resident_no and old.resident_no != f.resident_no)
         changed = renumbered or contradicts(compare(f, old))
@@ -542,8 +273,8 @@ class IdentityService:
 
     def _detach(self, row: PersonRecordRow, f: Features, feed: str, hint: str | None) -> Resolution:
         old_person = row.person_id
-        person_id = self._new_person(row.record, household_id=hint or household_id_for_record(row.record))
-        self._audit(row.record, old_person, "detach", "auto:contradiction")
+        person_id = self.new_person(row.record, household_id=hint or household_id_for_record(row.record))
+        self.audit(row.record, old_person, "detach", "auto:contradiction")
         self._propose(row.record, old_person, 0.0, {"update": "contradicts"})
         return self._attach(row.record, feed, f, person_id, "review", None, hint)
 
@@ -696,7 +427,7 @@ class IdentityService:
         assert person is not None
         if person.household_id is None:
             person.household_id = hint or household_id_for_record(record)
-            self._ensure_named_household(person.household_id, record)
+            self.ensure_named_household(person.household_id, record)
         row = self.s.get(PersonRecordRow, record)
         if row is None:
             row = PersonRecordRow(record=record, feed=feed)
@@ -705,20 +436,20 @@ class IdentityService:
         row.resident_no = f.resident_no
         row.name_key, row.folded_key, row.kana_key = f.name_key, f.folded_key, f.kana_key
         row.birth_date, row.sex, row.address_key, row.phone_key = f.birth_date, f.sex, f.address_key, f.phone_key
-        row.updated_at = _now()
+        row.updated_at = utcnow()
         self.s.flush()
         return Resolution(person_id, person.household_id, outcome, score)
 
-    def _new_person(self, record: str, *, resident_no: str | None = None, household_id: str | None = None) -> str:
-        base = _digest(record)
+    def new_person(self, record: str, *, resident_no: str | None = None, household_id: str | None = None) -> str:
+        base = digest(record)
         pid, n = "p-" + base, 0
         while self.s.get(Person, pid) is not None:
             n += 1
-            pid = "p-" + _digest(f"{record}#{n}")
+            pid = "p-" + digest(f"{record}#{n}")
         if household_id is not None:
-            self._ensure_named_household(household_id, record)
+            self.ensure_named_household(household_id, record)
         self.s.add(Person(id=pid, resident_no=resident_no, household_id=household_id, created_by=record,
-                          created_at=_now()))
+                          created_at=utcnow()))
         self.s.flush()
         return pid
 
@@ -732,7 +463,7 @@ class IdentityService:
             row.origin = "registry"
         return hid
 
-    def _ensure_named_household(self, household_id: str, record: str) -> None:
+    def ensure_named_household(self, household_id: str, record: str) -> None:
         if self.s.get(Household, household_id) is None:
             self.s.add(Household(id=household_id, household_no=None, origin="source", named_by=record))
             self.s.flush()
@@ -773,110 +504,19 @@ class IdentityService:
                                             IdentityReview.status == "pending")
         review = self.s.scalar(stmt)
         if review is None:
-            review = IdentityReview(record=record, candidate_person=person_id, status="pending", created_at=_now())
+            review = IdentityReview(record=record, candidate_person=person_id, status="pending", created_at=utcnow())
             self.s.add(review)
         review.score, review.evidence = score, dict(evidence)
         self.s.flush()
 
-    def _audit(self, record: str, person_id: str, decision: str, user: str, review_id: int | None = None) -> None:
+    def audit(self, record: str, person_id: str, decision: str, user: str, review_id: int | None = None) -> None:
         self.s.add(IdentityDecision(record=record, person_id=person_id, decision=decision, review_id=review_id,
-                                    decided_by=user, decided_at=_now()))
+                                    decided_by=user, decided_at=utcnow()))
 
 
-# --------------------------------------------------------------------------- review API
-def list_reviews(session: Session, status: str = "pending") -> list[ReviewView]:
-    stmt = select(IdentityReview).where(IdentityReview.status == status).order_by(IdentityReview.id)
-    return [ReviewView(r.id, r.record, r.candidate_person, r.score, dict(r.evidence), r.status)
-            for r in session.scalars(stmt)]
-
-
-class ReviewError(ValueError):
-    pass
-
-
-def decide_review(session: Session, review_id: int, decision: Decision, user: str) -> None:
-    """``link``: the record joins the candidate person; ``keep_apart``: never proposed or linked again."""
-    review = session.get(IdentityReview, review_id)
-    if review is None or review.status != "pending":
-        raise ReviewError("no pending review with this id")
-    user = user.strip()
-    if not user:
-        raise ReviewError("who decided must be recorded: give a user name")
-    svc = IdentityService(session)
-    now = _now()
-    if decision == "link":
-        _link(session, review.record, review.candidate_person)
-        review.status = "linked"
-    elif decision == "keep_apart":
-        _keep_apart(svc, review.record, review.candidate_person)
-        review.status = "kept_apart"
-    else:
-        raise ReviewError("decision must be link or keep_apart")
-    review.decided_by, review.decided_at = user, now
-    svc._audit(review.record, review.candidate_person, decision, user, review_id)
-    session.flush()
-
-
-def _link(session: Session, record: str, target: str) -> None:
-    """Re-point a record to ``target``; a person this record alone created (no resident) merges along."""
-    if record.startswith("registry:"):
-        resident = session.get(Resident, record.split(":", 1)[1])
-        if resident is None:
-            raise ReviewError("unknown record")
-        old = resident.person_id
-        resident.person_id = target
-        _move_resident_no(session, old, target, resident.resident_no)
-        registry_household = household_id_for_no(resident.household_no) if resident.household_no else None
-    else:
-        row = session.get(PersonRecordRow, record)
-        if row is None:
-            raise ReviewError("unknown record")
-        old = row.person_id
-        row.person_id = target
-        registry_household = None
-    old_person, new_person = session.get(Person, old), session.get(Person, target)
-    if new_person is None:
-        raise ReviewError("unknown candidate person")
-    if registry_household is not None and session.get(Household, registry_household) is not None:
-        new_person.household_id = registry_household  # a resident's household is the registry's (alerts.md)
-    if old_person is not None and old != target and old_person.created_by == record and not old_person.resident_no:
-        session.execute(update(PersonRecordRow).where(PersonRecordRow.person_id == old).values(person_id=target))
-        old_person.merged_into = target
-    session.execute(update(PersonRecordRow).where(PersonRecordRow.person_id == target)
-                    .values(household_id=new_person.household_id))
-
-
-def _keep_apart(svc: IdentityService, record: str, person_id: str) -> None:
-    """A record attached to the person it is kept apart from (re-attached by a resident number
-    while the review was pending) leaves that person for a hub person of its own."""
-    row = svc.s.get(PersonRecordRow, record)
-    if row is None or row.person_id != person_id:
-        return
-    own = svc.s.scalar(select(Person).where(Person.created_by == record, Person.id != person_id,
-                                            Person.merged_into.is_(None), Person.resident_no.is_(None))
-                       .order_by(Person.created_at, Person.id).limit(1))
-    if own is not None:  # back to the person the record itself made
-        if own.household_id is None:
-            own.household_id = household_id_for_record(record)
-            svc._ensure_named_household(own.household_id, record)
-        row.person_id, row.household_id = own.id, own.household_id
-    else:
-        household = household_id_for_record(record)
-        row.person_id = svc._new_person(record, household_id=household)
-        row.household_id = household
-    svc._audit(record, person_id, "detach", "auto:keep_apart")
-    svc.s.flush()
-
-
-def _move_resident_no(session: Session, old: str, target: str, resident_no: str) -> None:
-    old_person, new_person = session.get(Person, old), session.get(Person, target)
-    if new_person is None or (new_person.resident_no and new_person.resident_no != resident_no):
-        raise ReviewError("the candidate already has another resident number")
-    if old_person is not None and old_person.resident_no == resident_no:
-        old_person.resident_no = None
-        old_person.merged_into = target
-        session.flush()
-    new_person.resident_no = resident_no
+def features_of_row(row: Resident | PersonRecordRow) -> Features:
+    return Features(row.name_key, row.folded_key, row.kana_key, row.birth_date, row.sex, row.address_key,
+                    row.phone_key, row.resident_no)
 
 
 def persons_export(session: Session) -> Iterator[tuple[str, str, str | None]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import hub.identity.resolver
+import hub.identity.tables
 import hub.pipeline.tables  # noqa: F401
 from consent.store import metadata as consent_metadata
 from hub.db import Base

@@ -106,7 +106,8 @@ def withdrawal_notice(ev: CloudEvent, consent: ConsentV1) -> bytes:
 # --------------------------------------------------------------------------- identity (stage 1)
 def resolve_identity(s: Session, ev: CloudEvent, payload: BaseModel) -> tuple[str | None, str | None]:
     """The hub person and household an event is about; (None, None) when it cannot be told."""
-    from hub.identity.resolver import IdentityService, Person, PersonRecordRow
+    from hub.identity.resolver import IdentityService
+    from hub.identity.tables import Person, PersonRecordRow
 
     svc = IdentityService(s)
     if isinstance(payload, ResidentObservedV1):
@@ -141,7 +142,7 @@ def subject_keys(s: Session, person: str | None) -> tuple[set[str], set[str]]:
     """The resident numbers and record keys under which consents for this hub person may be filed."""
     if person is None:
         return set(), set()
-    from hub.identity.resolver import Person, PersonRecordRow
+    from hub.identity.tables import Person, PersonRecordRow
 
     resident_nos: set[str] = set()
     records: set[str] = set()
@@ -227,7 +228,7 @@ def store_consent(s: Session, ev: CloudEvent, consent: ConsentV1) -> bool:
 # --------------------------------------------------------------------------- alerts
 def household_snapshot(s: Session, household: str) -> Any:
     """Members (registry relations, 同居家族 links and notes) and cases of one household."""
-    from hub.identity.resolver import Person, PersonRecordRow, Resident
+    from hub.identity.tables import Person, PersonRecordRow, Resident
     from hub.pipeline.alerts import CaseFact, HouseholdSnapshot, Member, derive_child_of
     from hub.pipeline.tables import CaseEvent, CaseState
 

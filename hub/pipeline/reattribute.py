@@ -1,6 +1,6 @@
 """Re-attribution after a reviewer's identity decision (issue "Who is who", item 4).
 
-:func:`hub.identity.resolver.decide_review` re-points ``person_records`` (and a registry resident) to the
+:func:`hub.identity.review.decide_review` re-points ``person_records`` (and a registry resident) to the
 person the reviewer chose. The hub's own tables still carry the person and household each event
 was resolved to when it arrived, so in the SAME transaction this module:
 
@@ -29,16 +29,8 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from hub.identity.resolver import (
-    Decision,
-    IdentityDecision,
-    IdentityReview,
-    Person,
-    PersonRecordRow,
-    Resident,
-    ReviewError,
-    decide_review,
-)
+from hub.identity.review import Decision, ReviewError, decide_review
+from hub.identity.tables import IdentityDecision, IdentityReview, Person, PersonRecordRow, Resident
 from hub.kafka.broker import Topics
 from hub.pipeline import adapters
 from hub.pipeline.tables import CaseEvent, CaseState, HubOutbox

@@ -88,7 +88,7 @@ class Hub:
             return [e for e in iter_audit(s) if e.event == event_id]
 
     def person(self, resident_no: str) -> tuple[str, str]:
-        from hub.identity.resolver import Person
+        from hub.identity.tables import Person
 
         with self.sessions() as s:
             p = s.query(Person).filter(Person.resident_no == resident_no).one()

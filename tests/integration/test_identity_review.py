@@ -14,16 +14,9 @@ from typer.testing import CliRunner
 
 from hub.bootstrap import Database
 from hub.cli.identity import identity_app
-from hub.identity.resolver import (
-    IdentityDecision,
-    IdentityReview,
-    IdentityService,
-    Person,
-    PersonRecordRow,
-    ReviewError,
-    household_id_for_no,
-    list_reviews,
-)
+from hub.identity.resolver import IdentityService
+from hub.identity.review import ReviewError, list_reviews
+from hub.identity.tables import IdentityDecision, IdentityReview, Person, PersonRecordRow, household_id_for_no
 from hub.kafka.broker import Topics
 from hub.migrate import upgrade
 from hub.pipeline.reattribute import decide

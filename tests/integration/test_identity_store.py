@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from connectors.contract import Connector
 from e2e.identity_scorer import missed_pairs, pairwise_scores, wrong_pairs
 from hub.db import Base, make_engine
-from hub.identity.resolver import IdentityService, list_reviews, persons_export
+from hub.identity.resolver import IdentityService, persons_export
+from hub.identity.review import list_reviews
 from schemas.events import CaseV1, PersonObservedV1, ReferralRequestedV1, ResidentObservedV1, parse_payload
 from unit.identity_synth import PREFIXES, generate
 

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-import hub.identity.resolver  # registers identity tables
+import hub.identity.tables  # registers identity tables
 import hub.pipeline.tables  # noqa: F401
 from consent.store import metadata as consent_metadata
 from hub.db import Base

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.runner import CheckpointRow, ConnectorState, OutboxRow
 from hub.bootstrap import Database
 from hub.http.ops import make_ops_router
-from hub.identity.resolver import IdentityReview
+from hub.identity.tables import IdentityReview
 from hub.kafka.broker import Topics, free_port
 from hub.pipeline.stages import HubCore, RawMessage
 from hub.pipeline.tables import AlertState

@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 
 from e2e.identity_scorer import missed_pairs, pairwise_scores, wrong_pairs
 from hub.db import Base, make_engine
-from hub.identity.resolver import IdentityService, Person, decide_review, list_reviews, persons_export
+from hub.identity.resolver import IdentityService, persons_export
+from hub.identity.review import decide_review, list_reviews
+from hub.identity.tables import Person
 from schemas.codes import Relation, Sex
 from schemas.events import PersonRecord, ResidentObservedV1
 from unit.identity_adversarial import PREFIXES, AdversarialData, generate

@@ -13,21 +13,10 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from hub.db import Base
-from hub.identity.resolver import (
-    LINK,
-    REVIEW,
-    Features,
-    IdentityDecision,
-    IdentityService,
-    Person,
-    PersonRecordRow,
-    compare,
-    contradicts,
-    decide_review,
-    list_reviews,
-    persons_export,
-    points,
-)
+from hub.identity.resolver import IdentityService, persons_export
+from hub.identity.review import decide_review, list_reviews
+from hub.identity.scoring import LINK, REVIEW, Features, compare, contradicts, points
+from hub.identity.tables import IdentityDecision, Person, PersonRecordRow
 from schemas.codes import CaseStatus, Feed, Relation, Sex
 from schemas.events import CaseV1, HouseholdMember, PersonRecord, RelatedPerson, ResidentObservedV1
 
