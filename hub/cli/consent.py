@@ -137,7 +137,7 @@ def verify(
 def disclosure_rows(s: Session, resident_no: str) -> list[dict[str, Any]]:
     """開示請求: every permitted flow of this resident's information (no case content)."""
     from consent.store import disclosures
-    from hub.http.consent import persons_of_resident
+    from hub.http.consent.queries import persons_of_resident
 
     return [
         {"event": e.event, "sourcerecord": e.sourcerecord, "field": e.field, "route": e.route,
@@ -155,7 +155,7 @@ def _resident_no(value: str) -> str:
 @consent_app.command("disclosures")
 def disclosures_cmd(resident_no: ResidentOpt, state: StateOpt = None, database: DatabaseOpt = None) -> None:
     """開示請求: which events about the resident went where, when and on which basis (JSON lines)."""
-    from hub.http.consent import persons_of_resident
+    from hub.http.consent.queries import persons_of_resident
 
     no = _resident_no(resident_no)
     db = _database(database_url(state, database, get_settings()))
@@ -178,7 +178,9 @@ def disclosures_cmd(resident_no: ResidentOpt, state: StateOpt = None, database: 
 def _run_service(state: Path | None, database: str | None, bootstrap: str | None, prefix: str | None,
                  action: Any) -> Any:
     """Build the service (Kafka publisher when a broker is configured, else the outbox) and run ``action``."""
-    from hub.http.consent import ConsentService, ConsentServiceError, KafkaEventPublisher, OutboxEventPublisher
+    from hub.http.consent.models import ConsentServiceError
+    from hub.http.consent.publishers import KafkaEventPublisher, OutboxEventPublisher
+    from hub.http.consent.service import ConsentService
     from hub.kafka.broker import Topics
 
     settings = get_settings()
@@ -228,7 +230,8 @@ def record(
     """Record a consent for the multi-agency team; prints its FHIR R5 Consent resource."""
     from pydantic import ValidationError
 
-    from hub.http.consent import ConsentRequest, ConsentService
+    from hub.http.consent.models import ConsentRequest
+    from hub.http.consent.service import ConsentService
 
     try:
         req = ConsentRequest.model_validate({
@@ -254,7 +257,7 @@ def withdraw(
     prefix: PrefixOpt = None,
 ) -> None:
     """Withdraw a consent from now on; prints the FHIR resource of the inactive version."""
-    from hub.http.consent import ConsentService
+    from hub.http.consent.service import ConsentService
 
     async def action(service: ConsentService) -> dict[str, Any]:
         return service.fhir(await service.withdraw(consent_id))
@@ -265,7 +268,8 @@ def withdraw(
 @consent_app.command("list")
 def list_cmd(resident_no: ResidentOpt, state: StateOpt = None, database: DatabaseOpt = None) -> None:
     """Every version of every consent of the resident (JSON lines)."""
-    from hub.http.consent import ConsentService, version_json
+    from hub.http.consent.models import version_json
+    from hub.http.consent.service import ConsentService
 
     no = _resident_no(resident_no)
 
@@ -296,7 +300,8 @@ def designate(
     """Record the 支援会議 (第106条の6) the municipality convened for a household."""
     from pydantic import ValidationError
 
-    from hub.http.consent import ConsentService, ConsentServiceError, DesignationRequest, designation_json
+    from hub.http.consent.models import ConsentServiceError, DesignationRequest, designation_json
+    from hub.http.consent.service import ConsentService
 
     try:
         req = DesignationRequest.model_validate({

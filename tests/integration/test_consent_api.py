@@ -17,7 +17,8 @@ from consent.fhir import parse_consent, to_fhir
 from consent.model import JST
 from consent.store import ConsentRepository
 from hub.bootstrap import Database
-from hub.http.consent import KafkaEventPublisher, make_consent_router
+from hub.http.consent.publishers import KafkaEventPublisher
+from hub.http.consent.router import make_consent_router
 from schemas.codes import Field
 from schemas.envelope import CloudEvent
 from schemas.events import ConsentV1, PersonRecord, ResidentObservedV1

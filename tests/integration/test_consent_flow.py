@@ -277,7 +277,8 @@ def test_consent_recorded_through_the_api_service_is_applied_by_the_hub(hub: Hub
     publishes the team's notice."""
     import asyncio
 
-    from hub.http.consent import ConsentRequest, ConsentService
+    from hub.http.consent.models import ConsentRequest
+    from hub.http.consent.service import ConsentService
 
     sent: list[CloudEvent] = []
 

@@ -1,0 +1,1 @@
+"""The consent API: models, identity queries, the service, its publishers and the router."""
