@@ -73,7 +73,7 @@ def connector_run(
 ) -> None:
     """Run one connector alone, publishing to the configured (or embedded) broker; prints its counts as JSON."""
     from hub.run.batch import RunError
-    from hub.serve.server import ConnectorNotFound, run_connector, summary_line
+    from hub.serve.feeds import ConnectorNotFound, run_connector, summary_line
 
     settings = _settings()
     stop = threading.Event()

@@ -26,261 +26,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import func, select
 
-from connectors.contract import Connector, Item
+from connectors.contract import Connector
 from connectors.kodomo import WEBHOOK_PATH, KodomoWebhook, SqlLedger, make_router
-from connectors.runner import CheckpointRow, ConnectorRunner, ConnectorState, OutboxRow, RunStats, make_producer
-from hub import wiring
-from hub.bootstrap import Runtime, open_kafka, open_runtime
+from connectors.runner import ConnectorRunner, ConnectorState, make_producer
+from hub.bootstrap import Runtime, open_runtime
 from hub.db import make_engine
 from hub.http.ops import make_ops_router
+from hub.http.server import QuietUvicorn, listen_socket
+from hub.http.webhook import PushedFeed, WebhookPublisher
 from hub.kafka.broker import Topics
 from hub.kafka.service import HubService
 from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
-from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore, RawMessage
-from hub.pipeline.tables import HubDeadLetter, HubOutbox
+from hub.pipeline.tables import HubOutbox
 from hub.run.batch import check_sources, state_folder
+from hub.serve.feeds import ServiceRunner, connector_loop, first_pass, forget_checkpoints, service_connectors
+from hub.serve.metrics import CountingCore, Metrics, StoreCollector
 from hub.settings import Settings
-from schemas.codes import Feed
 
 log = get_logger("tsunagu.serve")
-
-#: the feeds ``tsunagu connector run NAME`` knows (folder names under ``--sources``)
-FEEDS: tuple[str, ...] = tuple(f.value for f in Feed)
-
-
-# -- metrics -----------------------------------------------------------------------------------------
-
-
-class Metrics:
-    """Prometheus metrics of one process; label values are feed and stage names only."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.published = Counter(
-            "tsunagu_events_published", "Events a connector published and the broker acknowledged",
-            ["feed"], registry=self.registry,
-        )
-        self.dead_letters = Counter(
-            "tsunagu_dead_letters", "Dead letters a connector published and the broker acknowledged",
-            ["feed"], registry=self.registry,
-        )
-        self.hub_processed = Counter(
-            "tsunagu_hub_processed", "Messages this hub instance handled durably (batches committed)",
-            ["stage"], registry=self.registry,
-        )
-        self.webhook = Counter(
-            "tsunagu_webhook_deliveries", "kodomo webhook deliveries answered, by HTTP status",
-            ["status_code"], registry=self.registry,
-        )
-        for feed in FEEDS:
-            self.published.labels(feed=feed)
-            self.dead_letters.labels(feed=feed)
-        for stage in (INTAKE, HOUSEHOLD):
-            self.hub_processed.labels(stage=stage)
-
-
-class StoreCollector(Collector):
-    """Counts read from the stores at scrape time: hub dead letters (all instances) and outbox sizes."""
-
-    def __init__(self, hub_sessions: sessionmaker[Session], cstate: ConnectorState) -> None:
-        self.hub_sessions = hub_sessions
-        self.cstate = cstate
-
-    def describe(self) -> Iterable[Metric]:
-        return list(self._families())
-
-    def _families(self) -> tuple[CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
-        return (
-            CounterMetricFamily("tsunagu_hub_dead_letters", "Dead letters the hub recorded in its store "
-                                "(store-wide: every instance reports the same total)", labels=["feed", "stage"]),
-            GaugeMetricFamily("tsunagu_connector_outbox_pending", "Items read but not yet acknowledged by the broker",
-                              labels=["feed"]),
-            GaugeMetricFamily("tsunagu_hub_outbox_pending", "Hub messages committed but not yet published"),
-        )
-
-    def collect(self) -> Iterable[Metric]:
-        dead, pending, hub_pending = self._families()
-        try:
-            with self.hub_sessions() as s:
-                rows = s.execute(
-                    select(HubDeadLetter.source, HubDeadLetter.stage, func.count()).group_by(
-                        HubDeadLetter.source, HubDeadLetter.stage
-                    )
-                ).all()
-                for source, stage, n in rows:
-                    dead.add_metric([str(source), str(stage)], float(n))
-                hub_pending.add_metric([], float(s.scalar(select(func.count()).select_from(HubOutbox)) or 0))
-            with self.cstate.sessions() as s:
-                counts = dict(s.execute(select(OutboxRow.connector, func.count()).group_by(OutboxRow.connector)).all())
-            for feed in sorted(set(FEEDS) | set(counts)):
-                pending.add_metric([str(feed)], float(counts.get(feed, 0)))
-        except Exception as exc:  # a scrape must not fail because a store is briefly unavailable
-            log.warning("metrics: store not readable", error_type=type(exc).__name__)
-            return []
-        return [dead, pending, hub_pending]
-
-
-class CountingCore(HubCore):
-    """The hub core, counting the messages of each batch it committed (the stage's work is unchanged)."""
-
-    on_processed: Callable[[str, int], None] | None = None
-
-    def process_intake(self, batch: Sequence[RawMessage]) -> None:
-        super().process_intake(batch)
-        if self.on_processed is not None:
-            self.on_processed(INTAKE, len(batch))
-
-    def process_household(self, batch: Sequence[RawMessage]) -> None:
-        super().process_household(batch)
-        if self.on_processed is not None:
-            self.on_processed(HOUSEHOLD, len(batch))
-
-
-# -- connectors in service mode -----------------------------------------------------------------------
-
-
-class ServiceRunner(ConnectorRunner):
-    """A runner for a long-lived process: counts acknowledgements, one thread at a time, bounded memory."""
-
-    def __init__(self, connector: Connector, state: ConnectorState, producer: KafkaProducer | None, *,
-                 intake_topic: str, deadletter_topic: str, metrics: Metrics | None = None) -> None:
-        super().__init__(connector, state, producer, intake_topic=intake_topic, deadletter_topic=deadletter_topic)
-        self.metrics = metrics
-        self.lock = threading.RLock()
-
-    def read_into_outbox(self) -> int:
-        with self.lock:
-            n = super().read_into_outbox()
-            self.stats.event_ids.clear()  # the batch run's bookkeeping; unbounded in a service
-            return n
-
-    def relay(self, limit: int = 2000) -> int:
-        with self.lock:
-            events, dead = self.stats.published, self.stats.published_dead_letters
-            try:
-                return super().relay(limit)
-            finally:
-                if self.metrics is not None:
-                    feed = self.connector.name
-                    self.metrics.published.labels(feed=feed).inc(self.stats.published - events)
-                    self.metrics.dead_letters.labels(feed=feed).inc(self.stats.published_dead_letters - dead)
-
-
-class PushedFeed(Connector):
-    """The kodomo webhook as a connector: ``read`` yields the items of the delivery handed to it."""
-
-    name = Feed.KODOMO.value
-
-    def __init__(self) -> None:
-        self._items: list[Item] = []
-
-    def push(self, items: Iterable[Item]) -> None:
-        self._items.extend(items)
-
-    def read(self, checkpoints: Mapping[str, str]) -> Iterator[Item]:
-        items, self._items = self._items, []
-        yield from items
-
-
-class WebhookPublisher:
-    """``publish`` for ``make_router``: outbox, then relay, awaiting the broker's acknowledgement.
-
-    Runs off the event loop (``asyncio.to_thread``). Raises when the broker did not acknowledge:
-    the router then answers 503 and the sender retries; what reached the outbox stays there and
-    is relayed by the kodomo runner's background round (same ids, the hub dedupes).
-    """
-
-    def __init__(self, runner: ServiceRunner, feed: PushedFeed) -> None:
-        self.runner = runner
-        self.feed = feed
-
-    def publish_sync(self, items: list[Item]) -> None:
-        with self.runner.lock:
-            self.feed.push(items)
-            self.runner.read_into_outbox()
-            self.runner.relay()
-
-    async def __call__(self, items: list[Item]) -> None:
-        await asyncio.to_thread(self.publish_sync, items)
-
-
-def connector_loop(runner: ConnectorRunner, interval_s: float, stop: threading.Event) -> None:
-    """``run_forever`` until ``stop``; an unexpected error is logged (type only) and the round retried."""
-    name = runner.connector.name
-    try:
-        while not stop.is_set():
-            try:
-                runner.run_forever(interval_s, stop)
-            except Exception as exc:
-                log.error("connector round failed; retrying", connector=name, error_type=type(exc).__name__)
-                stop.wait(interval_s)
-    finally:
-        with contextlib.suppress(Exception):
-            runner.connector.close()
-        log.info("connector stopped", connector=name)
-
-
-def service_connectors(sources: Path, settings: Settings) -> tuple[list[Connector], list[Connector]]:
-    """(registry, case feeds) under ``sources``; the kodomo replay folder is left to the webhook."""
-    cases = [c for c in wiring.case_connectors(sources, settings) if c.name != Feed.KODOMO.value]
-    return wiring.registry_connectors(sources), cases
-
-
-def connector_named(name: str, sources: Path, settings: Settings) -> Connector | None:
-    """The connector of one feed under ``sources`` (``None`` when its folder or database is missing)."""
-    found = wiring.registry_connectors(sources) if name == Feed.REGISTRY.value else [
-        c for c in wiring.case_connectors(sources, settings) if c.name == name
-    ]
-    return found[0] if found else None
-
-
-# -- the HTTP server --------------------------------------------------------------------------------
-
-
-class _Uvicorn(uvicorn.Server):
-    """uvicorn without its own signal handling: the service installs its own and shuts down in order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind before starting so a taken port is an error here, not a ``sys.exit`` inside uvicorn."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
 
 # -- the service ------------------------------------------------------------------------------------
 
@@ -368,7 +147,7 @@ class HubServer:
         self.core = core
         cstate = base.connector_state
         if embedded:
-            forgotten = _forget_checkpoints(cstate)
+            forgotten = forget_checkpoints(cstate)
             if forgotten:
                 log.warning("embedded broker keeps nothing: feeds are read again (the hub dedupes)",
                             count=forgotten, state_dir=str(state_dir))
@@ -404,14 +183,14 @@ class HubServer:
                 loop.add_signal_handler(sig, self._on_signal, sig)
                 signals.append(sig)
         hub = HubService(rt.core, self.settings, rt.bootstrap, instance=f"hub-{socket.gethostname()}")
-        http: _Uvicorn | None = None
+        http: QuietUvicorn | None = None
         http_task: asyncio.Task[None] | None = None
         feeds_task: asyncio.Task[None] | None = None
-        sock = _listen(self.host, self.port)  # a taken port fails here, before anything started
+        sock = listen_socket(self.host, self.port)  # a taken port fails here, before anything started
         self.port = int(sock.getsockname()[1])
         try:
             await hub.start()
-            http = _Uvicorn(uvicorn.Config(self._app(rt), log_config=None, access_log=False, lifespan="off",
+            http = QuietUvicorn(uvicorn.Config(self._app(rt), log_config=None, access_log=False, lifespan="off",
                                            timeout_graceful_shutdown=30))
             http_task = asyncio.create_task(http.serve(sockets=[sock]))
             while not http.started and not http_task.done():
@@ -438,7 +217,7 @@ class HubServer:
     async def _start_feeds(self, rt: _Runtime) -> None:
         """Registry first (reference data, as in the batch run), then every case feed in its thread."""
         for runner in rt.registry:
-            await asyncio.to_thread(_first_pass, runner)
+            await asyncio.to_thread(first_pass, runner)
         if rt.registry:
             await self._wait_drained(rt, self.startup_wait_s, interruptible=True)
         if self._stop_flag.is_set():
@@ -455,7 +234,7 @@ class HubServer:
         t.start()
         self._threads.append(t)
 
-    async def _shutdown(self, rt: _Runtime, hub: HubService, http: _Uvicorn | None,
+    async def _shutdown(self, rt: _Runtime, hub: HubService, http: QuietUvicorn | None,
                         http_task: asyncio.Task[None] | None, feeds_task: asyncio.Task[None] | None) -> None:
         self._stop_flag.set()
         # 1. stop accepting webhooks; requests in flight finish (their items are acknowledged)
@@ -540,70 +319,7 @@ class HubServer:
 
         return app
 
-
-def _first_pass(runner: ConnectorRunner) -> None:
-    try:
-        runner.read_into_outbox()
-        runner.relay()
-    except KafkaError:
-        pass  # logged by the runner; the thread retries
-    except Exception as exc:
-        log.error("connector round failed; retrying", connector=runner.connector.name, error_type=type(exc).__name__)
-
-
-def _forget_checkpoints(cstate: ConnectorState) -> int:
-    """Embedded broker: a new broker is empty, so feeds are read again from the start (outboxes are kept)."""
-    with cstate.sessions.begin() as s:
-        n = s.scalar(select(func.count()).select_from(CheckpointRow)) or 0
-        s.execute(delete(CheckpointRow))
-    return int(n)
-
-
 def serve(settings: Settings, sources: Path, *, host: str | None = None, port: int | None = None,
           poll_interval_s: float | None = None, state: Path | None = None) -> None:
     """Run the service until SIGTERM / SIGINT; see the module docstring."""
     HubServer(settings, sources, host=host, port=port, poll_interval_s=poll_interval_s, state=state).run()
-
-
-# -- one connector alone -----------------------------------------------------------------------------
-
-
-class ConnectorNotFound(Exception):
-    """The feed's folder (or database) is not under ``--sources``."""
-
-
-def run_connector(settings: Settings, name: str, sources: Path, *, state: Path | None = None, once: bool = True,
-                  poll_interval_s: float | None = None, stop: threading.Event | None = None) -> dict[str, Any]:
-    """``tsunagu connector run NAME``: one feed → outbox → Kafka; ``once`` reads to the end, else until ``stop``."""
-    check_sources(sources)
-    if name not in FEEDS:
-        raise ConnectorNotFound(f"unknown feed {name!r}; one of {', '.join(FEEDS)}")
-    connector = connector_named(name, sources, settings)
-    if connector is None:
-        raise ConnectorNotFound(f"no {name} feed under {sources} (expected {sources / name})")
-    stop = stop or threading.Event()
-    with state_folder(state) as state_dir, open_kafka(settings) as kafka:
-        bootstrap, topics = kafka.bootstrap, kafka.topics
-        if kafka.embedded:
-            log.warning("embedded broker: what this command publishes is gone when it ends", connector=name)
-        cstate = ConnectorState.in_dir(state_dir)
-        producer = make_producer(bootstrap, client_id=f"tsunagu-connector-{name}")
-        runner = ServiceRunner(connector, cstate, producer, intake_topic=topics.intake,
-                               deadletter_topic=topics.deadletter)
-        try:
-            if once:
-                stats: RunStats = runner.run_once()
-            else:
-                connector_loop(runner, poll_interval_s or settings.poll_interval_s, stop)
-                stats = runner.stats
-            result = {"connector": name, **stats.as_dict(), "pending": cstate.pending(name)}
-        finally:
-            with contextlib.suppress(Exception):
-                connector.close()
-            producer.close(timeout=10)
-            cstate.dispose()
-    return result
-
-
-def summary_line(result: Mapping[str, Any]) -> str:
-    return json.dumps(dict(result), ensure_ascii=False)

@@ -1,0 +1,144 @@
+"""Connectors in a long-lived process: service runners, their polling loop, and ``tsunagu connector run``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from sqlalchemy import delete, func, select
+
+from connectors.contract import Connector
+from connectors.runner import CheckpointRow, ConnectorRunner, ConnectorState, RunStats, make_producer
+from hub import wiring
+from hub.bootstrap import open_kafka
+from hub.logging import get_logger
+from hub.run.batch import check_sources, state_folder
+from hub.serve.metrics import FEEDS, Metrics
+from hub.settings import Settings
+from schemas.codes import Feed
+
+log = get_logger("tsunagu.serve")
+
+# -- connectors in service mode -----------------------------------------------------------------------
+
+
+class ServiceRunner(ConnectorRunner):
+    """A runner for a long-lived process: counts acknowledgements, one thread at a time, bounded memory."""
+
+    def __init__(self, connector: Connector, state: ConnectorState, producer: KafkaProducer | None, *,
+                 intake_topic: str, deadletter_topic: str, metrics: Metrics | None = None) -> None:
+        super().__init__(connector, state, producer, intake_topic=intake_topic, deadletter_topic=deadletter_topic)
+        self.metrics = metrics
+        self.lock = threading.RLock()
+
+    def read_into_outbox(self) -> int:
+        with self.lock:
+            n = super().read_into_outbox()
+            self.stats.event_ids.clear()  # the batch run's bookkeeping; unbounded in a service
+            return n
+
+    def relay(self, limit: int = 2000) -> int:
+        with self.lock:
+            events, dead = self.stats.published, self.stats.published_dead_letters
+            try:
+                return super().relay(limit)
+            finally:
+                if self.metrics is not None:
+                    feed = self.connector.name
+                    self.metrics.published.labels(feed=feed).inc(self.stats.published - events)
+                    self.metrics.dead_letters.labels(feed=feed).inc(self.stats.published_dead_letters - dead)
+
+def connector_loop(runner: ConnectorRunner, interval_s: float, stop: threading.Event) -> None:
+    """``run_forever`` until ``stop``; an unexpected error is logged (type only) and the round retried."""
+    name = runner.connector.name
+    try:
+        while not stop.is_set():
+            try:
+                runner.run_forever(interval_s, stop)
+            except Exception as exc:
+                log.error("connector round failed; retrying", connector=name, error_type=type(exc).__name__)
+                stop.wait(interval_s)
+    finally:
+        with contextlib.suppress(Exception):
+            runner.connector.close()
+        log.info("connector stopped", connector=name)
+
+
+def service_connectors(sources: Path, settings: Settings) -> tuple[list[Connector], list[Connector]]:
+    """(registry, case feeds) under ``sources``; the kodomo replay folder is left to the webhook."""
+    cases = [c for c in wiring.case_connectors(sources, settings) if c.name != Feed.KODOMO.value]
+    return wiring.registry_connectors(sources), cases
+
+
+def connector_named(name: str, sources: Path, settings: Settings) -> Connector | None:
+    """The connector of one feed under ``sources`` (``None`` when its folder or database is missing)."""
+    found = wiring.registry_connectors(sources) if name == Feed.REGISTRY.value else [
+        c for c in wiring.case_connectors(sources, settings) if c.name == name
+    ]
+    return found[0] if found else None
+
+def first_pass(runner: ConnectorRunner) -> None:
+    try:
+        runner.read_into_outbox()
+        runner.relay()
+    except KafkaError:
+        pass  # logged by the runner; the thread retries
+    except Exception as exc:
+        log.error("connector round failed; retrying", connector=runner.connector.name, error_type=type(exc).__name__)
+
+
+def forget_checkpoints(cstate: ConnectorState) -> int:
+    """Embedded broker: a new broker is empty, so feeds are read again from the start (outboxes are kept)."""
+    with cstate.sessions.begin() as s:
+        n = s.scalar(select(func.count()).select_from(CheckpointRow)) or 0
+        s.execute(delete(CheckpointRow))
+    return int(n)
+
+# -- one connector alone -----------------------------------------------------------------------------
+
+
+class ConnectorNotFound(Exception):
+    """The feed's folder (or database) is not under ``--sources``."""
+
+
+def run_connector(settings: Settings, name: str, sources: Path, *, state: Path | None = None, once: bool = True,
+                  poll_interval_s: float | None = None, stop: threading.Event | None = None) -> dict[str, Any]:
+    """``tsunagu connector run NAME``: one feed → outbox → Kafka; ``once`` reads to the end, else until ``stop``."""
+    check_sources(sources)
+    if name not in FEEDS:
+        raise ConnectorNotFound(f"unknown feed {name!r}; one of {', '.join(FEEDS)}")
+    connector = connector_named(name, sources, settings)
+    if connector is None:
+        raise ConnectorNotFound(f"no {name} feed under {sources} (expected {sources / name})")
+    stop = stop or threading.Event()
+    with state_folder(state) as state_dir, open_kafka(settings) as kafka:
+        bootstrap, topics = kafka.bootstrap, kafka.topics
+        if kafka.embedded:
+            log.warning("embedded broker: what this command publishes is gone when it ends", connector=name)
+        cstate = ConnectorState.in_dir(state_dir)
+        producer = make_producer(bootstrap, client_id=f"tsunagu-connector-{name}")
+        runner = ServiceRunner(connector, cstate, producer, intake_topic=topics.intake,
+                               deadletter_topic=topics.deadletter)
+        try:
+            if once:
+                stats: RunStats = runner.run_once()
+            else:
+                connector_loop(runner, poll_interval_s or settings.poll_interval_s, stop)
+                stats = runner.stats
+            result = {"connector": name, **stats.as_dict(), "pending": cstate.pending(name)}
+        finally:
+            with contextlib.suppress(Exception):
+                connector.close()
+            producer.close(timeout=10)
+            cstate.dispose()
+    return result
+
+
+def summary_line(result: Mapping[str, Any]) -> str:
+    return json.dumps(dict(result), ensure_ascii=False)

@@ -1,0 +1,110 @@
+"""Prometheus metrics of the service: counters by feed and stage, store counts read at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from connectors.runner import ConnectorState, OutboxRow
+from hub.logging import get_logger
+from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore, RawMessage
+from hub.pipeline.tables import HubDeadLetter, HubOutbox
+from schemas.codes import Feed
+
+log = get_logger("tsunagu.serve")
+
+#: the feeds ``tsunagu connector run NAME`` knows (folder names under ``--sources``)
+FEEDS: tuple[str, ...] = tuple(f.value for f in Feed)
+
+
+# -- metrics -----------------------------------------------------------------------------------------
+
+
+class Metrics:
+    """Prometheus metrics of one process; label values are feed and stage names only."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.published = Counter(
+            "tsunagu_events_published", "Events a connector published and the broker acknowledged",
+            ["feed"], registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "tsunagu_dead_letters", "Dead letters a connector published and the broker acknowledged",
+            ["feed"], registry=self.registry,
+        )
+        self.hub_processed = Counter(
+            "tsunagu_hub_processed", "Messages this hub instance handled durably (batches committed)",
+            ["stage"], registry=self.registry,
+        )
+        self.webhook = Counter(
+            "tsunagu_webhook_deliveries", "kodomo webhook deliveries answered, by HTTP status",
+            ["status_code"], registry=self.registry,
+        )
+        for feed in FEEDS:
+            self.published.labels(feed=feed)
+            self.dead_letters.labels(feed=feed)
+        for stage in (INTAKE, HOUSEHOLD):
+            self.hub_processed.labels(stage=stage)
+
+
+class StoreCollector(Collector):
+    """Counts read from the stores at scrape time: hub dead letters (all instances) and outbox sizes."""
+
+    def __init__(self, hub_sessions: sessionmaker[Session], cstate: ConnectorState) -> None:
+        self.hub_sessions = hub_sessions
+        self.cstate = cstate
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families())
+
+    def _families(self) -> tuple[CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            CounterMetricFamily("tsunagu_hub_dead_letters", "Dead letters the hub recorded in its store "
+                                "(store-wide: every instance reports the same total)", labels=["feed", "stage"]),
+            GaugeMetricFamily("tsunagu_connector_outbox_pending", "Items read but not yet acknowledged by the broker",
+                              labels=["feed"]),
+            GaugeMetricFamily("tsunagu_hub_outbox_pending", "Hub messages committed but not yet published"),
+        )
+
+    def collect(self) -> Iterable[Metric]:
+        dead, pending, hub_pending = self._families()
+        try:
+            with self.hub_sessions() as s:
+                rows = s.execute(
+                    select(HubDeadLetter.source, HubDeadLetter.stage, func.count()).group_by(
+                        HubDeadLetter.source, HubDeadLetter.stage
+                    )
+                ).all()
+                for source, stage, n in rows:
+                    dead.add_metric([str(source), str(stage)], float(n))
+                hub_pending.add_metric([], float(s.scalar(select(func.count()).select_from(HubOutbox)) or 0))
+            with self.cstate.sessions() as s:
+                counts = dict(s.execute(select(OutboxRow.connector, func.count()).group_by(OutboxRow.connector)).all())
+            for feed in sorted(set(FEEDS) | set(counts)):
+                pending.add_metric([str(feed)], float(counts.get(feed, 0)))
+        except Exception as exc:  # a scrape must not fail because a store is briefly unavailable
+            log.warning("metrics: store not readable", error_type=type(exc).__name__)
+            return []
+        return [dead, pending, hub_pending]
+
+
+class CountingCore(HubCore):
+    """The hub core, counting the messages of each batch it committed (the stage's work is unchanged)."""
+
+    on_processed: Callable[[str, int], None] | None = None
+
+    def process_intake(self, batch: Sequence[RawMessage]) -> None:
+        super().process_intake(batch)
+        if self.on_processed is not None:
+            self.on_processed(INTAKE, len(batch))
+
+    def process_household(self, batch: Sequence[RawMessage]) -> None:
+        super().process_household(batch)
+        if self.on_processed is not None:
+            self.on_processed(HOUSEHOLD, len(batch))
