@@ -1,4 +1,4 @@
-"""Glue between the hub pipeline and the identity, consent and alert modules.
+"""What the pipeline stages ask of identity, consent and alerts: one small function per question.
 
 Each function is small and named for the one thing the pipeline asks of it, so the
 pipeline reads as the sharing rules do and each rule stays testable on its own.
@@ -6,18 +6,35 @@ pipeline reads as the sharing rules do and each rule stays testable on its own.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from consent.model import Decision
+from consent.audit import AuditInput
+from consent.decide import decide, minimal_form
+from consent.model import Decision, DecisionInput
+from consent.store import ConsentRepository, append_audit, metadata
+from hub.identity.resolver import IdentityService
+from hub.identity.tables import Person, PersonRecordRow, Resident
+from hub.pipeline.alerts import (
+    DEFAULT_SETTINGS,
+    KINDS,
+    AlertKind,
+    CaseFact,
+    HouseholdSnapshot,
+    Member,
+    derive_child_of,
+    diff_alerts,
+    evaluate,
+    view,
+)
+from hub.pipeline.tables import AlertState, CaseEvent, CaseState
+from hub.pipeline.timers import StageTimers, timed
 from schemas.codes import FEED_FIELD, RELATION_LABELS, Feed, Field, MemberNote, Relation, Topic
 from schemas.envelope import CloudEvent, stable_event_id
 from schemas.events import (
@@ -28,24 +45,10 @@ from schemas.events import (
     ReferralRequestedV1,
     ResidentObservedV1,
     WithdrawalNoticeV1,
+    parse_payload,
 )
 
-if TYPE_CHECKING:
-    from hub.pipeline.alerts import AlertKind
-
 JST = timezone(timedelta(hours=9), "JST")
-
-#: cumulative seconds per stage, read by `tsunagu bench` (consent stage share)
-TIMERS: dict[str, float] = defaultdict(float)
-
-
-@contextmanager
-def timed(name: str) -> Iterator[None]:
-    t0 = time.perf_counter()
-    try:
-        yield
-    finally:
-        TIMERS[name] += time.perf_counter() - t0
 
 
 def feed_of(source: str) -> str | None:
@@ -90,7 +93,6 @@ def support_meeting_event(ev: CloudEvent, case: CaseV1, on: date) -> bytes:
 
     Not even the hub person id: the meeting is convened for a household.
     """
-    from consent.decide import minimal_form
 
     change = ev.type.split(".")[-2]  # jp.tsunagu.case.opened.v1 → opened
     return _derived(ev, "support_meeting", "jp.tsunagu.support_meeting.case.v1", minimal_form(case, change, on),
@@ -106,8 +108,6 @@ def withdrawal_notice(ev: CloudEvent, consent: ConsentV1) -> bytes:
 # --------------------------------------------------------------------------- identity (stage 1)
 def resolve_identity(s: Session, ev: CloudEvent, payload: BaseModel) -> tuple[str | None, str | None]:
     """The hub person and household an event is about; (None, None) when it cannot be told."""
-    from hub.identity.resolver import IdentityService
-    from hub.identity.tables import Person, PersonRecordRow
 
     svc = IdentityService(s)
     if isinstance(payload, ResidentObservedV1):
@@ -142,7 +142,6 @@ def subject_keys(s: Session, person: str | None) -> tuple[set[str], set[str]]:
     """The resident numbers and record keys under which consents for this hub person may be filed."""
     if person is None:
         return set(), set()
-    from hub.identity.tables import Person, PersonRecordRow
 
     resident_nos: set[str] = set()
     records: set[str] = set()
@@ -165,16 +164,13 @@ def subject_keys(s: Session, person: str | None) -> tuple[set[str], set[str]]:
 EMERGENCY_WINDOW = timedelta(hours=72)
 
 
-def decide_for(s: Session, ev: CloudEvent) -> Decision:
+def decide_for(s: Session, ev: CloudEvent, *, timers: StageTimers | None = None) -> Decision:
     """Ask the pure consent rules about one resolved event (fail closed when anything is unknown).
 
     An emergency override counts only while the decision falls within ``EMERGENCY_WINDOW`` of it.
     """
-    from consent.decide import decide
-    from consent.model import DecisionInput
-    from consent.store import ConsentRepository
 
-    with timed("decide"):
+    with timed(timers, "decide"):
         repo = ConsentRepository(s)
         resident_nos, records = subject_keys(s, ev.person)
         records.add(ev.sourcerecord)
@@ -192,35 +188,28 @@ def _any_rows(s: Session, table: str) -> bool:
     """Whether a (usually empty) table has rows, remembered for the rest of the transaction."""
     cache: dict[str, bool] = s.info.setdefault("tsunagu_any_rows", {})
     if table not in cache:
-        from consent.store import metadata
 
         t = metadata.tables[table]
         cache[table] = s.execute(select(t.c[next(iter(t.c.keys()))]).limit(1)).first() is not None
     return cache[table]
 
 
-def audit(s: Session, ev: CloudEvent, decision: Decision) -> None:
+def audit(s: Session, ev: CloudEvent, decision: Decision, *, timers: StageTimers | None = None) -> None:
     """Append the decision to the hash-chained audit trail (no case content)."""
-    from consent.audit import AuditInput
-    from consent.model import DecisionInput
-    from consent.store import append_audit
 
-    with timed("audit"):
+    with timed(timers, "audit"):
         append_audit(s, [AuditInput.of(DecisionInput.of(ev), decision, decision.at or datetime.now(UTC))])
 
 
-def audit_many(s: Session, decisions: list[tuple[CloudEvent, Decision]]) -> None:
+def audit_many(s: Session, decisions: list[tuple[CloudEvent, Decision]], *,
+               timers: StageTimers | None = None) -> None:
     """Append a batch's decisions to the chain in one go (one head lock per batch), in order."""
-    from consent.audit import AuditInput
-    from consent.model import DecisionInput
-    from consent.store import append_audit
 
-    with timed("audit"):
+    with timed(timers, "audit"):
         append_audit(s, [AuditInput.of(DecisionInput.of(ev), d, d.at or datetime.now(UTC)) for ev, d in decisions])
 
 
 def store_consent(s: Session, ev: CloudEvent, consent: ConsentV1) -> bool:
-    from consent.store import ConsentRepository
 
     return ConsentRepository(s).add_version(consent, recorded_at=ev.time)
 
@@ -228,9 +217,6 @@ def store_consent(s: Session, ev: CloudEvent, consent: ConsentV1) -> bool:
 # --------------------------------------------------------------------------- alerts
 def household_snapshot(s: Session, household: str) -> Any:
     """Members (registry relations, 同居家族 links and notes) and cases of one household."""
-    from hub.identity.tables import Person, PersonRecordRow, Resident
-    from hub.pipeline.alerts import CaseFact, HouseholdSnapshot, Member, derive_child_of
-    from hub.pipeline.tables import CaseEvent, CaseState
 
     persons = s.scalars(select(Person).where(Person.household_id == household, Person.merged_into.is_(None))).all()
     ids = {p.id for p in persons}
@@ -286,12 +272,11 @@ def _relation(value: str | None) -> Relation | None:
         return RELATION_LABELS.get(value)
 
 
-def evaluate_alerts(s: Session, household: str, today: date, settings: Any) -> list[bytes]:
+def evaluate_alerts(s: Session, household: str, today: date, settings: Any, *,
+                    timers: StageTimers | None = None) -> list[bytes]:
     """Re-evaluate the household's timeline; publish raised/updated alerts (never lowers one)."""
-    from hub.pipeline.alerts import DEFAULT_SETTINGS, KINDS, diff_alerts, evaluate, view
-    from hub.pipeline.tables import AlertState
 
-    with timed("alerts"):
+    with timed(timers, "alerts"):
         snapshot = household_snapshot(s, household)
         if not snapshot.cases:
             return []
@@ -330,6 +315,5 @@ def evaluate_alerts(s: Session, household: str, today: date, settings: Any) -> l
 
 
 def payload_model(ev: CloudEvent) -> BaseModel:
-    from schemas.events import parse_payload
 
     return parse_payload(ev.type, ev.data)

@@ -23,6 +23,7 @@ from hub.kafka.broker import Topics
 from hub.logging import get_logger
 from hub.pipeline import adapters
 from hub.pipeline.tables import CaseEvent, CaseState, HubDeadLetter, HubOutbox, ProcessedEvent
+from hub.pipeline.timers import StageTimers
 from schemas.codes import Field
 from schemas.deadletter import DeadLetter
 from schemas.envelope import CloudEvent
@@ -90,6 +91,8 @@ class HubCore:
         self.topics = topics
         self.alert_settings = alert_settings
         self.today = today or (lambda: datetime.now(adapters.JST).date())
+        #: seconds spent deciding consent, auditing and evaluating alerts (read by ``tsunagu bench``)
+        self.timers = StageTimers()
         # per-batch work queues; thread-local because stages and instances run batches in threads
         self._local = threading.local()
 
@@ -198,9 +201,10 @@ class HubCore:
         """Once per batch: append the queued decisions to the audit chain, evaluate touched households."""
         try:
             if self._audit:
-                adapters.audit_many(s, self._audit)
+                adapters.audit_many(s, self._audit, timers=self.timers)
             for household in sorted(self._households):
-                for alert_event in adapters.evaluate_alerts(s, household, self.today(), self.alert_settings):
+                for alert_event in adapters.evaluate_alerts(s, household, self.today(), self.alert_settings,
+                                                            timers=self.timers):
                     self.emit(s, self.topics.alerts, household, alert_event)
         finally:
             self._audit = []
@@ -318,7 +322,7 @@ class HubCore:
 
     def _decide_and_publish(self, s: Session, row: CaseEvent, ev: CloudEvent,
                             payload: CaseV1 | ReferralRequestedV1) -> None:
-        decision = adapters.decide_for(s, ev)
+        decision = adapters.decide_for(s, ev, timers=self.timers)
         self._audit.append((ev, decision))
         if decision.permit and decision.route in ("team", "emergency"):
             self.emit(s, self.topics.team, ev.household or ev.person, adapters.team_event(ev))
@@ -342,7 +346,7 @@ class HubCore:
         ).all()
         for row in held:
             held_ev = CloudEvent.from_json_bytes(row.payload)
-            decision = adapters.decide_for(s, held_ev)
+            decision = adapters.decide_for(s, held_ev, timers=self.timers)
             if decision.permit and decision.route == "team":
                 self._audit.append((held_ev, decision))
                 self.emit(s, self.topics.team, held_ev.household or held_ev.person, adapters.team_event(held_ev))
