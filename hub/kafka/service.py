@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
 from hub.kafka.broker import Topics
 from hub.logging import get_logger
@@ -37,6 +37,8 @@ def _raw(records: Sequence[Any]) -> list[RawMessage]:
 
 
 class HubService:
+    """Both hub stages on one KafkaBroker; ``relay`` publishes the core's outbox."""
+
     def __init__(self, core: HubCore, settings: Settings, bootstrap: str, *, instance: str = "hub") -> None:
         self.core = core
         self.settings = settings
@@ -61,15 +63,22 @@ class HubService:
             "fetch_max_wait_ms": settings.fetch_max_wait_ms,
         }
 
-        @self.broker.subscriber(self.topics.intake, group_id=settings.hub_group, **common)  # type: ignore[untyped-decorator]
-        async def on_intake(_body: Any, message: KafkaMessage) -> None:
-            await self._handle(message, self.core.process_intake)
+        self.broker.include_router(
+            self._stage_router(self.topics.intake, settings.hub_group, self.core.process_intake, common))
+        self.broker.include_router(
+            self._stage_router(self.topics.resolved, f"{settings.hub_group}-household", self.core.process_household,
+                               common))
 
-        @self.broker.subscriber(  # type: ignore[untyped-decorator]
-            self.topics.resolved, group_id=f"{settings.hub_group}-household", **common
-        )
-        async def on_household(_body: Any, message: KafkaMessage) -> None:
-            await self._handle(message, self.core.process_household)
+    def _stage_router(self, topic: str, group: str, step: Callable[[Sequence[RawMessage]], None],
+                      common: dict[str, Any]) -> KafkaRouter:
+        """One FastStream router per stage: its topic, its consumer group, its step of the hub core."""
+        router = KafkaRouter()
+
+        @router.subscriber(topic, group_id=group, **common)  # type: ignore[untyped-decorator]
+        async def on_batch(_body: Any, message: KafkaMessage) -> None:
+            await self._handle(message, step)
+
+        return router
 
     async def _handle(self, message: KafkaMessage, step: Any) -> None:
         records = message.raw_message

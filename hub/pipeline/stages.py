@@ -254,23 +254,31 @@ class HubCore:
 
     # ------------------------------------------------------------------ stage 2: household
     def _household_one(self, s: Session, msg: RawMessage, ev: CloudEvent, payload: BaseModel) -> None:
-        if isinstance(payload, CaseV1):
-            outcome = self._case(s, ev, payload)
-        elif isinstance(payload, ReferralRequestedV1):
-            self._share(s, ev, payload)
-            outcome = "applied"
-        elif isinstance(payload, ConsentV1):
-            self._consent(s, ev, payload)
-            outcome = "applied"
-        elif isinstance(payload, (ResidentObservedV1, PersonObservedV1)):
-            outcome = "applied"
-            if isinstance(payload, ResidentObservedV1) and ev.person:
-                self._follow_move(s, ev.person)
-            if ev.household:
-                self._alerts(s, ev.household)
-        else:
+        handler = HOUSEHOLD_HANDLERS.get(type(payload))
+        if handler is None:
             raise Rejected("event type not handled at the household stage")
-        self._mark(s, HOUSEHOLD, ev, outcome)
+        self._mark(s, HOUSEHOLD, ev, handler(self, s, ev, payload))
+
+    def _on_case(self, s: Session, ev: CloudEvent, payload: Any) -> str:
+        return self._case(s, ev, payload)
+
+    def _on_referral(self, s: Session, ev: CloudEvent, payload: Any) -> str:
+        self._share(s, ev, payload)
+        return "applied"
+
+    def _on_consent(self, s: Session, ev: CloudEvent, payload: Any) -> str:
+        self._consent(s, ev, payload)
+        return "applied"
+
+    def _on_resident(self, s: Session, ev: CloudEvent, payload: Any) -> str:
+        if ev.person:
+            self._follow_move(s, ev.person)
+        return self._on_person(s, ev, payload)
+
+    def _on_person(self, s: Session, ev: CloudEvent, payload: Any) -> str:
+        if ev.household:
+            self._alerts(s, ev.household)
+        return "applied"
 
     def _follow_move(self, s: Session, person: str) -> None:
         """A registry update moved a person to another household: their cases and alerts follow."""
@@ -366,3 +374,13 @@ def _try_event(msg: RawMessage) -> CloudEvent | None:
 
 def fields_of(values: Iterable[str]) -> list[Field]:
     return [Field(v) for v in values]
+
+
+#: the household stage's handler per payload model (its outcome is recorded with the dedupe marker)
+HOUSEHOLD_HANDLERS: dict[type[BaseModel], Callable[[HubCore, Session, CloudEvent, Any], str]] = {
+    CaseV1: HubCore._on_case,
+    ReferralRequestedV1: HubCore._on_referral,
+    ConsentV1: HubCore._on_consent,
+    ResidentObservedV1: HubCore._on_resident,
+    PersonObservedV1: HubCore._on_person,
+}
