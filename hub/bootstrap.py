@@ -27,11 +27,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.runner import ConnectorState
 from hub.db import make_engine, make_sessionmaker
-from hub.kafka.broker import Topics, ensure_topics, kafka_cluster
+from hub.kafka.broker import ensure_topics, kafka_cluster
 from hub.migrate import database_url_for, upgrade
 from hub.pipeline.alerts import AlertSettings
 from hub.pipeline.stages import HubCore
 from hub.settings import Settings
+from hub.topics import Topics
 
 __all__ = ["Database", "KafkaEndpoint", "Runtime", "alert_settings", "make_core", "open_kafka", "open_runtime"]
 

@@ -22,11 +22,12 @@ from kafka import KafkaProducer
 
 from connectors.runner import make_producer
 from hub.bootstrap import open_runtime
-from hub.kafka.broker import Topics, ensure_topics
+from hub.kafka.broker import ensure_topics
 from hub.kafka.service import HubService
 from hub.pipeline.stages import HOUSEHOLD
 from hub.pipeline.tables import ProcessedEvent
 from hub.settings import Settings
+from hub.topics import Topics
 from schemas.codes import CaseStatus, Feed, Field, Sex, Topic
 from schemas.envelope import CloudEvent, content_hash, stable_event_id
 from schemas.events import CASE_TYPES, CaseV1, PersonRecord, Sensitive

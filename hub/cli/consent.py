@@ -181,7 +181,7 @@ def _run_service(state: Path | None, database: str | None, bootstrap: str | None
     from hub.http.consent.models import ConsentServiceError
     from hub.http.consent.publishers import KafkaEventPublisher, OutboxEventPublisher
     from hub.http.consent.service import ConsentService
-    from hub.kafka.broker import Topics
+    from hub.topics import Topics
 
     settings = get_settings()
     db = _database(database_url(state, database, settings))

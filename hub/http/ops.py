@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.runner import CheckpointRow, ConnectorState, OutboxRow
 from hub.identity.tables import IdentityReview
-from hub.kafka.broker import Topics
 from hub.pipeline.stages import HOUSEHOLD, INTAKE
 from hub.pipeline.tables import AlertState, HubDeadLetter, HubOutbox, ProcessedEvent
+from hub.topics import Topics
 from schemas.codes import Feed
 
 #: feeds in display order

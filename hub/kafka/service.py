@@ -24,10 +24,10 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
-from hub.kafka.broker import Topics
 from hub.logging import get_logger
 from hub.pipeline.stages import HubCore, RawMessage
 from hub.settings import Settings
+from hub.topics import Topics
 
 log = get_logger("tsunagu.hub")
 

@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session
 
 from hub.identity.review import Decision, ReviewError, decide_review
 from hub.identity.tables import IdentityDecision, IdentityReview, Person, PersonRecordRow, Resident
-from hub.kafka.broker import Topics
 from hub.pipeline import adapters
 from hub.pipeline.tables import CaseEvent, CaseState, HubOutbox
+from hub.topics import Topics
 from schemas.envelope import CloudEvent
 
 #: the advisory lock the intake stage holds while it resolves identities (hub/pipeline.py)

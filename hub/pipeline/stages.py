@@ -19,11 +19,11 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.kafka.broker import Topics
 from hub.logging import get_logger
 from hub.pipeline import adapters
 from hub.pipeline.tables import CaseEvent, CaseState, HubDeadLetter, HubOutbox, ProcessedEvent
 from hub.pipeline.timers import StageTimers
+from hub.topics import Topics
 from schemas.codes import Field
 from schemas.deadletter import DeadLetter
 from schemas.envelope import CloudEvent

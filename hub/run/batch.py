@@ -28,13 +28,13 @@ from sqlalchemy import func, select
 from connectors.runner import ConnectorRunner, ConnectorState, RunStats, make_producer
 from hub import wiring
 from hub.bootstrap import open_runtime
-from hub.kafka.broker import Topics
 from hub.kafka.service import HubService
 from hub.kafka.topicreader import group_lag, read_topic
 from hub.logging import get_logger
 from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore
 from hub.pipeline.tables import HubOutbox, ProcessedEvent
 from hub.settings import Settings
+from hub.topics import Topics
 
 log = get_logger("tsunagu.run")
 

@@ -49,7 +49,6 @@ from hub.db import make_engine
 from hub.http.ops import make_ops_router
 from hub.http.server import QuietUvicorn, listen_socket
 from hub.http.webhook import PushedFeed, WebhookPublisher
-from hub.kafka.broker import Topics
 from hub.kafka.service import HubService
 from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
@@ -58,6 +57,7 @@ from hub.run.batch import check_sources, state_folder
 from hub.serve.feeds import ServiceRunner, connector_loop, first_pass, forget_checkpoints, service_connectors
 from hub.serve.metrics import CountingCore, Metrics, StoreCollector
 from hub.settings import Settings
+from hub.topics import Topics
 
 log = get_logger("tsunagu.serve")
 

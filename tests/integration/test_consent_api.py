@@ -232,8 +232,9 @@ def test_emergency_requires_reason_and_user(hub: Any) -> None:
 @pytest.mark.broker
 def test_recorded_consent_reaches_the_intake_topic(kafka: str, fast_settings: Any, tmp_path: Any) -> None:
     """With the real embedded broker, a recorded consent is on the intake topic as a consent.recorded CloudEvent."""
-    from hub.kafka.broker import Topics, ensure_topics
+    from hub.kafka.broker import ensure_topics
     from hub.kafka.topicreader import read_topic
+    from hub.topics import Topics
 
     topics = Topics(fast_settings.topic_prefix)
     ensure_topics(kafka, topics, 1)

@@ -15,8 +15,8 @@ from consent.audit import AuditEntry
 from consent.fhir import parse_consent, to_fhir
 from consent.model import Designation, EmergencyOverride
 from consent.store import ConsentRepository, iter_audit
-from hub.kafka.broker import Topics
 from hub.pipeline.stages import HubCore, RawMessage
+from hub.topics import Topics
 from schemas.codes import CaseStatus, DisabilityType, Feed, Field, Relation, Topic
 from schemas.envelope import CloudEvent, stable_event_id
 from schemas.events import (

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.kafka.broker import EmbeddedBroker, Topics, ensure_topics
+from hub.kafka.broker import EmbeddedBroker, ensure_topics
+from hub.topics import Topics
 
 ROOT = Path(__file__).resolve().parents[2]
 

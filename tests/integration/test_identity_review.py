@@ -17,11 +17,11 @@ from hub.cli.identity import identity_app
 from hub.identity.resolver import IdentityService
 from hub.identity.review import ReviewError, list_reviews
 from hub.identity.tables import IdentityDecision, IdentityReview, Person, PersonRecordRow, household_id_for_no
-from hub.kafka.broker import Topics
 from hub.migrate import upgrade
 from hub.pipeline.reattribute import decide
 from hub.pipeline.stages import HubCore, RawMessage
 from hub.pipeline.tables import AlertState, CaseEvent, CaseState, HubOutbox
+from hub.topics import Topics
 from schemas.codes import CaseStatus, Feed, Field, Relation, Sex
 from schemas.envelope import CloudEvent, stable_event_id
 from schemas.events import CaseV1, PersonRecord, ResidentObservedV1

@@ -21,9 +21,10 @@ from connectors.runner import CheckpointRow, ConnectorState, OutboxRow
 from hub.bootstrap import Database
 from hub.http.ops import make_ops_router
 from hub.identity.tables import IdentityReview
-from hub.kafka.broker import Topics, free_port
+from hub.kafka.broker import free_port
 from hub.pipeline.stages import HubCore, RawMessage
 from hub.pipeline.tables import AlertState
+from hub.topics import Topics
 from schemas.codes import CaseStatus, Feed, Field, Relation, Topic
 from schemas.envelope import CloudEvent, stable_event_id
 from schemas.events import CaseV1, PersonRecord, ResidentObservedV1, Sensitive

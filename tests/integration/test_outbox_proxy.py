@@ -22,8 +22,9 @@ from sqlalchemy import select
 
 from connectors.contract import Checkpoint, Connector, Item
 from connectors.runner import ConnectorRunner, ConnectorState, OutboxRow
-from hub.kafka.broker import EmbeddedBroker, Topics, ensure_topics, free_port
+from hub.kafka.broker import EmbeddedBroker, ensure_topics, free_port
 from hub.kafka.topicreader import read_topic
+from hub.topics import Topics
 from schemas.envelope import CloudEvent, stable_event_id
 
 JST = timezone(timedelta(hours=9))

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from connectors.contract import Checkpoint, Connector, Item
 from connectors.runner import ConnectorRunner, ConnectorState, make_producer
-from hub.kafka.broker import Topics, ensure_topics
+from hub.kafka.broker import ensure_topics
 from hub.kafka.topicreader import read_topic
+from hub.topics import Topics
 from schemas.deadletter import DeadLetter
 from schemas.envelope import CloudEvent, stable_event_id
 
