@@ -1,4 +1,4 @@
-"""``python -m hub.cli.main``: the ``tsunagu`` command."""
+"""``python -m hub.cli``: the ``tsunagu`` command."""
 
 from hub.cli.main import app
 
