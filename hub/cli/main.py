@@ -59,7 +59,8 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress line")] = False,
 ) -> None:
     """Run the feeds in SOURCES once through Kafka and the hub and write the export."""
-    from hub.run.batch import RunError, batch_run
+    from hub.run.batch import batch_run
+    from hub.run.state import RunError
 
     settings = _settings()
     if not once:
@@ -80,7 +81,8 @@ def demo(
 ) -> None:
     """Run the bundled sample feeds through the embedded broker and the hub, and explain the result."""
     from hub.demo import print_summary
-    from hub.run.batch import RunError, batch_run
+    from hub.run.batch import batch_run
+    from hub.run.state import RunError
 
     settings = _settings()
     out = export or Path(tempfile.mkdtemp(prefix="tsunagu-demo-"))

@@ -47,7 +47,7 @@ def serve_command(
     """Service mode: the hub, POST /webhooks/kodomo, /healthz, /metrics and every feed, until SIGTERM."""
     from kafka.errors import KafkaError
 
-    from hub.run.batch import RunError
+    from hub.run.state import RunError
     from hub.serve.server import serve
 
     settings = _settings()
@@ -72,7 +72,7 @@ def connector_run(
     once: Annotated[bool, typer.Option("--once", help="read to the end, publish, exit; else poll")] = False,
 ) -> None:
     """Run one connector alone, publishing to the configured (or embedded) broker; prints its counts as JSON."""
-    from hub.run.batch import RunError
+    from hub.run.state import RunError
     from hub.serve.feeds import ConnectorNotFound, run_connector, summary_line
 
     settings = _settings()

@@ -10,15 +10,9 @@ external broker ends with the same export as an uninterrupted one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
 import sys
-import tempfile
 import time
-import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,78 +23,22 @@ from connectors.runner import ConnectorRunner, ConnectorState, RunStats, make_pr
 from hub import wiring
 from hub.bootstrap import open_runtime
 from hub.kafka.service import HubService
-from hub.kafka.topicreader import group_lag, read_topic
+from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
 from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore
 from hub.pipeline.tables import HubOutbox, ProcessedEvent
+from hub.run.export import write_export
+from hub.run.state import RunError, check_sources, run_identity, state_folder
 from hub.settings import Settings
 from hub.topics import Topics
 
 log = get_logger("tsunagu.run")
-
-
-class RunError(Exception):
-    """A run that cannot start (missing sources, unreadable folder): one line for the operator."""
-
 
 @dataclass
 class RunResult:
     export: Path
     summary: dict[str, Any]
     stats: dict[str, RunStats] = field(default_factory=dict)
-
-
-def check_sources(sources: Path) -> None:
-    if not sources.exists():
-        raise RunError(f"sources folder not found: {sources}")
-    if not sources.is_dir():
-        raise RunError(f"sources is not a folder: {sources}")
-    if not os.access(sources, os.R_OK | os.X_OK):
-        raise RunError(f"sources folder is not readable: {sources}")
-    try:
-        next(iter(sources.iterdir()), None)
-    except OSError as exc:
-        raise RunError(f"sources folder is not readable: {sources} ({type(exc).__name__})") from None
-
-
-STATE_FILES = ("run.json", "hub.sqlite", "hub.sqlite-wal", "hub.sqlite-shm", "connectors.sqlite",
-               "connectors.sqlite-wal", "connectors.sqlite-shm")
-
-
-def run_identity(state_dir: Path, settings: Settings) -> str:
-    """A stable id per state folder: topics and consumer groups of a resumed run are the same ones.
-
-    The embedded broker keeps nothing once it stops, so a state folder made with it cannot be
-    resumed: the run starts over from the sources (ids are stable, so the result is the same).
-    A state made with one external cluster cannot be resumed against another.
-    """
-    marker = state_dir / "run.json"
-    broker = settings.kafka_bootstrap or "embedded"
-    if marker.exists():
-        prior = json.loads(marker.read_text(encoding="utf-8"))
-        if prior.get("broker") == broker != "embedded":
-            return str(prior["run"])
-        if prior.get("broker") != "embedded":
-            raise RunError("this --state was made with another Kafka cluster; use a new --state folder")
-        if settings.database_url:
-            raise RunError("this --state was made with the embedded broker and cannot be resumed; use a new --state")
-        log.warning("state made with the embedded broker: starting over", state_dir=str(state_dir))
-        for name in STATE_FILES:
-            (state_dir / name).unlink(missing_ok=True)
-    rid = uuid.uuid4().hex[:12]
-    marker.write_text(json.dumps({"run": rid, "broker": broker}), encoding="utf-8")
-    return rid
-
-
-@contextlib.contextmanager
-def state_folder(state: Path | None) -> Iterator[Path]:
-    if state is not None:
-        state.mkdir(parents=True, exist_ok=True)
-        yield state
-        return
-    with tempfile.TemporaryDirectory(prefix="tsunagu-state-") as tmp:
-        yield Path(tmp)
-
 
 class Progress:
     """A progress line on stderr for long runs (counts only, never data)."""
@@ -230,77 +168,3 @@ def _progress_counts(core: HubCore, ids: set[tuple[str, str]]) -> tuple[int, int
         activity = s.scalar(select(func.count()).select_from(ProcessedEvent)) or 0
         outbox = s.scalar(select(func.count()).select_from(HubOutbox)) or 0
     return len(ids & finished), activity, outbox
-
-
-def _jsonl(path: Path, rows: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> int:
-    n = 0
-    with path.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n")
-            n += 1
-    return n
-
-
-def _unique_events(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    seen: set[tuple[str, str]] = set()
-    out: list[dict[str, Any]] = []
-    for raw in read_topic(bootstrap, topic):
-        ev = json.loads(raw)
-        key = (ev.get("source", ""), ev.get("id", ""))
-        if key in seen:
-            continue  # at-least-once: a redelivered copy
-        seen.add(key)
-        out.append(ev)
-    return out
-
-
-def write_export(export: Path, core: HubCore, bootstrap: str, topics: Topics,
-                 stats: dict[str, RunStats], wall: float) -> dict[str, Any]:
-    export.mkdir(parents=True, exist_ok=True)
-    team = sorted(_unique_events(bootstrap, topics.team), key=lambda e: (e["time"], e["id"]))
-    alerts = sorted(_unique_events(bootstrap, topics.alerts), key=lambda e: (e["time"], e["id"]))
-    dead: list[dict[str, Any]] = []
-    seen_dead: set[tuple[Any, ...]] = set()
-    for raw in read_topic(bootstrap, topics.deadletter):
-        dl = json.loads(raw)
-        key = (dl.get("source"), dl.get("where"), dl.get("record"), dl.get("reason"))
-        if key not in seen_dead:
-            seen_dead.add(key)
-            dead.append({k: dl.get(k) for k in ("source", "where", "record", "reason", "stage", "event")})
-    with core.sessions() as s:
-        persons = list(wiring.persons_rows(s))
-        audit = list(wiring.audit_rows(s))
-        processed = Counter(
-            feed for (feed,) in s.execute(
-                select(ProcessedEvent.feed).where(ProcessedEvent.stage == HOUSEHOLD)
-            )
-        )
-    _jsonl(export / "persons.jsonl", persons)
-    _jsonl(export / "team.jsonl", team)
-    _jsonl(export / "alerts.jsonl", alerts)
-    _jsonl(export / "deadletter.jsonl", dead)
-    _jsonl(export / "audit.jsonl", audit)
-    dead_by_feed = Counter(d["source"] for d in dead)
-    feeds = sorted({str(f) for f in (*stats, *processed, *dead_by_feed) if f})
-    alert_kinds = Counter(a["data"]["kind"] for a in alerts if a["type"].endswith("alert.raised.v1"))
-    summary = {
-        "feeds": {
-            f: {
-                "read": stats[f].read if f in stats else 0,
-                "published": stats[f].published if f in stats else 0,
-                "processed": processed.get(f, 0),
-                "dead_lettered": dead_by_feed.get(f, 0),
-            }
-            for f in feeds
-        },
-        "persons": len({p["person"] for p in persons}),
-        "records": len(persons),
-        "team_events": len(team),
-        "alerts": dict(sorted(alert_kinds.items())),
-        "alert_events": len(alerts),
-        "dead_letters": len(dead),
-        "audit_entries": len(audit),
-        "wall_time_s": round(wall, 3),
-    }
-    (export / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    return summary

@@ -18,7 +18,7 @@ from connectors.runner import CheckpointRow, ConnectorRunner, ConnectorState, Ru
 from hub import wiring
 from hub.bootstrap import open_kafka
 from hub.logging import get_logger
-from hub.run.batch import check_sources, state_folder
+from hub.run.state import check_sources, state_folder
 from hub.serve.metrics import FEEDS, Metrics
 from hub.settings import Settings
 from schemas.codes import Feed

@@ -53,7 +53,7 @@ from hub.kafka.service import HubService
 from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
 from hub.pipeline.tables import HubOutbox
-from hub.run.batch import check_sources, state_folder
+from hub.run.state import check_sources, state_folder
 from hub.serve.feeds import ServiceRunner, connector_loop, first_pass, forget_checkpoints, service_connectors
 from hub.serve.metrics import CountingCore, Metrics, StoreCollector
 from hub.settings import Settings

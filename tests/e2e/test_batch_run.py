@@ -23,7 +23,8 @@ from e2e.truth_checks import (
 )
 from hub.cli.main import app
 from hub.logging import configure_logging
-from hub.run.batch import RunError, batch_run
+from hub.run.batch import batch_run
+from hub.run.state import RunError
 from hub.settings import Settings
 
 
