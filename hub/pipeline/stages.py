@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.logging import get_logger
 from hub.pipeline import adapters
+from hub.pipeline.reattribute import current_attribution, reattribute
 from hub.pipeline.tables import CaseEvent, CaseState, HubDeadLetter, HubOutbox, ProcessedEvent
 from hub.pipeline.timers import StageTimers
 from hub.topics import Topics
@@ -282,7 +283,6 @@ class HubCore:
 
     def _follow_move(self, s: Session, person: str) -> None:
         """A registry update moved a person to another household: their cases and alerts follow."""
-        from hub.pipeline.reattribute import reattribute
 
         records = {r for (r,) in s.execute(select(CaseState.record).where(CaseState.person_id == person))}
         if records:
@@ -299,7 +299,6 @@ class HubCore:
                                   opened_on=case.opened_on, status=case.status.value, revision=revision)
                 s.add(state)
             # identity may have changed since stage 1 resolved this event (a review decision)
-            from hub.pipeline.reattribute import current_attribution
 
             now_at = current_attribution(s, ev.sourcerecord)
             state.person_id, state.household_id = now_at if now_at else (ev.person, ev.household)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.pipeline.tables import HubOutbox
 from schemas.envelope import CloudEvent
 
 
@@ -56,7 +57,6 @@ class OutboxEventPublisher:
         self.topic = topic
 
     async def __call__(self, event: CloudEvent) -> None:
-        from hub.pipeline.tables import HubOutbox
 
         def write() -> None:
             with self.sessions.begin() as s:

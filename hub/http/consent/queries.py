@@ -9,12 +9,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from hub.http.consent.models import Subject
+from hub.identity.tables import Person, PersonRecordRow, Resident
+from hub.pipeline.adapters import subject_keys
 
 
 # --------------------------------------------------------------------------- identity look-ups
 def persons_of_resident(s: Session, resident_no: str) -> set[str]:
     """Every hub person that is (or was merged with) the resident with this 宛名番号."""
-    from hub.identity.tables import Person, PersonRecordRow, Resident
 
     found: set[str] = set(s.scalars(select(Person.id).where(Person.resident_no == resident_no)))
     found |= set(s.scalars(select(Resident.person_id).where(Resident.resident_no == resident_no)))
@@ -25,7 +26,6 @@ def persons_of_resident(s: Session, resident_no: str) -> set[str]:
 
 def merged_closure(s: Session, persons: Collection[str]) -> set[str]:
     """The persons plus those merged into them and those they were merged into (a reviewer's link)."""
-    from hub.identity.tables import Person
 
     out = set(persons)
     frontier = set(persons)
@@ -40,7 +40,6 @@ def merged_closure(s: Session, persons: Collection[str]) -> set[str]:
 
 def subject_keys_of_resident(s: Session, resident_no: str) -> tuple[set[str], set[str]]:
     """The resident numbers and record keys under which this resident's consents may be filed."""
-    from hub.pipeline.adapters import subject_keys
 
     resident_nos, records = {resident_no}, {f"registry:{resident_no}"}
     for person in persons_of_resident(s, resident_no):
@@ -51,7 +50,6 @@ def subject_keys_of_resident(s: Session, resident_no: str) -> tuple[set[str], se
 
 
 def birth_date_of(s: Session, subject: Subject) -> date | None:
-    from hub.identity.tables import PersonRecordRow, Resident
 
     if subject.resident_no:
         r = s.get(Resident, subject.resident_no)

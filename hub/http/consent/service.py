@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent.model import TEAM_PURPOSE, TEAM_RECIPIENT, ConsentVersion, Designation, EmergencyOverride
+from consent.store import ConsentRepository, ConsentVersionRow
 from hub.http.consent.models import (
     ADULT_AGE,
     GUARDIAN_RELATIONS,
@@ -28,6 +29,7 @@ from hub.http.consent.models import (
     jst_now,
 )
 from hub.http.consent.queries import birth_date_of, subject_keys_of_resident
+from hub.identity.tables import Household, Person
 from schemas.events import ConsentV1, age_on
 from schemas.fhir_consent import to_fhir
 from schemas.wareki import JST
@@ -114,7 +116,6 @@ class ConsentService:
 
     def versions(self, resident_no: str) -> list[ConsentVersion]:
         """Every version of every consent filed under this resident (their 宛名番号 or any of their records)."""
-        from consent.store import ConsentRepository
 
         def read(s: Session) -> list[ConsentVersion]:
             resident_nos, records = subject_keys_of_resident(s, resident_no)
@@ -124,8 +125,6 @@ class ConsentService:
 
     # ---------------------------------------------------------------- 支援会議, emergency
     def designate(self, req: DesignationRequest, by: str) -> Designation:
-        from consent.store import ConsentRepository
-        from hub.identity.tables import Household
 
         try:
             designation = Designation(
@@ -148,8 +147,6 @@ class ConsentService:
         return designation
 
     def emergency(self, req: EmergencyRequest) -> EmergencyOverride:
-        from consent.store import ConsentRepository
-        from hub.identity.tables import Person
 
         if not (req.reason or "").strip() or not (req.user or "").strip():
             raise BadRequest("emergency sharing requires a reason code and the user who invokes it")
@@ -179,7 +176,6 @@ class ConsentService:
 
 def _latest_versions(s: Session, consent_id: str) -> list[ConsentVersion]:
     """The versions sharing the latest timestamp of this consent (all rule together), active ones first."""
-    from consent.store import ConsentVersionRow
 
     rows = s.scalars(select(ConsentVersionRow).where(ConsentVersionRow.consent_id == consent_id)
                      .order_by(ConsentVersionRow.version, ConsentVersionRow.id)).all()
@@ -191,6 +187,5 @@ def _latest_versions(s: Session, consent_id: str) -> list[ConsentVersion]:
 
 
 def _keep(s: Session, consent: ConsentV1) -> None:
-    from consent.store import ConsentRepository
 
     ConsentRepository(s).add_version(consent, recorded_at=datetime.now(UTC))
