@@ -30,23 +30,21 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
 from kafka import KafkaProducer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select
 
 from connectors.contract import Connector
-from connectors.kodomo import WEBHOOK_PATH, KodomoWebhook, SqlLedger, make_router
+from connectors.kodomo import KodomoWebhook, SqlLedger
 from connectors.runner import ConnectorRunner, ConnectorState, make_producer
 from hub.bootstrap import Runtime, open_runtime
 from hub.db import make_engine
-from hub.http.ops import make_ops_router
+from hub.http.app import make_service_app
 from hub.http.server import QuietUvicorn, listen_socket
 from hub.http.webhook import PushedFeed, WebhookPublisher
 from hub.kafka.service import HubService
@@ -291,33 +289,16 @@ class HubServer:
 
     # -- the FastAPI app -----------------------------------------------------------------------
     def _app(self, rt: _Runtime) -> FastAPI:
-        app = FastAPI(title="tsunagu", docs_url=None, redoc_url=None, openapi_url=None)
         assert rt.kodomo is not None and isinstance(rt.kodomo.connector, PushedFeed)
         webhook = KodomoWebhook(self.settings.kodomo_webhook_secret.get_secret_value().encode("utf-8"), rt.ledger)
-        app.include_router(make_router(webhook, WebhookPublisher(rt.kodomo, rt.kodomo.connector)))
-        app.include_router(make_ops_router(rt.core.sessions, rt.cstate, rt.topics))  # GET /ops, /ops.json
-        metrics = self.metrics
+        return make_service_app(webhook, WebhookPublisher(rt.kodomo, rt.kodomo.connector), rt.core.sessions,
+                                rt.cstate, rt.topics, self.metrics, self._health)
 
-        @app.middleware("http")
-        async def count_webhooks(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            response = await call_next(request)
-            if request.url.path == WEBHOOK_PATH:
-                metrics.webhook.labels(status_code=str(response.status_code)).inc()
-                log.info("webhook delivery", path=WEBHOOK_PATH, status_code=response.status_code)
-            return response
+    def _health(self) -> tuple[dict[str, Any], bool]:
+        alive = {t.name.removeprefix("connector-"): t.is_alive() for t in self._threads}
+        ok = self.phase in ("starting", "running") and all(alive.values())
+        return {"status": self.phase, "connectors": alive}, ok
 
-        @app.get("/healthz")
-        async def healthz() -> JSONResponse:
-            alive = {t.name.removeprefix("connector-"): t.is_alive() for t in self._threads}
-            ok = self.phase in ("starting", "running") and all(alive.values())
-            return JSONResponse({"status": self.phase, "connectors": alive}, status_code=200 if ok else 503)
-
-        @app.get("/metrics")
-        async def prometheus() -> Response:
-            body = await asyncio.to_thread(generate_latest, metrics.registry)
-            return Response(body, media_type=CONTENT_TYPE_LATEST)
-
-        return app
 
 def serve(settings: Settings, sources: Path, *, host: str | None = None, port: int | None = None,
           poll_interval_s: float | None = None, state: Path | None = None) -> None:
