@@ -51,6 +51,7 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from connectors.contract import Checkpoint, Connector, Item
+from connectors.ratelimit import TokenBucket
 from connectors.safety import MAX_JSON_DEPTH, display_name, json_problem, text_problem
 from schemas.codes import (
     FEED_FIELD,
@@ -672,15 +673,52 @@ def _first_child_key(body: bytes) -> str | None:
 # -- FastAPI ----------------------------------------------------------------------------------
 
 
-def make_router(webhook: KodomoWebhook, publish: Callable[[list[Item]], Awaitable[None]]) -> APIRouter:
-    """``POST /webhooks/kodomo``: answers 2xx only after ``publish`` returned (else 503, sender retries)."""
+def make_router(
+    webhook: KodomoWebhook,
+    publish: Callable[[list[Item]], Awaitable[None]],
+    *,
+    limiter: TokenBucket | None = None,
+    on_refused: Callable[[str], None] | None = None,
+) -> APIRouter:
+    """``POST /webhooks/kodomo``: answers 2xx only after ``publish`` returned (else 503, sender retries).
+
+    The body is read with ``webhook.max_body_bytes`` as a limit (413 as soon as it is passed, from
+    ``Content-Length`` or while streaming). With a ``limiter``, every unauthenticated failure spends a
+    token of the client's address, and a client without tokens gets 429 before anything is read.
+    ``on_refused(outcome)`` is called for each refused unauthenticated request (``too large``,
+    ``bad signature``, ``stale timestamp``, ``rate limited``): the hub counts them in a metric.
+    """
     router = APIRouter()
+
+    def refused(outcome: str, status: int, client: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        if on_refused is not None:
+            on_refused(outcome)
+        if limiter is not None and outcome != "rate limited":
+            limiter.allow(client)
+        return JSONResponse({"status": outcome}, status_code=status, headers=headers)
 
     @router.post(WEBHOOK_PATH)
     async def receive_kodomo(request: Request) -> JSONResponse:
-        body = await request.body()
+        client = request.client.host if request.client is not None else "unknown"
+        if limiter is not None:
+            wait = limiter.retry_after(client)
+            if wait > 0:
+                return refused("rate limited", 429, client, {"Retry-After": str(max(1, round(wait)))})
+        if body_too_large(request.headers.get("content-length"), webhook.max_body_bytes):
+            return refused("too large", 413, client)
+        try:
+            body = await read_limited(request.stream(), webhook.max_body_bytes)
+        except BodyTooLarge:
+            return refused("too large", 413, client)
         headers = dict(request.headers)
         result = await run_in_threadpool(webhook.handle, headers, body)
+        if not result.authenticated and not result.items:
+            return refused(result.outcome, result.status, client)
+        if not result.authenticated:
+            if on_refused is not None:
+                on_refused(result.outcome)
+            if limiter is not None:
+                limiter.allow(client)
         if result.items:
             try:
                 await publish(result.items)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from connectors.contract import Item
 from connectors.kodomo import (
     BodyTooLarge,
     InMemoryLedger,
@@ -17,10 +18,12 @@ from connectors.kodomo import (
     KodomoWebhook,
     SqlLedger,
     body_too_large,
+    make_router,
     read_limited,
     sign,
     sign_delivery,
 )
+from connectors.ratelimit import TokenBucket
 from unit.test_kodomo import SECRET, body_of
 
 NOW = 1_780_000_000.0
@@ -232,3 +235,58 @@ def test_delivery_file_name_that_is_not_utf8(tmp_path: Path) -> None:
     [item] = items
     assert item.dead_letter is not None and item.dead_letter.where == "file:d-\\xff.json"
     item.dead_letter.to_json_bytes()
+
+
+# -- the router's limits ----------------------------------------------------------------------------
+
+
+def router_client(refusals: list[str], *, limiter: TokenBucket | None = None, max_body_bytes: int = 1_000_000):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    published: list[list[Item]] = []
+
+    async def publish(items: list[Item]) -> None:
+        published.append(items)
+
+    webhook = KodomoWebhook(SECRET, max_body_bytes=max_body_bytes, dead_letter_unauthenticated=False)
+    app = FastAPI()
+    app.include_router(make_router(webhook, publish, limiter=limiter, on_refused=refusals.append))
+    return TestClient(app), published
+
+
+def test_router_refuses_an_oversize_body_with_413() -> None:
+    """A post over the limit is 413, counted, and publishes nothing (declared or streamed without a length)."""
+    refusals: list[str] = []
+    client, published = router_client(refusals, max_body_bytes=1000)
+    big = b"x" * 1001
+    assert client.post("/webhooks/kodomo", content=big, headers=v2_headers(big)).status_code == 413
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(50):
+            yield b"x" * 100
+
+    assert client.post("/webhooks/kodomo", content=chunks(), headers=v2_headers(b"")).status_code == 413
+    assert refusals == ["too large", "too large"] and published == []
+
+
+def test_router_rate_limits_unauthenticated_failures_only() -> None:
+    """After `burst` bad signatures a client gets 429; the failures are counted, not dead-lettered."""
+    import time
+
+    refusals: list[str] = []
+    limiter = TokenBucket(rate_per_s=0.001, burst=3)
+    client, published = router_client(refusals, limiter=limiter)
+    body = body_of()
+    bad = {**v2_headers(body, stamp=time.time()), "X-Signature": "sha256=" + "0" * 64}
+    codes = [client.post("/webhooks/kodomo", content=body, headers=bad).status_code for _ in range(5)]
+    assert codes == [401, 401, 401, 429, 429]
+    assert refusals == ["bad signature"] * 3 + ["rate limited"] * 2
+    assert published == []
+    other = TokenBucket(rate_per_s=0.001, burst=3)
+    good_client, good_published = router_client([], limiter=other)
+    for i in range(5):  # good deliveries never spend the budget
+        b = body_of(kiroku_id=f"K2026-01{i:02d}")
+        assert good_client.post("/webhooks/kodomo", content=b,
+                                headers=v2_headers(b, f"d-ok-{i}", time.time())).status_code == 202
+    assert len(good_published) == 5
