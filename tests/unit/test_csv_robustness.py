@@ -154,3 +154,17 @@ def test_unreadable_file_is_a_dead_letter_naming_the_file(tmp_path: Path, monkey
     assert letter.where == "C09_soudan_20250401.csv"
     assert letter.reason == "unreadable file (PermissionError)"
     assert [e.sourcerecord for e in events(items)] == ["houkatsu:C09-2025-0002"]
+
+
+def test_registry_snapshot_with_a_name_that_is_not_utf8(tmp_path: Path) -> None:
+    """A registry snapshot matched by a mapping under a non-UTF-8 name gives storable scopes and events."""
+    from connectors.mapping import parse_mapping
+
+    mapping = parse_mapping({"feed": "registry", "file_pattern": r"^jumin.*\.csv$"}, "test")
+    folder = tmp_path / "r"
+    folder.mkdir()
+    with open(os.path.join(os.fsencode(folder), b"jumin\xff.csv"), "wb") as f:
+        f.write(csv_bytes(list(R_COLUMNS), [R_ROW], encoding="utf-8", newline="\n"))
+    [item] = list(RegistryConnector(os.fsencode(folder), mapping).read({}))
+    assert item.event is not None and item.checkpoint.scope.startswith("jumin\\xff.csv@")
+    item.event.to_json_bytes()
