@@ -219,3 +219,25 @@ def test_service_mode_reports_a_lasting_problem_once(tmp_path: Path) -> None:
         assert len([i for i in third if i.event is not None]) == 4
     finally:
         connector.close()
+
+
+@pytest.mark.postgres
+def test_postgresql_source_missing_a_table_or_unreachable(pg_database: str) -> None:
+    """On PostgreSQL too: a missing table, then an unreachable server, are dead letters naming the source."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(pg_database)
+    with engine.begin() as c:
+        c.execute(sa.text("CREATE TABLE t_riyousha (riyousha_id integer PRIMARY KEY, shimei text NOT NULL, "
+                          "koushin_nichiji timestamp NOT NULL)"))
+        c.execute(sa.text("INSERT INTO t_riyousha VALUES (1, '試験　花子', '2026-01-10 09:00:00')"))
+    engine.dispose()
+    items = read(pg_database)
+    assert [i.event.sourcerecord for i in items if i.event is not None] == ["shogai:1"]
+    assert [(i.dead_letter.where, i.dead_letter.reason) for i in items if i.dead_letter is not None] == [
+        ("database", "table t_soudan missing")]
+    unreachable = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
+    [item] = read(unreachable)
+    assert item.dead_letter is not None
+    assert item.dead_letter.reason == "source database unreadable (OperationalError)"
+    assert "nobody" not in item.dead_letter.model_dump_json()
