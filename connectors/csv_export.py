@@ -8,8 +8,9 @@ spoils its neighbours:
   decodes and holds every required column is used for the whole file;
 * CRLF, LF and a bare CR all end a line (CP932 and UTF-8 never use 0x0A or 0x0D inside a
   character);
-* a UTF-16 file with a byte-order mark is transcoded to UTF-8 first, line by line, so a broken
-  code unit spoils only its line;
+* a UTF-16 file (with a byte-order mark, or recognised by its NUL bytes in every other place
+  of mostly ASCII text) is transcoded to UTF-8 first, line by line, so a broken code unit
+  spoils only its line;
 * each line is decoded on its own: undecodable bytes make only that record a dead letter;
 * a quoted cell may span lines (the record then starts at its first line);
 * a row with more or fewer cells than the header is a dead letter;
@@ -98,6 +99,19 @@ def _split_lines(data: bytes) -> list[bytes]:
     return _LINE_END.split(data)
 
 
+def _sniff_utf16(data: bytes) -> str | None:
+    """UTF-16 without a byte-order mark, told by NUL bytes on one side only (CP932 and UTF-8 text has none)."""
+    head = data[:256]
+    if len(head) < 8:
+        return None
+    odd, even = head[1::2].count(0) / len(head[1::2]), head[0::2].count(0) / len(head[0::2])
+    if odd >= 0.15 and even <= 0.02:  # commas, digits and ASCII letters are NUL-padded; kanji rarely are
+        return "utf-16-le"
+    if even >= 0.15 and odd <= 0.02:
+        return "utf-16-be"
+    return None
+
+
 def _utf16_to_utf8(data: bytes, encoding: str) -> bytes:
     """A UTF-16 file (BOM removed) as UTF-8 lines; a line with a broken code unit keeps a marker byte.
 
@@ -170,6 +184,8 @@ def read_csv(
     bom16 = UTF16_BOMS.get(data[:2])
     if bom16 is not None:
         data, encodings = _utf16_to_utf8(data[2:], bom16), ("utf-8",)
+    elif (sniffed := _sniff_utf16(data)) is not None:
+        data, encodings = _utf16_to_utf8(data, sniffed), ("utf-8",)
     lines = _split_lines(data)
     # the header: first non-blank line (normally line 1)
     h = 0

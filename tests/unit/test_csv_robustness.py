@@ -168,3 +168,19 @@ def test_registry_snapshot_with_a_name_that_is_not_utf8(tmp_path: Path) -> None:
     [item] = list(RegistryConnector(os.fsencode(folder), mapping).read({}))
     assert item.event is not None and item.checkpoint.scope.startswith("jumin\\xff.csv@")
     item.event.to_json_bytes()
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_bom_is_recognised(encoding: str) -> None:
+    """A UTF-16 registry snapshot without a byte-order mark (ASCII-heavy, so NULs every other byte) is read."""
+    text = csv_bytes(list(R_COLUMNS), [R_ROW], encoding="utf-8", newline="\r\n").decode("utf-8")
+    recs = list(read_csv(text.encode(encoding), "jumin.csv", encodings=["utf-8"], required=list(R_COLUMNS)))
+    assert [(r.line, r.error) for r in recs] == [(2, None)]
+    assert recs[0].values["氏名"] == "試験　花子"
+
+
+def test_nul_bytes_in_a_cp932_line_are_not_taken_for_utf16() -> None:
+    """A few NUL bytes in an ordinary file do not make it UTF-16; the row becomes a dead letter downstream."""
+    data = csv_bytes(["a", "b"], [["1", "山田\x00"]], newline="\r\n")
+    recs = list(read_csv(data, "f.csv", encodings=["cp932"], required=["a", "b"]))
+    assert [(r.line, r.values["b"]) for r in recs] == [(2, "山田\x00")]
