@@ -121,3 +121,29 @@ def test_record_the_broker_refuses_is_moved_aside_and_the_run_goes_on(
     assert letter["where"] == "only:00000003" and letter["record"] == "sized:3"
     assert SECRET_NAME not in raw.decode("utf-8")
     state.dispose()
+
+
+def test_a_refused_dead_letter_is_dropped_loudly(kafka: str, tmp_path: Path, fast_settings) -> None:
+    """A dead letter the broker refuses is deleted from the outbox, counted as lost and logged; the run goes on."""
+    from structlog.testing import capture_logs
+
+    class LongWhere(Connector):
+        name = "longwhere"
+
+        def read(self, checkpoints: Mapping[str, str]) -> Iterator[Item]:
+            if "only" not in checkpoints:
+                letter = DeadLetter(source=self.name, where="x" * 3000, reason="test")
+                yield Item(Checkpoint("only", "00000001"), dead_letter=letter)
+
+    topics = Topics(fast_settings.topic_prefix)
+    ensure_topics(kafka, topics, 3)
+    state = ConnectorState.in_dir(tmp_path)
+    producer = make_producer(kafka, max_request_size=2000)
+    with capture_logs() as logs:
+        stats = ConnectorRunner(LongWhere(), state, producer, intake_topic=topics.intake,
+                                deadletter_topic=topics.deadletter).run_once()
+    producer.close()
+    assert state.pending() == 0
+    assert (stats.refused, stats.lost, stats.published_dead_letters) == (1, 1, 0)
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["broker refused a dead letter; it is dropped"]
+    state.dispose()
