@@ -6,7 +6,11 @@ spoils its neighbours:
 * encoding: a UTF-8 BOM always means UTF-8; otherwise the mapping's encodings (CP932,
   UTF-8, …) are tried in order on the header line, and the first under which the header
   decodes and holds every required column is used for the whole file;
-* CRLF and LF both end a line (CP932 and UTF-8 never use byte 0x0A inside a character);
+* CRLF, LF and a bare CR all end a line (CP932 and UTF-8 never use 0x0A or 0x0D inside a
+  character);
+* a UTF-16 file (with a byte-order mark, or recognised by its NUL bytes in every other place
+  of mostly ASCII text) is transcoded to UTF-8 first, line by line, so a broken code unit
+  spoils only its line;
 * each line is decoded on its own: undecodable bytes make only that record a dead letter;
 * a quoted cell may span lines (the record then starts at its first line);
 * a row with more or fewer cells than the header is a dead letter;
@@ -19,6 +23,11 @@ header-only file yields nothing (the runner treats an absent scope as 0). Severa
 of one row (a case and its referral) share the row's checkpoint; the runner never splits
 them. A dead letter carries its line's checkpoint too, so it is never re-read.
 
+A record holding a control character (NUL, ESC, …) in any column is a dead letter: such text
+is never a real name or note, and it would travel on silently. A file that cannot be read is one
+dead letter naming the file. File names that are not UTF-8 are shown (scope, ``where``) with
+their odd bytes as ``\\xNN`` (:func:`connectors.safety.display_name`).
+
 Dead-letter reasons are fixed phrases naming columns, never a cell's value.
 """
 
@@ -27,6 +36,7 @@ from __future__ import annotations
 import abc
 import csv
 import hashlib
+import os
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,6 +49,7 @@ from pydantic import BaseModel, ValidationError
 
 from connectors.contract import Checkpoint, Connector, Item
 from connectors.mapping import CsvMapping, default_mapping
+from connectors.safety import display_name, text_problem
 from schemas.codes import Field, Sex, UnknownCode, lookup
 from schemas.deadletter import DeadLetter
 from schemas.envelope import CloudEvent, content_hash, stable_event_id
@@ -48,6 +59,11 @@ from schemas.wareki import JST, parse_date, parse_jst_datetime
 T = TypeVar("T")
 
 BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_TEXT_LINE_END = re.compile(r"\r\n|\r|\n")
+#: stands for a UTF-16 code unit that could not be decoded (never valid UTF-8, so the line is undecodable)
+_BROKEN = b"\xff"
 POSITION_DONE = "done"
 
 
@@ -80,8 +96,40 @@ class CsvRecord:
 
 
 def _split_lines(data: bytes) -> list[bytes]:
-    lines = data.split(b"\n")
-    return [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+    return _LINE_END.split(data)
+
+
+def _sniff_utf16(data: bytes) -> str | None:
+    """UTF-16 without a byte-order mark, told by NUL bytes on one side only (CP932 and UTF-8 text has none)."""
+    head = data[:256]
+    if len(head) < 8:
+        return None
+    odd, even = head[1::2].count(0) / len(head[1::2]), head[0::2].count(0) / len(head[0::2])
+    if odd >= 0.15 and even <= 0.02:  # commas, digits and ASCII letters are NUL-padded; kanji rarely are
+        return "utf-16-le"
+    if even >= 0.15 and odd <= 0.02:
+        return "utf-16-be"
+    return None
+
+
+def _utf16_to_utf8(data: bytes, encoding: str) -> bytes:
+    """A UTF-16 file (BOM removed) as UTF-8 lines; a line with a broken code unit keeps a marker byte.
+
+    Line numbers are kept: each physical UTF-16 line becomes one UTF-8 line.
+    """
+    tail = b""
+    if len(data) % 2:
+        data, tail = data[:-1], _BROKEN
+    text = data.decode(encoding, errors="surrogatepass")
+    out: list[bytes] = []
+    for line in _TEXT_LINE_END.split(text):
+        try:
+            out.append(line.encode("utf-8"))
+        except UnicodeEncodeError:
+            out.append(b"".join(_BROKEN if "\ud800" <= ch <= "\udfff" else ch.encode("utf-8") for ch in line))
+    if tail:
+        out[-1] += tail
+    return b"\n".join(out)
 
 
 def _parse_cells(text: str) -> list[str]:
@@ -133,6 +181,11 @@ def read_csv(
     A header that cannot be decoded or lacks a required column yields a single error
     record at line 1 (the rest of the file cannot be interpreted).
     """
+    bom16 = UTF16_BOMS.get(data[:2])
+    if bom16 is not None:
+        data, encodings = _utf16_to_utf8(data[2:], bom16), ("utf-8",)
+    elif (sniffed := _sniff_utf16(data)) is not None:
+        data, encodings = _utf16_to_utf8(data, sniffed), ("utf-8",)
     lines = _split_lines(data)
     # the header: first non-blank line (normally line 1)
     h = 0
@@ -331,6 +384,11 @@ class SourceFile:
     mapping: CsvMapping
     match: re.Match[str]
 
+    @property
+    def display(self) -> str:
+        """The file name as it may be stored and shown (bytes that are not UTF-8 as ``\\xNN``)."""
+        return display_name(self.path.name)
+
     def sort_key(self) -> tuple[str, str, str]:
         groups = self.match.groupdict()
         return (groups.get("date") or "", groups.get("centre") or "", self.path.name)
@@ -349,8 +407,8 @@ class CsvFeedConnector(Connector):
     #: canonical columns that must be present (as header or constant); by default all
     required_columns: tuple[str, ...] | None = None
 
-    def __init__(self, folder: Path, mapping: CsvMapping | Sequence[CsvMapping] | None = None) -> None:
-        self.folder = Path(folder)
+    def __init__(self, folder: Path | str | bytes, mapping: CsvMapping | Sequence[CsvMapping] | None = None) -> None:
+        self.folder = Path(os.fsdecode(folder))
         if mapping is None:
             self.mappings: tuple[CsvMapping, ...] = (default_mapping(self.name),)
         elif isinstance(mapping, CsvMapping):
@@ -371,8 +429,8 @@ class CsvFeedConnector(Connector):
         """The record key when the key columns parse, else None."""
 
     def scope(self, file: SourceFile, data: bytes) -> str:
-        """Checkpoint scope of a file: its name."""
-        return file.path.name
+        """Checkpoint scope of a file: its (displayable) name."""
+        return file.display
 
     # -- reading
 
@@ -393,7 +451,16 @@ class CsvFeedConnector(Connector):
 
     def read(self, checkpoints: Mapping[str, str]) -> Iterator[Item]:
         for file in self.files():
-            data = file.path.read_bytes()
+            try:
+                data = file.path.read_bytes()
+            except OSError as exc:
+                # its content is unknown: scope = its name, position 0, so the next read tries it again
+                if checkpoints.get(file.display) != POSITION_DONE:
+                    letter = DeadLetter(
+                        source=self.name, where=file.display, reason=f"unreadable file ({type(exc).__name__})"
+                    )
+                    yield Item(checkpoint=Checkpoint(file.display, position_of(0)), dead_letter=letter)
+                continue
             scope = self.scope(file, data)
             pos = checkpoints.get(scope)
             if pos == POSITION_DONE:
@@ -401,7 +468,7 @@ class CsvFeedConnector(Connector):
             after = int(pos) if pos and pos.isdigit() else 0
             required = file.mapping.required_headers(self.required_columns or self.columns)
             for record in read_csv(
-                data, file.path.name, encodings=file.mapping.encodings, required=required, after_line=after
+                data, file.display, encodings=file.mapping.encodings, required=required, after_line=after
             ):
                 yield from self._items(record, file, data, Checkpoint(scope, record.position))
 
@@ -410,6 +477,10 @@ class CsvFeedConnector(Connector):
         key = self._safe_key(row)
         if record.error is not None:
             yield self._dead(record, key, record.error, cp)
+            return
+        bad = self._bad_text(row)
+        if bad is not None:
+            yield self._dead(record, key, bad, cp)
             return
         try:
             events = self.convert(row, record, file, data)
@@ -422,6 +493,14 @@ class CsvFeedConnector(Connector):
             return
         for ev in events:
             yield Item(checkpoint=cp, event=ev, key=ev.sourcerecord)
+
+    def _bad_text(self, row: Row) -> str | None:
+        """``"control character in {column}"`` for the first column holding one (canonical name), else None."""
+        for column in self.columns:
+            problem = text_problem(row.text(column))
+            if problem is not None:
+                return f"{problem} in {column}"
+        return None
 
     def _safe_key(self, row: Row) -> str | None:
         try:

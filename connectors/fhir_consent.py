@@ -21,6 +21,7 @@ original when both are new.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.contract import Checkpoint, Connector, Item
+from connectors.safety import MAX_JSON_DEPTH, display_name, json_problem
 from schemas.codes import Feed
 from schemas.deadletter import DeadLetter
 from schemas.envelope import CloudEvent, content_hash, stable_event_id
@@ -46,7 +48,7 @@ EVENT_TYPE = {
 
 
 def scope_of(path: Path) -> str:
-    return f"{SCOPE_PREFIX}{path.name}"
+    return f"{SCOPE_PREFIX}{display_name(path.name)}"
 
 
 def record_key(resident_no: str) -> str:
@@ -94,8 +96,8 @@ class FhirConsentConnector(Connector):
 
     name = FEED.value
 
-    def __init__(self, folder: Path | str, *, municipality_code: str | None = None) -> None:
-        self.folder = Path(folder)
+    def __init__(self, folder: Path | str | bytes, *, municipality_code: str | None = None) -> None:
+        self.folder = Path(os.fsdecode(folder))
         #: when given, a resident number of another municipality's system is a dead letter
         self.municipality_code = municipality_code
 
@@ -111,7 +113,7 @@ class FhirConsentConnector(Connector):
                 record = subject_key(consent) if consent is not None else None
                 letter = DeadLetter(
                     source=FEED.value,
-                    where=f"file:{read.path.name}",
+                    where=f"file:{display_name(read.path.name)}",
                     record=record,
                     reason=reason,
                     at=consent.version if consent is not None else None,
@@ -124,8 +126,15 @@ class FhirConsentConnector(Connector):
     def _load(self, path: Path) -> _Read:
         try:
             resource: Any = json.loads(path.read_bytes().decode("utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
+        except UnicodeDecodeError:
+            return _Read(path, problem="unreadable JSON (not UTF-8)")
+        except RecursionError:
+            return _Read(path, problem=f"unreadable JSON (nested deeper than {MAX_JSON_DEPTH} levels)")
+        except (OSError, ValueError) as exc:
             return _Read(path, problem=f"unreadable JSON ({type(exc).__name__})")
+        problem = json_problem(resource)
+        if problem is not None:
+            return _Read(path, problem=f"invalid Consent: {problem}")
         order_id = str(resource.get("id") or "") if isinstance(resource, dict) else ""
         order_date = str(resource.get("date") or "") if isinstance(resource, dict) else ""
         try:

@@ -72,7 +72,7 @@ class JiritsuConnector(CsvFeedConnector):
     name = FEED.value
     columns = COLUMNS
 
-    def __init__(self, folder: Path, mapping: CsvMapping | Sequence[CsvMapping] | None = None) -> None:
+    def __init__(self, folder: Path | str | bytes, mapping: CsvMapping | Sequence[CsvMapping] | None = None) -> None:
         super().__init__(folder, mapping)
 
     def record_key(self, row: Row) -> str | None:

@@ -2,11 +2,24 @@
 
 Three layers share one request-handling core:
 
-* ``KodomoWebhook.handle(headers, body)`` — pure: verifies ``X-Signature`` (HMAC-SHA256 of
-  the raw body, constant-time compare), parses the body, consults a ``DeliveryLedger`` for
-  duplicate deliveries and out-of-order ``record.koushin``, and returns a ``HandleResult``
-  (HTTP status, outcome, items). It changes nothing; ``acknowledge(result)`` records the
-  delivery in the ledger once its items are safely published (at-least-once).
+* ``KodomoWebhook.handle(headers, body)`` — pure: checks the size, verifies ``X-Signature``
+  (constant-time compare), parses the body, consults a ``DeliveryLedger`` for duplicate
+  deliveries, reused delivery ids and out-of-order ``record.koushin``, and returns a
+  ``HandleResult`` (HTTP status, outcome, items). It changes nothing; ``acknowledge(result)``
+  records the delivery in the ledger once its items are safely published (at-least-once).
+
+Signatures. The current scheme (:func:`sign_delivery`) is HMAC-SHA256 over
+``{X-Delivery-Id}.{X-Timestamp}.{raw body}`` with ``X-Timestamp`` in Unix seconds; a timestamp
+further than ``replay_window_s`` (default 300 s) from now is refused, so a captured delivery
+cannot be replayed later under a new id. The vendor's older scheme (:func:`sign`, HMAC over the
+body alone, replayable) is accepted only where ``legacy_signature=True`` is passed (and always by
+the replay of recorded files, whose timestamps are old by nature).
+
+Limits for the HTTP side (wired by the hub): :func:`body_too_large` / :func:`read_limited`
+refuse a body larger than ``max_body_bytes`` (default 1 MB) while reading it, and
+:class:`~connectors.ratelimit.TokenBucket` limits unauthenticated failures per client. With
+``dead_letter_unauthenticated=False`` a delivery that fails before it is authenticated (too large,
+bad signature, stale timestamp) yields no dead letter: the hub counts it in a metric instead.
 * ``make_router(webhook, publish)`` — FastAPI ``POST /webhooks/kodomo``: handle, await
   publish, acknowledge, then answer.
 * ``KodomoReplayConnector(folder, secret)`` — the batch run: replays sample delivery files
@@ -21,8 +34,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -36,6 +51,8 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from connectors.contract import Checkpoint, Connector, Item
+from connectors.ratelimit import TokenBucket
+from connectors.safety import MAX_JSON_DEPTH, display_name, json_problem, text_problem
 from schemas.codes import (
     FEED_FIELD,
     KODOMO_STATUS,
@@ -63,7 +80,14 @@ EVENT_CHANGE: dict[str, str] = {"record.created": "opened", "record.updated": "u
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
-Outcome = Literal["accepted", "stale", "duplicate", "bad signature", "malformed", "invalid"]
+Outcome = Literal[
+    "accepted", "stale", "duplicate", "bad signature", "stale timestamp", "too large", "conflict", "malformed",
+    "invalid",
+]
+#: outcomes of deliveries that were never authenticated (the hub rate-limits and counts these)
+UNAUTHENTICATED: frozenset[str] = frozenset({"bad signature", "stale timestamp", "too large"})
+DEFAULT_MAX_BODY_BYTES = 1_000_000
+DEFAULT_REPLAY_WINDOW_S = 300
 
 
 def record_key(taishosha_no: str) -> str:
@@ -76,27 +100,106 @@ def case_key(kiroku_id: str) -> str:
 
 
 def sign(secret: bytes, body: bytes) -> str:
-    """The ``X-Signature`` header value the sender computes for a body."""
+    """The vendor's older ``X-Signature`` value: HMAC over the body alone (accepted only where configured)."""
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
+def signed_payload(delivery_id: str, timestamp: str, body: bytes) -> bytes:
+    """What the current scheme signs: ``{delivery id}.{timestamp}.{raw body}``."""
+    return delivery_id.encode("utf-8") + b"." + timestamp.encode("utf-8") + b"." + body
+
+
+def sign_delivery(secret: bytes, delivery_id: str, timestamp: int | str, body: bytes) -> str:
+    """The ``X-Signature`` value of the current scheme (sent with ``X-Timestamp: {timestamp}``)."""
+    return sign(secret, signed_payload(delivery_id, str(timestamp), body))
+
+
 def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
-    """Constant-time check of ``X-Signature`` against the raw body bytes."""
+    """Constant-time check of ``X-Signature`` against the raw bytes it signs."""
     if not header:
         return False
     expected = sign(secret, body).encode("ascii")
     return hmac.compare_digest(expected, header.strip().encode("utf-8", "replace"))
 
 
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+
+
+def check_signature(
+    secret: bytes,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float,
+    replay_window_s: float | None = DEFAULT_REPLAY_WINDOW_S,
+    legacy_signature: bool = False,
+) -> Literal["ok", "bad signature", "stale timestamp"]:
+    """Judge a delivery's signature (headers with lower-case names).
+
+    The current scheme needs a valid ``x-delivery-id`` and ``x-timestamp``; its timestamp must lie
+    within ``replay_window_s`` of ``now`` (``None``: no window, for replays of recorded files).
+    The body-only scheme counts only with ``legacy_signature``.
+    """
+    header = headers.get("x-signature")
+    delivery_id = (headers.get("x-delivery-id") or "").strip()
+    stamp = (headers.get("x-timestamp") or "").strip()
+    if (
+        _SAFE_ID.match(delivery_id)
+        and _TIMESTAMP.match(stamp)
+        and verify_signature(secret, signed_payload(delivery_id, stamp, body), header)
+    ):
+        if replay_window_s is not None and abs(now - int(stamp)) > replay_window_s:
+            return "stale timestamp"
+        return "ok"
+    if legacy_signature and verify_signature(secret, body, header):
+        return "ok"
+    return "bad signature"
+
+
+# -- size limits (the HTTP side reads with these) ----------------------------------------------
+
+
+class BodyTooLarge(ValueError):
+    """A request body over the limit; raised before more of it is read."""
+
+
+def body_too_large(content_length: str | None, limit: int = DEFAULT_MAX_BODY_BYTES) -> bool:
+    """Whether a declared ``Content-Length`` already exceeds the limit (an unparsable one counts as too large)."""
+    if content_length is None:
+        return False
+    text = content_length.strip()
+    return not text.isdigit() or not text.isascii() or int(text) > limit
+
+
+async def read_limited(chunks: AsyncIterable[bytes], limit: int = DEFAULT_MAX_BODY_BYTES) -> bytes:
+    """Gather a streamed body (``request.stream()``); raises BodyTooLarge as soon as it passes ``limit``."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"body larger than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def body_digest(body: bytes) -> str:
+    """What the ledger remembers of a delivery's content (to tell a retry from a reused id)."""
+    return hashlib.sha256(body).hexdigest()
+
+
 # -- the ledger: what has been seen ----------------------------------------------------------
 
 
 class DeliveryLedger(Protocol):
-    """Memory of deliveries (for duplicates) and of the newest ``koushin`` per record (for order)."""
+    """Memory of deliveries (for duplicates), their content digests (for reused ids) and of the
+    newest ``koushin`` per record (for order)."""
 
     def seen(self, delivery_id: str) -> bool: ...
 
-    def mark(self, delivery_id: str) -> None: ...
+    def digest(self, delivery_id: str) -> str | None: ...
+
+    def mark(self, delivery_id: str, digest: str | None = None) -> None: ...
 
     def last_koushin(self, kiroku_id: str) -> datetime | None: ...
 
@@ -107,14 +210,18 @@ class InMemoryLedger:
     """A ledger for tests and batch replays."""
 
     def __init__(self) -> None:
-        self._deliveries: set[str] = set()
+        self._deliveries: dict[str, str | None] = {}
         self._koushin: dict[str, datetime] = {}
 
     def seen(self, delivery_id: str) -> bool:
         return delivery_id in self._deliveries
 
-    def mark(self, delivery_id: str) -> None:
-        self._deliveries.add(delivery_id)
+    def digest(self, delivery_id: str) -> str | None:
+        return self._deliveries.get(delivery_id)
+
+    def mark(self, delivery_id: str, digest: str | None = None) -> None:
+        if self._deliveries.get(delivery_id) is None:
+            self._deliveries[delivery_id] = digest
 
     def last_koushin(self, kiroku_id: str) -> datetime | None:
         return self._koushin.get(kiroku_id)
@@ -133,6 +240,14 @@ kodomo_deliveries = Table(
     ledger_metadata,
     Column("delivery_id", String(100), primary_key=True),
     Column("seen_at", DateTime(timezone=True), nullable=False),
+)
+
+#: content digest per delivery id, in a table of its own so that existing ledgers gain it by create_all
+kodomo_delivery_digests = Table(
+    "kodomo_delivery_digests",
+    ledger_metadata,
+    Column("delivery_id", String(100), primary_key=True),
+    Column("digest", String(64), nullable=False),
 )
 
 kodomo_records = Table(
@@ -161,11 +276,25 @@ class SqlLedger:
             stmt = select(kodomo_deliveries.c.delivery_id).where(kodomo_deliveries.c.delivery_id == delivery_id)
             return conn.execute(stmt).first() is not None
 
-    def mark(self, delivery_id: str) -> None:
+    def digest(self, delivery_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            stmt = select(kodomo_delivery_digests.c.digest).where(
+                kodomo_delivery_digests.c.delivery_id == delivery_id
+            )
+            value = conn.execute(stmt).scalar_one_or_none()
+        return None if value is None else str(value)
+
+    def mark(self, delivery_id: str, digest: str | None = None) -> None:
         with self.engine.begin() as conn:
             stmt = select(kodomo_deliveries.c.delivery_id).where(kodomo_deliveries.c.delivery_id == delivery_id)
             if conn.execute(stmt).first() is None:
                 conn.execute(kodomo_deliveries.insert().values(delivery_id=delivery_id, seen_at=datetime.now(UTC)))
+            if digest is not None:
+                known = select(kodomo_delivery_digests.c.digest).where(
+                    kodomo_delivery_digests.c.delivery_id == delivery_id
+                )
+                if conn.execute(known).first() is None:
+                    conn.execute(kodomo_delivery_digests.insert().values(delivery_id=delivery_id, digest=digest))
 
     def last_koushin(self, kiroku_id: str) -> datetime | None:
         with self.engine.connect() as conn:
@@ -381,6 +510,12 @@ class HandleResult:
     items: list[Item] = field(default_factory=list)
     kiroku_id: str | None = None
     koushin: datetime | None = None
+    digest: str | None = None
+
+    @property
+    def authenticated(self) -> bool:
+        """False for deliveries refused before their signature held (too large, bad signature, stale)."""
+        return self.outcome not in UNAUTHENTICATED
 
     @property
     def events(self) -> list[CloudEvent]:
@@ -402,10 +537,26 @@ class KodomoWebhook:
     state. With ``emit_stale=False`` a stale delivery yields no event (status 200).
     """
 
-    def __init__(self, secret: bytes, ledger: DeliveryLedger | None = None, *, emit_stale: bool = True) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        ledger: DeliveryLedger | None = None,
+        *,
+        emit_stale: bool = True,
+        legacy_signature: bool = False,
+        replay_window_s: float | None = DEFAULT_REPLAY_WINDOW_S,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        dead_letter_unauthenticated: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._secret = secret
         self.ledger: DeliveryLedger = ledger if ledger is not None else InMemoryLedger()
         self.emit_stale = emit_stale
+        self.legacy_signature = legacy_signature
+        self.replay_window_s = replay_window_s
+        self.max_body_bytes = max_body_bytes
+        self.dead_letter_unauthenticated = dead_letter_unauthenticated
+        self.clock = clock
 
     def handle(
         self, headers: Mapping[str, str], body: bytes, *, checkpoint: Checkpoint | None = None
@@ -416,43 +567,56 @@ class KodomoWebhook:
         where = f"delivery:{delivery_id or 'invalid-id'}"
         cp = checkpoint or Checkpoint(SCOPE, delivery_id or "invalid-id")
 
-        if not verify_signature(self._secret, body, h.get("x-signature")):
+        if len(body) > self.max_body_bytes:
+            reason = f"delivery larger than {self.max_body_bytes} bytes"
+            return self._rejected(413, "too large", delivery_id, cp, where, None, reason)
+        verdict = check_signature(self._secret, h, body, now=self.clock(), replay_window_s=self.replay_window_s,
+                                  legacy_signature=self.legacy_signature)
+        if verdict != "ok":
             # never parsed and never marked: a forged id must not shadow a real delivery
-            return self._rejected(401, "bad signature", delivery_id, cp, where, None, "bad signature")
+            return self._rejected(401, verdict, delivery_id, cp, where, None, verdict)
         if delivery_id is None:
             return self._rejected(400, "malformed", None, cp, where, None, "missing or invalid X-Delivery-Id")
+        digest = body_digest(body)
         if self.ledger.seen(delivery_id):
+            known = self.ledger.digest(delivery_id)
+            if known is not None and not hmac.compare_digest(known, digest):
+                reason = "delivery id reused with different content"
+                return self._rejected(409, "conflict", delivery_id, cp, where, None, reason)
             return HandleResult(200, "duplicate", delivery_id)
 
         try:
             delivery = _DeliveryIn.model_validate_json(body)
         except ValidationError as exc:
-            kind = "malformed JSON" if any(e["type"] == "json_invalid" for e in exc.errors()) else None
+            kind = _json_failure(exc)
             reason = kind or f"schema: {_problems(exc)}"
             record = _first_child_key(body) if kind is None else None
-            return self._rejected(400, "malformed" if kind else "invalid", delivery_id, cp, where, record, reason)
+            return self._rejected(400, "malformed" if kind else "invalid", delivery_id, cp, where, record, reason,
+                                  digest=digest)
 
         rec = delivery.record
         first_child = record_key(rec.kodomo[0].taishosha_no)
         try:
+            _check_text(delivery)
             events = case_events(delivery)
         except BadRecord as exc:
-            return self._rejected(400, "invalid", delivery_id, cp, where, first_child, str(exc), rec)
+            return self._rejected(400, "invalid", delivery_id, cp, where, first_child, str(exc), rec, digest=digest)
 
         last = self.ledger.last_koushin(rec.kiroku_id)
         stale = last is not None and rec.koushin < last
         if stale and not self.emit_stale:
-            return HandleResult(200, "stale", delivery_id, [], rec.kiroku_id, rec.koushin)
+            return HandleResult(200, "stale", delivery_id, [], rec.kiroku_id, rec.koushin, digest)
         items = [Item(checkpoint=cp, event=event, key=key) for key, event in events]
-        return HandleResult(202, "stale" if stale else "accepted", delivery_id, items, rec.kiroku_id, rec.koushin)
+        return HandleResult(202, "stale" if stale else "accepted", delivery_id, items, rec.kiroku_id, rec.koushin,
+                            digest)
 
     def acknowledge(self, result: HandleResult) -> None:
         """Remember a delivery once its items are published (a retry is then a duplicate)."""
-        if result.delivery_id is None or result.outcome in ("bad signature", "duplicate"):
+        if result.delivery_id is None or not result.authenticated or result.outcome in ("duplicate", "conflict"):
             return
         if result.kiroku_id is not None and result.koushin is not None and result.outcome == "accepted":
             self.ledger.set_koushin(result.kiroku_id, result.koushin)
-        self.ledger.mark(result.delivery_id)
+        self.ledger.mark(result.delivery_id, result.digest)
 
     def _rejected(
         self,
@@ -464,16 +628,36 @@ class KodomoWebhook:
         record: str | None,
         reason: str,
         rec: _RecordIn | None = None,
+        *,
+        digest: str | None = None,
     ) -> HandleResult:
-        letter = DeadLetter(
-            source=FEED.value,
-            where=where,
-            record=record,
-            reason=reason,
-            at=rec.koushin.astimezone(JST) if rec is not None else None,
-        )
+        kiroku_id = rec.kiroku_id if rec else None
+        if outcome in UNAUTHENTICATED and not self.dead_letter_unauthenticated:
+            return HandleResult(status, outcome, delivery_id, [], kiroku_id)
+        try:
+            at = rec.koushin.astimezone(JST) if rec is not None else None
+        except OverflowError:
+            at = None
+        letter = DeadLetter(source=FEED.value, where=where, record=record, reason=reason, at=at)
         item = Item(checkpoint=cp, dead_letter=letter, key=record)
-        return HandleResult(status, outcome, delivery_id, [item], rec.kiroku_id if rec else None)
+        return HandleResult(status, outcome, delivery_id, [item], kiroku_id, digest=digest)
+
+
+def _json_failure(exc: ValidationError) -> str | None:
+    """'malformed JSON' (or 'JSON nested too deeply') when the body is no JSON to validate, else None."""
+    errors = exc.errors()
+    if not any(e["type"] == "json_invalid" for e in errors):
+        return None
+    if any("recursion" in str(e.get("msg", "")) for e in errors):
+        return f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    return "malformed JSON"
+
+
+def _check_text(delivery: _DeliveryIn) -> None:
+    """BadRecord for a control character (NUL, ESC, …) in any text the delivery carries on."""
+    problem = json_problem(delivery.model_dump(mode="json"))
+    if problem is not None:
+        raise BadRecord(problem)
 
 
 def _first_child_key(body: bytes) -> str | None:
@@ -481,7 +665,7 @@ def _first_child_key(body: bytes) -> str | None:
     try:
         doc = json.loads(body)
         value = doc["record"]["kodomo"][0]["taishosha_no"]
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
         return None
     return record_key(value) if isinstance(value, str) and _SAFE_ID.match(value) else None
 
@@ -489,15 +673,52 @@ def _first_child_key(body: bytes) -> str | None:
 # -- FastAPI ----------------------------------------------------------------------------------
 
 
-def make_router(webhook: KodomoWebhook, publish: Callable[[list[Item]], Awaitable[None]]) -> APIRouter:
-    """``POST /webhooks/kodomo``: answers 2xx only after ``publish`` returned (else 503, sender retries)."""
+def make_router(
+    webhook: KodomoWebhook,
+    publish: Callable[[list[Item]], Awaitable[None]],
+    *,
+    limiter: TokenBucket | None = None,
+    on_refused: Callable[[str], None] | None = None,
+) -> APIRouter:
+    """``POST /webhooks/kodomo``: answers 2xx only after ``publish`` returned (else 503, sender retries).
+
+    The body is read with ``webhook.max_body_bytes`` as a limit (413 as soon as it is passed, from
+    ``Content-Length`` or while streaming). With a ``limiter``, every unauthenticated failure spends a
+    token of the client's address, and a client without tokens gets 429 before anything is read.
+    ``on_refused(outcome)`` is called for each refused unauthenticated request (``too large``,
+    ``bad signature``, ``stale timestamp``, ``rate limited``): the hub counts them in a metric.
+    """
     router = APIRouter()
+
+    def refused(outcome: str, status: int, client: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        if on_refused is not None:
+            on_refused(outcome)
+        if limiter is not None and outcome != "rate limited":
+            limiter.allow(client)
+        return JSONResponse({"status": outcome}, status_code=status, headers=headers)
 
     @router.post(WEBHOOK_PATH)
     async def receive_kodomo(request: Request) -> JSONResponse:
-        body = await request.body()
+        client = request.client.host if request.client is not None else "unknown"
+        if limiter is not None:
+            wait = limiter.retry_after(client)
+            if wait > 0:
+                return refused("rate limited", 429, client, {"Retry-After": str(max(1, round(wait)))})
+        if body_too_large(request.headers.get("content-length"), webhook.max_body_bytes):
+            return refused("too large", 413, client)
+        try:
+            body = await read_limited(request.stream(), webhook.max_body_bytes)
+        except BodyTooLarge:
+            return refused("too large", 413, client)
         headers = dict(request.headers)
         result = await run_in_threadpool(webhook.handle, headers, body)
+        if not result.authenticated and not result.items:
+            return refused(result.outcome, result.status, client)
+        if not result.authenticated:
+            if on_refused is not None:
+                on_refused(result.outcome)
+            if limiter is not None:
+                limiter.allow(client)
         if result.items:
             try:
                 await publish(result.items)
@@ -519,39 +740,70 @@ class KodomoReplayConnector(Connector):
     signed. The ledger is rebuilt from the first file on every read, so duplicates and
     staleness are judged the same however far the checkpoint (a zero-padded index into the
     sorted file list) got; only files after it are yielded.
+
+    Recorded deliveries are old by nature: no replay window applies, and the vendor's body-only
+    signature is accepted unless ``legacy_signature=False``. A later file reusing a delivery id
+    with other content is a dead letter ("delivery id reused with different content").
     """
 
     name = FEED.value
 
-    def __init__(self, folder: Path | str, secret: bytes | str, *, emit_stale: bool = True) -> None:
-        self.folder = Path(folder)
+    def __init__(
+        self,
+        folder: Path | str | bytes,
+        secret: bytes | str,
+        *,
+        emit_stale: bool = True,
+        legacy_signature: bool = True,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
+        self.folder = Path(os.fsdecode(folder))
         self.secret = secret.encode("utf-8") if isinstance(secret, str) else secret
         self.emit_stale = emit_stale
+        self.legacy_signature = legacy_signature
+        self.max_body_bytes = max_body_bytes
         self.results: list[tuple[str, HandleResult]] = []
 
     def read(self, checkpoints: Mapping[str, str]) -> Iterator[Item]:
         done = checkpoints.get(SCOPE)
         after = int(done) if done is not None and done.isdigit() else -1
-        webhook = KodomoWebhook(self.secret, InMemoryLedger(), emit_stale=self.emit_stale)
+        webhook = KodomoWebhook(self.secret, InMemoryLedger(), emit_stale=self.emit_stale,
+                                legacy_signature=self.legacy_signature, replay_window_s=None,
+                                max_body_bytes=self.max_body_bytes)
         self.results = []
         for index, path in enumerate(sorted(self.folder.glob("*.json"))):
             cp = Checkpoint(SCOPE, f"{index:06d}")
             result = self._replay(webhook, path, cp)
             webhook.acknowledge(result)
-            self.results.append((path.name, result))
+            self.results.append((display_name(path.name), result))
             if index > after:
                 yield from result.items
 
     def _replay(self, webhook: KodomoWebhook, path: Path, cp: Checkpoint) -> HandleResult:
+        def unreadable(why: str) -> HandleResult:
+            letter = DeadLetter(
+                source=FEED.value, where=f"file:{display_name(path.name)}", reason=f"unreadable delivery file ({why})"
+            )
+            return HandleResult(400, "malformed", None, [Item(checkpoint=cp, dead_letter=letter)])
+
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            size = path.stat().st_size
+            if size > 2 * self.max_body_bytes + 65536:  # the body, JSON-escaped, and its headers
+                return unreadable("too large")
+            text = path.read_bytes().decode("utf-8")
+            doc = json.loads(text)
             headers = doc["headers"]
             body = doc["body"]
             if not isinstance(headers, dict) or not isinstance(body, str):
                 raise TypeError("headers / body")
+            raw = body.encode("utf-8")
+            header_map = {str(k): str(v) for k, v in headers.items()}
+        except UnicodeError:  # not UTF-8, or a lone surrogate escaped in the body or a header
+            return unreadable("not valid Unicode")
+        except RecursionError:
+            return unreadable(f"nested deeper than {MAX_JSON_DEPTH} levels")
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            letter = DeadLetter(
-                source=FEED.value, where=f"file:{path.name}", reason=f"unreadable delivery file ({type(exc).__name__})"
-            )
-            return HandleResult(400, "malformed", None, [Item(checkpoint=cp, dead_letter=letter)])
-        return webhook.handle({str(k): str(v) for k, v in headers.items()}, body.encode("utf-8"), checkpoint=cp)
+            return unreadable(type(exc).__name__)
+        if any(text_problem(k) or text_problem(v) for k, v in header_map.items()):
+            return unreadable("control character or lone surrogate in a header")
+        return webhook.handle(header_map, raw, checkpoint=cp)

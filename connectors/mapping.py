@@ -40,6 +40,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from connectors.safety import display_name
+
 
 class MappingError(ValueError):
     """A mapping file that cannot be used (raised when a connector is built, never while reading)."""
@@ -146,12 +148,22 @@ def parse_mapping(doc: Mapping[str, Any], origin: str = "<mapping>") -> CsvMappi
 def load_mapping(path: Path | str) -> CsvMapping:
     """Load a mapping TOML file."""
     p = Path(path)
+    name = display_name(p.name)
     try:
-        with p.open("rb") as f:
-            doc = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise MappingError(f"cannot read mapping {p.name}: {e}") from None
-    return parse_mapping(doc, p.name)
+        raw = p.read_bytes()
+    except OSError as e:
+        raise MappingError(f"cannot read mapping {name}: {type(e).__name__}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MappingError(f"cannot read mapping {name}: not UTF-8 text") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        # tomllib's message names a line and column, never the text; keep its first line only
+        first = str(e).splitlines()[0] if str(e) else "invalid TOML"
+        raise MappingError(f"cannot read mapping {name}: {first}") from None
+    return parse_mapping(doc, name)
 
 
 def default_mapping(feed: str) -> CsvMapping:

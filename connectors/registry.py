@@ -41,11 +41,11 @@ class RegistryConnector(CsvFeedConnector):
     name = FEED.value
     columns = COLUMNS
 
-    def __init__(self, folder: Path, mapping: CsvMapping | Sequence[CsvMapping] | None = None) -> None:
+    def __init__(self, folder: Path | str | bytes, mapping: CsvMapping | Sequence[CsvMapping] | None = None) -> None:
         super().__init__(folder, mapping)
 
     def scope(self, file: SourceFile, data: bytes) -> str:
-        return f"{file.path.name}@{file_digest(data)}"
+        return f"{file.display}@{file_digest(data)}"
 
     def record_key(self, row: Row) -> str | None:
         no = row.resident_no("宛名番号")
@@ -76,7 +76,7 @@ class RegistryConnector(CsvFeedConnector):
             relation=row.opt_code("続柄", RELATION_LABELS),
         )
         payload = ResidentObservedV1(
-            resident=resident, moved_on=moved_on, snapshot=f"{file.path.name}:{file_digest(data)}"
+            resident=resident, moved_on=moved_on, snapshot=f"{file.display}:{file_digest(data)}"
         )
         return [
             build_event(

@@ -10,6 +10,17 @@ Delivery contract (at-least-once, nothing lost, nothing re-published with a new 
    deletes them and advances the published checkpoint (``position``).
 3. On restart, rows still in the outbox are relayed first with the ids they already had.
 
+What the broker can never take never wedges the outbox:
+
+* an item whose message (value and key) is larger than ``max_message_bytes`` (default 900,000,
+  below Apache Kafka's default ``message.max.bytes`` of 1 MiB) is dead-lettered *before* it
+  reaches the outbox, and so is an item that cannot be serialized;
+* an outbox row the client or broker refuses for good (``MessageSizeTooLargeError`` and the other
+  non-retriable record errors of :data:`REFUSED`) is moved aside: replaced, in its place in the
+  outbox, by a dead letter naming the error type, which is relayed like any other row. A refused
+  dead letter is deleted and logged. Retriable errors (timeouts, an unreachable broker) leave
+  the rows as they are, to be retried.
+
 Connectors import only ``schemas`` (and this package): the runner knows nothing of the hub.
 """
 
@@ -26,7 +37,14 @@ from typing import Any
 
 import structlog
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import (
+    CorruptRecordError,
+    InvalidRecordError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    UnsupportedForMessageFormatError,
+)
 from sqlalchemy import (
     DateTime,
     Integer,
@@ -42,8 +60,21 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from connectors.contract import Connector, Item, position_key
+from connectors.safety import display_name
+from schemas.deadletter import DeadLetter
 
 log = structlog.get_logger("tsunagu.connector")
+
+#: Apache Kafka's default ``message.max.bytes`` is 1,048,588; stay clearly below it
+DEFAULT_MAX_MESSAGE_BYTES = 900_000
+#: errors that say "this record will never be accepted", as opposed to "try again later"
+REFUSED: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordError,
+    InvalidRecordError,
+    UnsupportedForMessageFormatError,
+)
 
 
 class _Base(DeclarativeBase):
@@ -134,6 +165,10 @@ class RunStats:
     dead_letters: int = 0
     published: int = 0
     published_dead_letters: int = 0
+    #: outbox rows the broker refused for good, each replaced by a dead letter (or dropped, see ``lost``)
+    refused: int = 0
+    #: refused dead letters: deleted from the outbox and logged, nothing left to replace them with
+    lost: int = 0
     event_ids: set[tuple[str, str]] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, int]:
@@ -143,12 +178,17 @@ class RunStats:
             "dead_letters": self.dead_letters,
             "published": self.published,
             "published_dead_letters": self.published_dead_letters,
+            "refused": self.refused,
+            "lost": self.lost,
         }
 
 
-def make_producer(bootstrap: str, client_id: str = "tsunagu-connector") -> KafkaProducer:
-    """kafka-python producer: acks=all, idempotent (keeps per-key order across retries), batched."""
-    return KafkaProducer(
+def make_producer(bootstrap: str, client_id: str = "tsunagu-connector", **overrides: Any) -> KafkaProducer:
+    """kafka-python producer: acks=all, idempotent (keeps per-key order across retries), batched.
+
+    ``overrides`` are further KafkaProducer settings (e.g. ``max_request_size``).
+    """
+    config: dict[str, Any] = dict(
         bootstrap_servers=bootstrap,
         client_id=client_id,
         acks="all",
@@ -164,6 +204,8 @@ def make_producer(bootstrap: str, client_id: str = "tsunagu-connector") -> Kafka
         reconnect_backoff_max_ms=2000,
         # murmur2 default partitioner: same key → same partition, as Apache Kafka's clients do
     )
+    config.update(overrides)
+    return KafkaProducer(**config)
 
 
 class ConnectorRunner:
@@ -178,6 +220,7 @@ class ConnectorRunner:
         intake_topic: str,
         deadletter_topic: str,
         chunk: int = 500,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self.connector = connector
         self.state = state
@@ -185,6 +228,7 @@ class ConnectorRunner:
         self.intake_topic = intake_topic
         self.deadletter_topic = deadletter_topic
         self.chunk = chunk
+        self.max_message_bytes = max_message_bytes
         self.stats = RunStats()
 
     # -- reading into the outbox -------------------------------------------------------
@@ -196,20 +240,37 @@ class ConnectorRunner:
         for batch in _chunks(items, self.chunk):
             with self.state.sessions.begin() as s:
                 for item in batch:
-                    s.add(self._outbox_row(item))
+                    row = self._outbox_row(item)
+                    s.add(row)
                     _advance(s, name, item.checkpoint.scope, read=item.checkpoint.position)
-                    self._count_read(item)
+                    self._count_read(item, row)
             n += len(batch)
         return n
 
     def _outbox_row(self, item: Item) -> OutboxRow:
+        """The outbox row of an item; an event the broker could never take becomes a dead letter here."""
         key: str | None
         if item.event is not None:
-            topic, value, kind = self.intake_topic, item.event.to_json_bytes(), "event"
             key = item.key or item.event.sourcerecord
+            reason: str | None = None
+            try:
+                value = item.event.to_json_bytes()
+            except (ValueError, TypeError) as exc:  # PydanticSerializationError is a ValueError
+                reason = f"event cannot be serialized ({type(exc).__name__})"
+            else:
+                size = len(value) + len((key or "").encode("utf-8", "replace"))
+                if size > self.max_message_bytes:
+                    reason = f"event larger than the message limit ({size} > {self.max_message_bytes} bytes)"
+            if reason is None:
+                topic, kind = self.intake_topic, "event"
+            else:
+                where = f"{item.checkpoint.scope}:{item.checkpoint.position}"
+                letter = DeadLetter(source=self.connector.name, where=where, record=key, reason=reason,
+                                    event=item.event.id)
+                topic, value, kind = self.deadletter_topic, _dead_letter_bytes(letter), "dead_letter"
         else:
             assert item.dead_letter is not None
-            topic, value, kind = self.deadletter_topic, item.dead_letter.to_json_bytes(), "dead_letter"
+            topic, value, kind = self.deadletter_topic, _dead_letter_bytes(item.dead_letter), "dead_letter"
             key = item.key or item.dead_letter.record
         return OutboxRow(
             connector=self.connector.name,
@@ -222,9 +283,9 @@ class ConnectorRunner:
             created_at=datetime.now(UTC),
         )
 
-    def _count_read(self, item: Item) -> None:
+    def _count_read(self, item: Item, row: OutboxRow) -> None:
         self.stats.read += 1
-        if item.event is not None:
+        if item.event is not None and row.kind == "event":
             self.stats.events += 1
             self.stats.event_ids.add(item.event.dedupe_key)
         else:
@@ -248,24 +309,39 @@ class ConnectorRunner:
                 ).all()
             if not rows:
                 return total
-            futures = [
-                self.producer.send(r.topic, key=r.key.encode() if r.key else None, value=r.value) for r in rows
-            ]
+            futures: list[Any] = []
+            error: Exception | None = None
+            for r in rows:
+                try:
+                    futures.append(self.producer.send(r.topic, key=r.key.encode() if r.key else None, value=r.value))
+                except REFUSED as exc:  # refused by the client before sending (record too large)
+                    futures.append(exc)
+                except Exception as exc:  # KafkaTimeoutError waiting for metadata, …
+                    error = exc
+                    break
             self.producer.flush(timeout=30)
             acked: list[OutboxRow] = []
-            error: Exception | None = None
-            for row, fut in zip(rows, futures, strict=True):
+            refused: list[tuple[OutboxRow, Exception]] = []
+            for row, fut in zip(rows, futures, strict=False):
+                if isinstance(fut, Exception):
+                    refused.append((row, fut))
+                    continue
                 try:
                     fut.get(timeout=30)
+                except REFUSED as exc:  # refused for good: moved aside below, later rows still count
+                    refused.append((row, exc))
+                    continue
                 except Exception as exc:  # KafkaError, timeouts
                     error = exc
                     break  # keep order: nothing after the first failure counts as sent
                 acked.append(row)
-            if acked:
+            if acked or refused:
                 with self.state.sessions.begin() as s:
                     s.execute(delete(OutboxRow).where(OutboxRow.seq.in_([r.seq for r in acked])))
                     for r in acked:
                         _advance(s, name, r.scope, acked=r.position)
+                    for r, why in refused:
+                        self._move_aside(s, r, why)
                 for r in acked:
                     if r.kind == "event":
                         self.stats.published += 1
@@ -276,6 +352,34 @@ class ConnectorRunner:
                 log.warning("broker did not acknowledge; rows stay in the outbox",
                             connector=name, error_type=type(error).__name__, pending=len(rows) - len(acked))
                 raise KafkaError("broker unreachable") from error
+
+    def _move_aside(self, s: Session, row: OutboxRow, exc: Exception) -> None:
+        """Replace a refused row, in its place, by a dead letter; a refused dead letter is deleted and logged."""
+        db_row = s.get(OutboxRow, row.seq)
+        if db_row is None:
+            return
+        self.stats.refused += 1
+        error_type = type(exc).__name__
+        if db_row.kind != "event":
+            self.stats.lost += 1
+            log.error("broker refused a dead letter; it is dropped", connector=self.connector.name,
+                      scope=display_name(db_row.scope), position=db_row.position, error_type=error_type)
+            s.delete(db_row)
+            return
+        event_id: str | None = None
+        try:
+            doc = json.loads(db_row.value)
+            event_id = str(doc["id"])
+            self.stats.event_ids.discard((str(doc["source"]), event_id))  # the hub will never see it
+        except (ValueError, KeyError, TypeError):
+            pass
+        letter = DeadLetter(source=self.connector.name, where=f"{db_row.scope}:{db_row.position}",
+                            record=db_row.key, reason=f"broker refused the record ({error_type})", event=event_id)
+        db_row.topic = self.deadletter_topic
+        db_row.kind = "dead_letter"
+        db_row.value = _dead_letter_bytes(letter)
+        log.warning("broker refused a record; replaced by a dead letter", connector=self.connector.name,
+                    position=db_row.position, error_type=error_type)
 
     def run_once(self) -> RunStats:
         """Relay leftovers, read the source to its end, relay everything."""
@@ -295,6 +399,19 @@ class ConnectorRunner:
             with contextlib.suppress(KafkaError):  # logged in relay; retried next round
                 self.relay()
             stop.wait(interval_s)
+
+
+def _dead_letter_bytes(letter: DeadLetter) -> bytes:
+    """A dead letter's message; one whose text cannot be encoded (a file name that is not UTF-8) is escaped."""
+    try:
+        return letter.to_json_bytes()
+    except ValueError:
+        safe = letter.model_copy(update={
+            "where": display_name(letter.where),
+            "record": display_name(letter.record) if letter.record is not None else None,
+            "reason": display_name(letter.reason),
+        })
+        return safe.to_json_bytes()
 
 
 def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:

@@ -13,7 +13,15 @@ column's own type, found by reflecting the tables. Nothing is ever written to th
 Events: a ``t_riyousha`` row → ``jp.tsunagu.person.observed.v1``; a ``t_soudan`` row →
 ``jp.tsunagu.case.{opened,updated,closed}.v1`` (and ``jp.tsunagu.referral.requested.v1``
 while ``tsunagi_saki`` is set). A row that cannot be read becomes a dead letter whose
-reason names columns and problems only, never values.
+reason names columns and problems only, never values (text that is not UTF-8 or holds a
+control character included: SQLite text is decoded leniently so that only its row suffers).
+
+A source that cannot be read at all — no file, not a database, corrupt pages, a missing table
+or column, ids that are not integers (keyset paging would be unsafe) — is a dead letter naming
+the table or column and the error type (``where`` = ``database`` or the table, checkpoint scope
+``database``) and the run goes on; what could be read before the problem has been yielded. A
+connector polled again (service mode) reports the same lasting problem once, until a read
+succeeds.
 """
 
 from __future__ import annotations
@@ -28,11 +36,13 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import MetaData, Table, and_, create_engine, or_, select
+from sqlalchemy import MetaData, Table, and_, create_engine, event, or_, select
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from connectors.contract import Checkpoint, Connector, Item
+from connectors.safety import text_problem
 from schemas.codes import (
     DISABILITY_LABELS,
     FEED_FIELD,
@@ -63,6 +73,12 @@ REFERRAL_REQUESTED = "jp.tsunagu.referral.requested.v1"
 T_RIYOUSHA = "t_riyousha"
 T_SOUDAN = "t_soudan"
 _ID_COLUMN = {T_RIYOUSHA: "riyousha_id", T_SOUDAN: "soudan_id"}
+#: columns without which a table cannot be read at all (the others may be absent: read as NULL)
+_REQUIRED_COLUMNS = {
+    T_RIYOUSHA: ("riyousha_id", "shimei", "koushin_nichiji"),
+    T_SOUDAN: ("soudan_id", "riyousha_id", "soudan_bi", "joukyou", "koushin_nichiji"),
+}
+SOURCE_SCOPE = "database"
 #: t_riyousha rows sort before t_soudan rows of the same instant: a client before their case
 _TABLE_RANK = {T_RIYOUSHA: 0, T_SOUDAN: 1}
 
@@ -100,6 +116,33 @@ class RowError(ValueError):
     def __init__(self, problems: Sequence[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = list(problems)
+
+
+class SourceProblem(Exception):
+    """The source (or one table of it) cannot be read on; ``reason`` names tables and columns only."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(reason)
+        self.where = where
+        self.reason = reason
+
+
+def _int_id(value: Any) -> int | None:
+    """An id as stored: only a real integer is one (text ids would make keyset paging unsafe)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text_problems(row: Mapping[str, Any]) -> list[str]:
+    """'undecodable text in {column}' / 'control character in {column}' for each text column holding one."""
+    out = []
+    for column, value in row.items():
+        if isinstance(value, str):
+            problem = text_problem(value)
+            if problem == "lone surrogate":
+                out.append(f"undecodable text in {column}")
+            elif problem is not None:
+                out.append(f"{problem} in {column}")
+    return out
 
 
 # -- value readers (SQLite text or PostgreSQL native types) ------------------------------------
@@ -177,7 +220,9 @@ class Client:
 
 def client_from_row(row: Mapping[str, Any]) -> Client:
     """A t_riyousha row → the client's PersonRecord and (sensitive) disability types; RowError if bad."""
-    problems: list[str] = []
+    problems = _text_problems(row)
+    if problems:
+        raise RowError(problems)
     name = _text(row.get("shimei"))
     if name is None:
         problems.append("empty shimei")
@@ -201,12 +246,15 @@ def client_from_row(row: Mapping[str, Any]) -> Client:
         resident_no = unicodedata.normalize("NFKC", resident_no)
         if not _RESIDENT_NO.match(resident_no):
             problems.append("invalid atena_no")
-    if problems or name is None:
+    rid = _int_id(row.get("riyousha_id"))
+    if rid is None:
+        problems.append("non-integer riyousha_id")
+    if problems or name is None or rid is None:
         raise RowError(problems)
     family, given = _split(name)
     try:
         person = PersonRecord(
-            record=record_key(int(row["riyousha_id"])),
+            record=record_key(rid),
             name=name,
             family_name=family,
             given_name=given,
@@ -236,7 +284,9 @@ def case_changes(row: Mapping[str, Any], client: Client, moment: datetime, revis
     Type rule (checked against samples.truth.json): ``終結`` → closed; a row last changed on
     its intake day (koushin_nichiji's date = soudan_bi) → opened; anything else → updated.
     """
-    problems: list[str] = []
+    problems = _text_problems(row)
+    if problems:
+        raise RowError(problems)
     opened_on = _date_of(row.get("soudan_bi"), "soudan_bi", problems, required=True)
     closed_on = _date_of(row.get("shuuketsu_bi"), "shuuketsu_bi", problems)
     kubun = _text(row.get("soudan_kubun"))
@@ -259,10 +309,13 @@ def case_changes(row: Mapping[str, Any], client: Client, moment: datetime, revis
             referral = lookup(REFERRAL_LABELS, raw_referral, "tsunagi_saki")
         except UnknownCode:
             problems.append("unknown code in tsunagi_saki")
-    if problems or opened_on is None or status is None:
+    sid = _int_id(row.get("soudan_id"))
+    if sid is None:
+        problems.append("non-integer soudan_id")
+    if problems or opened_on is None or status is None or sid is None:
         raise RowError(problems)
 
-    case = case_key(int(row["soudan_id"]))
+    case = case_key(sid)
     try:
         payload = CaseV1(
             feed=FEED,
@@ -338,6 +391,8 @@ class ShogaiConnector(Connector):
         self.page_size = page_size
         self._engine: Engine | None = None
         self._tables: dict[str, Table] | None = None
+        #: source problems already reported by this connector (service mode polls again and again)
+        self._reported: set[tuple[str, str]] = set()
 
     # engine and tables are opened lazily, so constructing a connector never touches the source
     def _open(self) -> tuple[Engine, dict[str, Table]]:
@@ -350,6 +405,31 @@ class ShogaiConnector(Connector):
                 }
         return self._engine, self._tables
 
+    def _open_tables(self) -> tuple[Engine, dict[str, Table], list[SourceProblem]]:
+        """The engine and the usable tables, with what is wrong with the others."""
+        if self._engine is None:
+            self._engine = _read_only_engine(self.url)
+        if self._tables is not None:
+            return self._engine, self._tables, []
+        metadata = MetaData(schema=self.schema)
+        tables: dict[str, Table] = {}
+        problems: list[SourceProblem] = []
+        with self._engine.connect() as conn:
+            for name in (T_RIYOUSHA, T_SOUDAN):
+                try:
+                    table = Table(name, metadata, autoload_with=conn)
+                except NoSuchTableError:
+                    problems.append(SourceProblem(SOURCE_SCOPE, f"table {name} missing"))
+                    continue
+                missing = [c for c in _REQUIRED_COLUMNS[name] if c not in table.c]
+                if missing:
+                    problems.append(SourceProblem(SOURCE_SCOPE, f"column {missing[0]} missing in {name}"))
+                    continue
+                tables[name] = table
+        if not problems:
+            self._tables = tables
+        return self._engine, tables, problems
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
@@ -357,16 +437,38 @@ class ShogaiConnector(Connector):
         self._tables = None
 
     def read(self, checkpoints: Mapping[str, str]) -> Iterator[Item]:
-        """Yield every row changed after the checkpoints, both tables merged in time order."""
-        engine, tables = self._open()
-        streams = [
-            self._rows(engine, tables[name], name, checkpoints.get(name)) for name in (T_RIYOUSHA, T_SOUDAN)
-        ]
-        for row in heapq.merge(*streams, key=lambda r: r.order):
-            if row.table == T_RIYOUSHA:
-                yield from self._client_items(row)
-            else:
-                yield from self._case_items(engine, tables[T_RIYOUSHA], row)
+        """Yield every row changed after the checkpoints, both tables merged in time order.
+
+        A source that cannot be read (on) ends the read with a dead letter naming the problem.
+        """
+        problems: list[SourceProblem] = []
+        try:
+            engine, tables, problems = self._open_tables()
+            names = [n for n in (T_RIYOUSHA, T_SOUDAN) if n in tables]
+            if T_RIYOUSHA not in tables and T_SOUDAN in tables:
+                names.remove(T_SOUDAN)  # a case needs its client row
+            streams = [self._rows(engine, tables[name], name, checkpoints.get(name)) for name in names]
+            for row in heapq.merge(*streams, key=lambda r: r.order):
+                if row.table == T_RIYOUSHA:
+                    yield from self._client_items(row)
+                else:
+                    yield from self._case_items(engine, tables[T_RIYOUSHA], row)
+        except SourceProblem as exc:
+            problems.append(exc)
+        except (SQLAlchemyError, OSError, ValueError, UnicodeError) as exc:
+            problems.append(SourceProblem(SOURCE_SCOPE, f"source database unreadable ({_error_type(exc)})"))
+            self.close()  # open afresh next time
+        for problem in problems:
+            yield from self._source_dead(problem)
+        if not problems:
+            self._reported.clear()
+
+    def _source_dead(self, problem: SourceProblem) -> Iterator[Item]:
+        if (problem.where, problem.reason) in self._reported:
+            return
+        self._reported.add((problem.where, problem.reason))
+        letter = DeadLetter(source=FEED.value, where=problem.where, reason=problem.reason)
+        yield Item(checkpoint=Checkpoint(SOURCE_SCOPE, "0"), dead_letter=letter)
 
     def _rows(self, engine: Engine, table: Table, name: str, position: str | None) -> Iterator[_Row]:
         """Rows after a watermark, page by page (each page its own short read-only transaction)."""
@@ -381,8 +483,13 @@ class ShogaiConnector(Connector):
             with _read_only(engine) as conn:
                 page = [dict(r._mapping) for r in conn.execute(stmt)]
             for values in page:
-                row_id = int(values[_ID_COLUMN[name]])
-                row = _Row(_raw_stamp(values["koushin_nichiji"]), _TABLE_RANK[name], row_id, name, values)
+                row_id = _int_id(values[_ID_COLUMN[name]])
+                if row_id is None:
+                    raise SourceProblem(name, f"non-integer {_ID_COLUMN[name]} in {name}; rest of the table not read")
+                stamp = _raw_stamp(values["koushin_nichiji"])
+                if text_problem(stamp):  # cannot be bound back as a watermark
+                    raise SourceProblem(name, f"undecodable koushin_nichiji in {name}; rest of the table not read")
+                row = _Row(stamp, _TABLE_RANK[name], row_id, name, values)
                 yield row
                 # continue after what the database returned, in its own representation
                 mark = (row.stamp, row_id)
@@ -414,14 +521,18 @@ class ShogaiConnector(Connector):
         checkpoint = Checkpoint(T_SOUDAN, format_position(row.stamp, row.row_id))
         where = f"{T_SOUDAN}:{row.row_id}"
         raw_client = row.values.get("riyousha_id")
-        record = record_key(int(raw_client)) if raw_client is not None else None
+        client_id = _int_id(raw_client)
+        record = record_key(client_id) if client_id is not None else None
         try:
             _, moment = _stamp_of(row.values["koushin_nichiji"])
         except ValueError:
             yield self._dead(checkpoint, where, record, "unreadable koushin_nichiji", None)
             return
-        if raw_client is None or record is None:
+        if raw_client is None:
             yield self._dead(checkpoint, where, None, "missing riyousha_id", moment)
+            return
+        if record is None:
+            yield self._dead(checkpoint, where, None, "non-integer riyousha_id", moment)
             return
         with _read_only(engine) as conn:
             found = conn.execute(select(riyousha).where(riyousha.c.riyousha_id == raw_client)).first()
@@ -449,6 +560,17 @@ class ShogaiConnector(Connector):
         return Item(checkpoint=checkpoint, dead_letter=letter, key=record)
 
 
+def _error_type(exc: BaseException) -> str:
+    """The DBAPI error's type when SQLAlchemy wrapped one (``DatabaseError``), else the exception's own."""
+    orig = getattr(exc, "orig", None)
+    return type(orig).__name__ if isinstance(orig, BaseException) else type(exc).__name__
+
+
+def _lenient_text(raw: bytes) -> str:
+    """SQLite text as str; bytes that are not UTF-8 become surrogate escapes, judged per row later."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def _bind_stamp(column_type: Any, stamp: str) -> Any:
     """A watermark as the column stores it: datetime for timestamp columns, text for SQLite text."""
     if isinstance(column_type, sqltypes.DateTime):
@@ -464,7 +586,13 @@ def _read_only_engine(url: str) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             parsed = parsed.set(database=f"file:{database}").update_query_dict({"mode": "ro", "uri": "true"})
-        return create_engine(parsed)
+        engine = create_engine(parsed)
+
+        @event.listens_for(engine, "connect")
+        def _text_factory(dbapi_conn: Any, _rec: Any) -> None:
+            dbapi_conn.text_factory = _lenient_text
+
+        return engine
     return create_engine(parsed, pool_pre_ping=True)
 
 

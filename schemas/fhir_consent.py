@@ -106,6 +106,26 @@ def _problems(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+#: the instants a consent may name; outside them a date is a typo (and near year 1 or 9999 the
+#: conversion to Japan time or UTC overflows)
+EARLIEST = datetime(1900, 1, 1, tzinfo=JST)
+LATEST = datetime(2999, 12, 31, 23, 59, 59, tzinfo=JST)
+
+
+def _in_range(value: date | datetime, where: str) -> date | datetime:
+    """The value, or InvalidConsentDocument ``{where}: out of range`` (never an OverflowError)."""
+    try:
+        moment = value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=JST)
+        ok = EARLIEST <= moment <= LATEST  # aware comparison: no conversion, no overflow
+    except (OverflowError, ValueError):
+        ok = False
+    if not ok:
+        raise InvalidConsentDocument(f"{where}: out of range")
+    return value
+
+
 def _moment(value: date | datetime) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=JST)
@@ -170,6 +190,8 @@ def parse_consent(resource: dict[str, Any], *, municipality_code: str | None = N
         doc = Consent.model_validate(resource)
     except ValidationError as exc:
         raise InvalidConsentDocument(f"FHIR validation: {_problems(exc)}") from None
+    except RecursionError:
+        raise InvalidConsentDocument("(resource): nested too deeply") from None
 
     consent_id = doc.id
     for known in doc.identifier or []:
@@ -187,13 +209,14 @@ def parse_consent(resource: dict[str, Any], *, municipality_code: str | None = N
 
     if doc.date is None:
         raise InvalidConsentDocument("date: missing")
-    version = _moment(doc.date)
+    version = _moment(_in_range(doc.date, "date"))
     subject_record: str | None = None
     for i, ext in enumerate(doc.extension or []):
         if ext.url == VERSION_EXTENSION:
             exact = getattr(ext, "valueDateTime", None)
             if not isinstance(exact, datetime) or exact.tzinfo is None:
                 raise InvalidConsentDocument(f"extension[{i}].valueDateTime: not an instant with offset")
+            _in_range(exact, f"extension[{i}].valueDateTime")
             if _day(exact) != _day(doc.date):
                 raise InvalidConsentDocument(f"extension[{i}].valueDateTime: disagrees with date")
             version = exact
@@ -233,8 +256,10 @@ def parse_consent(resource: dict[str, Any], *, municipality_code: str | None = N
 
     if doc.period is None or doc.period.start is None:
         raise InvalidConsentDocument("period.start: missing")
-    period_start = _day(doc.period.start)
-    period_end = _day(doc.period.end) if doc.period.end is not None else None
+    period_start = _day(_in_range(doc.period.start, "period.start"))
+    period_end = _day(_in_range(doc.period.end, "period.end")) if doc.period.end is not None else None
+    if period_end is not None and period_end < period_start:
+        raise InvalidConsentDocument("period: ends before it starts")
 
     provisions = doc.provision or []
     if not provisions:

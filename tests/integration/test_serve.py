@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from connectors.houkatsu import HoukatsuConnector
-from connectors.kodomo import KodomoWebhook, sign
+from connectors.kodomo import KodomoWebhook, sign_delivery
 from connectors.runner import ConnectorState
 from hub.kafka.broker import free_port
 from hub.pipeline.stages import HOUSEHOLD, INTAKE
@@ -49,7 +49,10 @@ def kodomo_body(kiroku_id: str = "K2026-9001") -> bytes:
 
 
 def headers(body: bytes, delivery: str, secret: str = SECRET) -> dict[str, str]:
-    return {"X-Delivery-Id": delivery, "X-Signature": sign(secret.encode(), body), "Content-Type": "application/json"}
+    """The current signing scheme: over delivery id, timestamp (now) and body."""
+    stamp = str(int(time.time()))
+    return {"X-Delivery-Id": delivery, "X-Timestamp": stamp, "X-Signature": sign_delivery(secret.encode(), delivery,
+            stamp, body), "Content-Type": "application/json"}
 
 
 def wait_for(check: Callable[[], bool], timeout_s: float = 45.0, what: str = "condition") -> None:

@@ -74,7 +74,7 @@ def deliver(hook: KodomoWebhook, body: bytes, delivery: str = "d-test-0001") -> 
 def test_good_signature_is_accepted() -> None:
     """A body signed with the shared secret is accepted with 202 and its events."""
     body = body_of()
-    result = KodomoWebhook(SECRET).handle(headers_for(body), body)
+    result = KodomoWebhook(SECRET, legacy_signature=True).handle(headers_for(body), body)
     assert (result.status, result.outcome) == (202, "accepted")
     assert len(result.events) == 2 and not result.dead_letters
 
@@ -84,7 +84,7 @@ def test_tampered_body_is_refused() -> None:
     body = body_of()
     headers = headers_for(body, "d-tamper-1")
     tampered = body.replace("受付".encode(), "終結".encode())
-    result = KodomoWebhook(SECRET).handle(headers, tampered)
+    result = KodomoWebhook(SECRET, legacy_signature=True).handle(headers, tampered)
     assert (result.status, result.outcome, result.events) == (401, "bad signature", [])
     [letter] = result.dead_letters
     assert (letter.source, letter.where, letter.record, letter.reason) == (
@@ -95,7 +95,7 @@ def test_tampered_body_is_refused() -> None:
 def test_tampered_signature_is_refused() -> None:
     """A signature made with another secret, or altered, is refused."""
     body = body_of()
-    hook = KodomoWebhook(SECRET)
+    hook = KodomoWebhook(SECRET, legacy_signature=True)
     assert hook.handle(headers_for(body, secret=b"other-secret"), body).status == 401
     good = sign(SECRET, body)
     flipped = good[:-1] + ("0" if good[-1] != "0" else "1")
@@ -108,7 +108,7 @@ def test_missing_signature_is_refused() -> None:
     body = body_of()
     headers = headers_for(body)
     del headers["X-Signature"]
-    result = KodomoWebhook(SECRET).handle(headers, body)
+    result = KodomoWebhook(SECRET, legacy_signature=True).handle(headers, body)
     assert result.status == 401 and result.dead_letters[0].reason == "bad signature"
 
 
@@ -125,13 +125,13 @@ def test_headers_are_case_insensitive() -> None:
     """Header names arrive lower-cased from HTTP servers; that is the same delivery."""
     body = body_of()
     headers = {k.lower(): v for k, v in headers_for(body).items()}
-    assert KodomoWebhook(SECRET).handle(headers, body).status == 202
+    assert KodomoWebhook(SECRET, legacy_signature=True).handle(headers, body).status == 202
 
 
 def test_refused_delivery_does_not_shadow_the_real_one() -> None:
     """A forged delivery id with a bad signature is not remembered, so the genuine delivery still counts."""
     body = body_of()
-    hook = KodomoWebhook(SECRET)
+    hook = KodomoWebhook(SECRET, legacy_signature=True)
     forged = hook.handle({**headers_for(body, "d-x"), "X-Signature": "sha256=" + "0" * 64}, body)
     hook.acknowledge(forged)
     assert deliver(hook, body, "d-x").status == 202
@@ -142,7 +142,7 @@ def test_refused_delivery_does_not_shadow_the_real_one() -> None:
 
 def test_one_case_event_per_child() -> None:
     """Each child gets a case event naming the others as children and the guardians with their relation."""
-    result = KodomoWebhook(SECRET).handle(headers_for(body_of()), body_of())
+    result = KodomoWebhook(SECRET, legacy_signature=True).handle(headers_for(body_of()), body_of())
     by_key = {i.key: i.event for i in result.items}
     assert set(by_key) == {"kodomo:T200001", "kodomo:T200002"}
     first = by_key["kodomo:T200001"]
@@ -168,7 +168,7 @@ def test_one_case_event_per_child() -> None:
 def test_event_kind_gives_the_case_type(event: str, joukyou: str, type_: str) -> None:
     """record.created / updated / closed become case.opened / updated / closed."""
     body = body_of(event, joukyou=joukyou, shuuketsu_bi="2026-04-01" if type_ == "closed" else None)
-    result = KodomoWebhook(SECRET).handle(headers_for(body), body)
+    result = KodomoWebhook(SECRET, legacy_signature=True).handle(headers_for(body), body)
     assert {e.type for e in result.events} == {f"jp.tsunagu.case.{type_}.v1"}
 
 
@@ -186,7 +186,7 @@ def test_event_kind_gives_the_case_type(event: str, joukyou: str, type_: str) ->
 )
 def test_bad_body_is_400_and_a_dead_letter(body: bytes, outcome: str) -> None:
     """Signed but unusable bodies give 400 and a dead letter whose reason names no value."""
-    result = KodomoWebhook(SECRET).handle(headers_for(body, "d-bad-1"), body)
+    result = KodomoWebhook(SECRET, legacy_signature=True).handle(headers_for(body, "d-bad-1"), body)
     assert (result.status, result.outcome, result.events) == (400, outcome, [])
     [letter] = result.dead_letters
     assert letter.where == "delivery:d-bad-1" and letter.reason
@@ -197,8 +197,8 @@ def test_bad_body_is_400_and_a_dead_letter(body: bytes, outcome: str) -> None:
 def test_same_content_gives_same_ids() -> None:
     """Handling the same body twice (fresh ledgers) yields the same event ids."""
     body = body_of()
-    a = KodomoWebhook(SECRET).handle(headers_for(body), body).events
-    b = KodomoWebhook(SECRET).handle(headers_for(body, "d-other"), body).events
+    a = KodomoWebhook(SECRET, legacy_signature=True).handle(headers_for(body), body).events
+    b = KodomoWebhook(SECRET, legacy_signature=True).handle(headers_for(body, "d-other"), body).events
     assert [e.id for e in a] == [e.id for e in b]
 
 
@@ -218,7 +218,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
 
 def test_repeated_delivery_is_a_duplicate(ledger: Any) -> None:
     """A delivery id seen before answers 200 duplicate and is not processed again."""
-    hook = KodomoWebhook(SECRET, ledger)
+    hook = KodomoWebhook(SECRET, ledger, legacy_signature=True)
     body = body_of()
     assert deliver(hook, body, "d-1").status == 202
     again = deliver(hook, body, "d-1")
@@ -227,7 +227,7 @@ def test_repeated_delivery_is_a_duplicate(ledger: Any) -> None:
 
 def test_unacknowledged_delivery_is_processed_on_retry(ledger: Any) -> None:
     """Until its items are published (acknowledge), a delivery is not remembered: a retry is processed."""
-    hook = KodomoWebhook(SECRET, ledger)
+    hook = KodomoWebhook(SECRET, ledger, legacy_signature=True)
     body = body_of()
     first = hook.handle(headers_for(body, "d-1"), body)
     retry = hook.handle(headers_for(body, "d-1"), body)
@@ -236,7 +236,7 @@ def test_unacknowledged_delivery_is_processed_on_retry(ledger: Any) -> None:
 
 def test_older_koushin_is_stale(ledger: Any) -> None:
     """A change older than one already accepted for the record is reported stale, its own time kept."""
-    hook = KodomoWebhook(SECRET, ledger)
+    hook = KodomoWebhook(SECRET, ledger, legacy_signature=True)
     newer = body_of("record.updated", joukyou="支援中", koushin="2026-05-01T09:00:00+09:00")
     older = body_of("record.created", koushin="2026-04-01T10:00:00+09:00")
     assert deliver(hook, newer, "d-2").outcome == "accepted"
@@ -248,7 +248,7 @@ def test_older_koushin_is_stale(ledger: Any) -> None:
 
 def test_stale_without_emitting(ledger: Any) -> None:
     """With emit_stale=False a stale delivery answers 200 stale and yields no event."""
-    hook = KodomoWebhook(SECRET, ledger, emit_stale=False)
+    hook = KodomoWebhook(SECRET, ledger, emit_stale=False, legacy_signature=True)
     deliver(hook, body_of("record.updated", joukyou="支援中", koushin="2026-05-01T09:00:00+09:00"), "d-2")
     late = deliver(hook, body_of(), "d-1")
     assert (late.status, late.outcome, late.items) == (200, "stale", [])
@@ -279,7 +279,7 @@ def make_app(published: list[list[Item]], fail: bool = False) -> TestClient:
         published.append(items)
 
     app = FastAPI()
-    app.include_router(make_router(KodomoWebhook(SECRET), publish))
+    app.include_router(make_router(KodomoWebhook(SECRET, legacy_signature=True), publish))
     return TestClient(app)
 
 
@@ -305,7 +305,7 @@ def test_router_does_not_acknowledge_before_publishing() -> None:
     body = body_of()
     failing = make_app([], fail=True)
     assert failing.post("/webhooks/kodomo", content=body, headers=headers_for(body, "d-1")).status_code == 503
-    hook = KodomoWebhook(SECRET)
+    hook = KodomoWebhook(SECRET, legacy_signature=True)
     published: list[list[Item]] = []
 
     async def publish(items: list[Item]) -> None:
