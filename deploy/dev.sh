@@ -53,6 +53,7 @@ case "$what" in
         echo "error: could not install ${need[*]} with apt-get; install them (as root: apt-get install ${need[*]}) and re-run" >&2
         exit 1
       fi
+      command -v chromium >/dev/null 2>&1 || { echo "error: apt-get ran but there is still no chromium" >&2; exit 1; }
     fi
     echo "== ruff"; .venv/bin/ruff check .
     echo "== mypy"; .venv/bin/mypy
