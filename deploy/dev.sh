@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: creates .venv, installs what is needed, then
 #   deploy/dev.sh demo   → runs `tsunagu demo` on the embedded broker (Tansu, memory-only)
-#   deploy/dev.sh test   → ruff, mypy and the whole test suite (embedded broker, SQLite, PostgreSQL)
+#   deploy/dev.sh test   → ruff, mypy and the whole test suite (embedded broker, SQLite, PostgreSQL);
+#                          installs chromium and a Japanese font with apt when missing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-demo}
@@ -35,10 +36,24 @@ case "$what" in
         pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
       fi
     fi
-    # Debian's chromium for the browser tests (never `playwright install`).
-    if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-ipafont-gothic >/dev/null) \
-        || echo "warning: could not install chromium; browser tests will be skipped" >&2
+    # Debian's chromium and a CJK font for the browser tests (never `playwright install`):
+    # installed with apt when missing; without them the test run stops here.
+    need=()
+    command -v chromium >/dev/null 2>&1 || need+=(chromium)
+    if ! { command -v fc-list >/dev/null 2>&1 && [ -n "$(fc-list :lang=ja family 2>/dev/null)" ]; }; then
+      need+=(fonts-noto-cjk)
+    fi
+    if [ ${#need[@]} -gt 0 ]; then
+      echo "== apt-get install ${need[*]} (needed by the browser tests)"
+      sudo=()
+      [ "$(id -u)" = 0 ] || sudo=(sudo)
+      if ! command -v apt-get >/dev/null 2>&1 \
+        || ! "${sudo[@]}" apt-get update -qq \
+        || ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; then
+        echo "error: could not install ${need[*]} with apt-get; install them (as root: apt-get install ${need[*]}) and re-run" >&2
+        exit 1
+      fi
+      command -v chromium >/dev/null 2>&1 || { echo "error: apt-get ran but there is still no chromium" >&2; exit 1; }
     fi
     echo "== ruff"; .venv/bin/ruff check .
     echo "== mypy"; .venv/bin/mypy

@@ -11,26 +11,55 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-SAMPLES = SHARED / "agency-systems" / "samples"
-if not SAMPLES.exists():  # a checkout without ../shared: the copy the demo ships
-    SAMPLES = ROOT / "hub" / "samples"
-TRUTH = SHARED / "agency-systems" / "samples.truth.json"
+#: the sample feeds and their truth live in the project; ../shared (when beside it) is the upstream copy
+SAMPLES = ROOT / "hub" / "samples"
+TRUTH = ROOT / "tests" / "data" / "samples.truth.json"
+SHARED_SAMPLES = SHARED / "agency-systems" / "samples"
+SHARED_TRUTH = SHARED / "agency-systems" / "samples.truth.json"
 PG_URL = os.environ.get("TSUNAGU_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _tree_drift(ours: Path, upstream: Path) -> list[str]:
+    """Relative paths that differ between two folders (missing on either side or different bytes)."""
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
+
+    a, b = files(ours), files(upstream)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def _check_upstream(ours: Path, upstream: Path) -> None:
+    """In CI, fail when the project's copy has drifted from ../shared's (when ../shared is there)."""
+    if not os.environ.get("CI") or not upstream.exists():
+        return
+    if ours.is_dir():
+        drift = _tree_drift(ours, upstream)
+    else:
+        drift = [] if ours.read_bytes() == upstream.read_bytes() else [ours.name]
+    if drift:
+        pytest.fail(
+            f"{ours.relative_to(ROOT)} differs from {upstream} ({', '.join(drift[:10])}): copy the upstream files in"
+        )
 
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
+    """The sample feeds shipped in hub/samples (in CI also checked against ../shared's copy)."""
+    if not SAMPLES.is_dir():
+        pytest.fail(f"{SAMPLES} is missing: the sample feeds are part of the project")
+    _check_upstream(SAMPLES, SHARED_SAMPLES)
     return SAMPLES
 
 
 @pytest.fixture(scope="session")
 def truth() -> dict:
+    """The sample feeds' truth, tests/data/samples.truth.json (in CI also checked against ../shared's copy)."""
     import json
 
     if not TRUTH.exists():
-        if os.environ.get("CI"):
-            pytest.fail("../shared/agency-systems/samples.truth.json is required in CI")
-        pytest.skip("samples.truth.json not found beside the repository")
+        pytest.fail(f"{TRUTH} is missing: the sample truth is part of the project")
+    _check_upstream(TRUTH, SHARED_TRUTH)
     return json.loads(TRUTH.read_text(encoding="utf-8"))
 
 

@@ -17,18 +17,12 @@ so no topic is needed for them.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from hub.pipeline.alerts import CaseFact, HouseholdSnapshot, Member, derive_child_of, evaluate
 from schemas.codes import RELATION_LABELS, Field, MemberNote
-
-TRUTH = Path(__file__).resolve().parents[3] / "shared" / "agency-systems" / "samples.truth.json"
 
 #: 8050 by the notes-only branch: the child's note lives in houkatsu 同居家族, which the truth lacks
 NEEDS_NOTES = {
@@ -44,14 +38,6 @@ NOTES_FROM_HOUKATSU = {
     "5033103590": MemberNote.HIKIKOMORI,  # 長男 …:ひきこもり
     "5033103690": MemberNote.UNEMPLOYED,  # 長男 …:無職
 }
-
-
-@pytest.fixture(scope="module")
-def truth() -> dict[str, Any]:
-    if not TRUTH.exists():
-        pytest.skip("samples.truth.json not found beside the repository")
-    data: dict[str, Any] = json.loads(TRUTH.read_text(encoding="utf-8"))
-    return data
 
 
 def _day(at: str) -> date:
