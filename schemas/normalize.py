@@ -304,9 +304,8 @@ def name_agreement(a: str, b: str) -> NameAgreement:
     if fa == fb and not has_private_use(fa):
         return "folded"
     if len(fa) == len(fb) and (has_private_use(fa) or has_private_use(fb)):
-        same_elsewhere = all(x == y for x, y in zip(fa, fb, strict=True) if not (is_private_use(x) or is_private_use(y)))
-        known = sum(1 for x, y in zip(fa, fb, strict=True) if not (is_private_use(x) or is_private_use(y)))
-        if same_elsewhere and known > 0:
+        known = [(x, y) for x, y in zip(fa, fb, strict=True) if not (is_private_use(x) or is_private_use(y))]
+        if known and all(x == y for x, y in known):
             return "private_use"
     return "differ"
 
