@@ -52,6 +52,8 @@ from typing import Final, Literal
 
 import jaconv
 
+from schemas.digits import to_ascii_digits
+
 __all__ = [
     "KANJI_VARIANTS",
     "NameAgreement",
@@ -97,9 +99,10 @@ def nfkc_digits(text: str) -> str:
     ``０７３－５１８１`` → ``073-5181``; ``Ｓ１９`` → ``S19``; the ideographic space becomes a
     space. Dash variants (‐ ‑ ‒ – − －) become ``-``; the long-vowel mark ``ー`` (and ``ｰ``, ``―``,
     ``─``) becomes ``-`` only between two digits, so kana such as ``ユーコ`` keep it. Despite the
-    name, NFKC itself is not applied: kana and kanji are left exactly as they are.
+    name, NFKC itself is not applied: kana and kanji are left exactly as they are. Decimal digits of
+    any script (Arabic-Indic ``١``, Devanagari ``१`` …) become ASCII digits too.
     """
-    return _DIGIT_DASH_RE.sub("-", text.translate(_WIDTH))
+    return _DIGIT_DASH_RE.sub("-", to_ascii_digits(text.translate(_WIDTH)))
 
 
 # --- kana ------------------------------------------------------------------------------------
