@@ -14,6 +14,9 @@ weaker evidence, not a veto, only when name, reading and address or phone all ag
   given name: a sibling, a twin), ``differ`` or ``unknown``.
 * :func:`slip_counts` — whether a birth slip may count as weak agreement given the rest of the
   evidence (never for a different given name: twins and siblings are never slips).
+* :func:`variance_evidence` — the hub's evidence dict (feature → agree/differ/…) rewritten with
+  these patterns, with :data:`VARIANCE_WEIGHTS` for the new values and :data:`REVIEW_REASONS`
+  for the reviewer; what may link automatically is in :func:`may_autolink`.
 """
 
 from __future__ import annotations
@@ -25,14 +28,18 @@ from typing import Literal
 from schemas.normalize import fold_kanji, kana_key, name_key, split_name
 
 __all__ = [
+    "REVIEW_REASONS",
+    "VARIANCE_WEIGHTS",
     "BirthComparison",
     "NameParts",
     "PartsComparison",
     "birth_slip",
     "compare_parts",
+    "may_autolink",
     "name_parts",
     "reading_parts",
     "slip_counts",
+    "variance_evidence",
 ]
 
 BirthComparison = Literal["agree", "one_day", "swapped", "differ", "unknown"]
@@ -130,3 +137,67 @@ def slip_counts(
     if birth not in ("one_day", "swapped"):
         return False
     return name in ("exact", "folded") and kana == "agree" and "agree" in (address, phone)
+
+
+#: Points for the evidence values :func:`variance_evidence` introduces (same scale as the hub's
+#: WEIGHTS: birth agree 3 / differ -10, name exact 4 / folded 3 / differ -2, kana agree 4 / differ -8).
+VARIANCE_WEIGHTS: dict[str, dict[str, float]] = {
+    "birth": {"slip_one_day": -1.0, "slip_swapped": -1.0},
+    "name": {"surname_differs": 1.0, "private_use": 2.0},
+    "kana": {"given_agrees": 2.0},
+}
+
+#: Japanese reasons a reviewer sees for each introduced value (no personal data).
+REVIEW_REASONS: dict[tuple[str, str], str] = {
+    ("name", "surname_differs"): "氏が異なる（婚姻・離婚・旧氏の可能性）",
+    ("birth", "slip_one_day"): "生年月日が1日違い（入力誤りの可能性）",
+    ("birth", "slip_swapped"): "生年月日の月と日が入れ替わっている（入力誤りの可能性）",
+    ("name", "private_use"): "外字を含むため氏名の一部を照合できない",
+}
+
+
+def variance_evidence(
+    evidence: dict[str, str], a: NameParts, b: NameParts, a_birth: date | None, b_birth: date | None
+) -> dict[str, str]:
+    """The hub's evidence with changed surnames and birth slips named instead of counted as differences.
+
+    ``evidence`` is what the hub's ``compare`` returns (``birth``/``name``/``kana``/``sex``/``address``/
+    ``phone``). Rewrites, each only where the plain comparison said ``differ``:
+
+    * name and reading differ, but :func:`compare_parts` says ``surname_differs`` → ``name:
+      surname_differs`` and ``kana: given_agrees`` (no longer a veto; the reading of the given name
+      agrees, so it is not "differ");
+    * birth differs by one of the two slips and :func:`slip_counts` holds (on the *original*
+      name/reading/address/phone evidence) → ``birth: slip_one_day`` / ``slip_swapped``.
+
+    Everything else is returned unchanged, so twins, siblings and namesakes keep their vetoes.
+    """
+    ev = dict(evidence)
+    if ev.get("name") == "differ" and compare_parts(a, b) == "surname_differs":
+        ev["name"] = "surname_differs"
+        if ev.get("kana") == "differ" and a.given_kana is not None and a.given_kana == b.given_kana:
+            ev["kana"] = "given_agrees"
+    if ev.get("birth") == "differ":
+        slip = birth_slip(a_birth, b_birth)
+        name = evidence.get("name", "unknown")
+        kana = evidence.get("kana", "unknown")
+        if slip in ("one_day", "swapped") and slip_counts(
+            slip, name, kana, evidence.get("address", "unknown"), evidence.get("phone", "unknown")  # type: ignore[arg-type]
+        ):
+            ev["birth"] = f"slip_{slip}"
+    return ev
+
+
+def may_autolink(evidence: dict[str, str], *, resident_no_agrees: bool = False) -> bool:
+    """Whether evidence carrying a variance pattern may still link without a reviewer.
+
+    A changed surname links only through an agreeing resident number (with birth date agreeing and
+    the given name agreeing in writing and reading); a birth slip only when the address *and* the
+    phone agree as well, or the resident number agrees. Evidence without these patterns: True
+    (the hub's usual thresholds decide).
+    """
+    if evidence.get("name") == "surname_differs":
+        return resident_no_agrees and evidence.get("birth") == "agree" and evidence.get("kana") == "given_agrees"
+    if evidence.get("birth", "").startswith("slip_"):
+        return resident_no_agrees or (evidence.get("address") == "agree" and evidence.get("phone") == "agree")
+    return True

@@ -8,7 +8,18 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from schemas.name_evidence import NameParts, birth_slip, compare_parts, name_parts, reading_parts, slip_counts
+from schemas.name_evidence import (
+    REVIEW_REASONS,
+    VARIANCE_WEIGHTS,
+    NameParts,
+    birth_slip,
+    compare_parts,
+    may_autolink,
+    name_parts,
+    reading_parts,
+    slip_counts,
+    variance_evidence,
+)
 from schemas.normalize import fold_kanji, name_key
 
 FAMILIES = [("山田", "ヤマダ"), ("鈴木", "スズキ"), ("髙橋", "タカハシ"), ("渡邊", "ワタナベ"), ("斎藤", "サイトウ"),
@@ -117,3 +128,54 @@ def test_surname_differs_only_when_the_surname_really_differs(f1: tuple[str, str
         assert got == "differ"  # 斎藤/斉藤: same reading, different writing
     else:
         assert got == "surname_differs"
+
+
+def _ev(**kw: str) -> dict[str, str]:
+    base = {"birth": "agree", "name": "exact", "kana": "agree", "sex": "agree", "address": "unknown",
+            "phone": "unknown"}
+    return {**base, **kw}
+
+
+def test_variance_evidence_names_a_changed_surname_and_sends_it_to_review() -> None:
+    """山田花子 → 鈴木花子 (given name and reading agree): surname_differs; review unless the number agrees."""
+    a, b = parts(FAMILIES[0], GIVENS[0]), parts(FAMILIES[1], GIVENS[0])
+    ev = variance_evidence(_ev(name="differ", kana="differ", address="agree"), a, b, date(1980, 1, 2), date(1980, 1, 2))
+    assert ev["name"] == "surname_differs" and ev["kana"] == "given_agrees"
+    assert not may_autolink(ev)
+    assert may_autolink(ev, resident_no_agrees=True)
+    assert REVIEW_REASONS[("name", "surname_differs")].startswith("氏が異なる")
+    assert all(set(VARIANCE_WEIGHTS[k]) >= {v} for k, v in ev.items() if k in ("name", "kana"))
+
+
+def test_variance_evidence_keeps_twins_and_siblings_vetoed() -> None:
+    """A twin (same family, other given name and reading, same birth and address) keeps name and kana differ."""
+    a, b = parts(FAMILIES[0], GIVENS[1]), parts(FAMILIES[0], GIVENS[2])
+    ev = variance_evidence(_ev(name="differ", kana="differ", address="agree"), a, b, date(1990, 4, 1), date(1990, 4, 1))
+    assert ev["name"] == "differ" and ev["kana"] == "differ"
+
+
+def test_variance_evidence_names_a_slip_only_with_everything_else_agreeing() -> None:
+    """One day off with name, reading and address agreeing is slip_one_day; without address or phone it stays differ."""
+    a = b = parts(FAMILIES[3], GIVENS[5])
+    ev = variance_evidence(_ev(birth="differ", address="agree"), a, b, date(1950, 6, 1), date(1950, 6, 2))
+    assert ev["birth"] == "slip_one_day"
+    assert not may_autolink(ev)
+    assert may_autolink({**ev, "phone": "agree"})
+    ev = variance_evidence(_ev(birth="differ"), a, b, date(1950, 6, 1), date(1950, 6, 2))
+    assert ev["birth"] == "differ"
+    ev = variance_evidence(_ev(birth="differ", address="agree"), a, b, date(1950, 6, 1), date(1950, 1, 6))
+    assert ev["birth"] == "slip_swapped"
+
+
+@given(st.sampled_from(FAMILIES), st.sampled_from(GIVENS), st.sampled_from(GIVENS), births, births,
+       st.sampled_from(["agree", "differ", "unknown"]), st.sampled_from(["agree", "differ", "unknown"]))
+def test_variance_evidence_never_softens_a_different_given_name(
+    family: tuple[str, str], g1: tuple[str, str], g2: tuple[str, str], b1: date, b2: date, address: str, phone: str
+) -> None:
+    """Whatever else agrees, two different given names never get a slip or a changed-surname pattern."""
+    assume(fold_kanji(name_key(g1[0])) != fold_kanji(name_key(g2[0])))
+    a, b = parts(family, g1), parts(family, g2)
+    base = _ev(birth=birth_slip(b1, b2) if birth_slip(b1, b2) in ("agree", "unknown") else "differ",
+               name="differ", kana="agree" if g1[1] == g2[1] else "differ", address=address, phone=phone)
+    ev = variance_evidence(base, a, b, b1, b2)
+    assert ev == base
