@@ -16,6 +16,8 @@ How the table is derived (every rule is in :func:`derive`):
 * KANJIDIC2 lists for a character its ``variant`` characters, by JIS X 0208/0212/0213 code, by
   Unicode code point or by a dictionary index (Nelson, O'Neill, NJECD); each is resolved to a
   character through KANJIDIC2's own code tables, and the relation is taken in both directions.
+  A variant named by its code is exact; one named only by a dictionary index is looser (an index
+  entry can be a related character) and is used only when no code-named variant is 常用.
 * The form to fold to is a 常用漢字 (KANJIDIC2 grade 1–8). A character that is not 常用 and has
   exactly one 常用 variant folds to it; one whose variants are not 常用 but all fold to the same
   常用 character folds to that one too. A 常用漢字 never folds, so two 常用 characters that are
@@ -60,6 +62,8 @@ CURATED: tuple[tuple[str, str, str], ...] = (
     ("鄕", "郷", "U+9115: a Unicode-only form, outside KANJIDIC2"),
     ("彥", "彦", "U+5F65: a Unicode-only form, outside KANJIDIC2"),
     ("敎", "教", "U+654E: a Unicode-only form, outside KANJIDIC2"),
+    ("旣", "既", "U+65E3: the 常用漢字表's 旧字体 of 既, outside KANJIDIC2"),
+    ("薗", "園", "U+8597: 人名用 異体字 of 園 (KANJIDIC2 grade 10) without a variant entry"),
 )
 
 #: Folds KANJIDIC2 would make that are wrong for names: distinct characters it lists as variants.
@@ -76,8 +80,9 @@ def _norm(kind: str, value: str) -> tuple[str, str]:
     return kind, value
 
 
-def load(db: Path) -> tuple[dict[str, str | None], dict[str, set[str]]]:
-    """Characters with their grade, and each character's variants (both directions)."""
+def load(db: Path) -> tuple[dict[str, str | None], dict[str, set[str]], dict[str, set[str]]]:
+    """Characters with their grade, and each character's variants (both directions): those named by
+    a code (JIS X 0208/0212/0213, Unicode), and those named only by a dictionary index number."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     lit: dict[int, str] = {}
     grade: dict[str, str | None] = {}
@@ -92,6 +97,7 @@ def load(db: Path) -> tuple[dict[str, str | None], dict[str, set[str]]]:
         if kind in index_kind.values():
             by_code[(kind, value)].add(lit[cid])
     variants: dict[str, set[str]] = defaultdict(set)
+    by_index: dict[str, set[str]] = defaultdict(set)
     for cid, kind, value in con.execute("SELECT cid, var_type, value FROM variant"):
         key = (index_kind[kind], value) if kind in index_kind else _norm(kind, value)
         targets = by_code.get(key, set())
@@ -99,21 +105,29 @@ def load(db: Path) -> tuple[dict[str, str | None], dict[str, set[str]]]:
             continue
         (target,) = targets
         if target != lit[cid]:
-            variants[lit[cid]].add(target)
-            variants[target].add(lit[cid])
+            edges = by_index if kind in index_kind else variants
+            edges[lit[cid]].add(target)
+            edges[target].add(lit[cid])
     con.close()
-    return grade, variants
+    return grade, variants, by_index
 
 
-def derive(grade: dict[str, str | None], variants: dict[str, set[str]]) -> dict[str, tuple[str, str]]:
+def derive(grade: dict[str, str | None], by_code: dict[str, set[str]],
+           by_index: dict[str, set[str]] | None = None) -> dict[str, tuple[str, str]]:
     """variant → (form to fold to, kind), by the rules in the module docstring."""
     joyo = {c for c, g in grade.items() if g in _JOYO}
     names = {c for c, g in grade.items() if g == "9"}  # 人名用漢字 in their own right: never folded
+    by_index = by_index or {}
+    variants: dict[str, set[str]] = defaultdict(set)
+    for edges in (by_code, by_index):
+        for c, vs in edges.items():
+            variants[c] |= vs
     table: dict[str, str] = {}
     for c, vs in variants.items():
         if c in joyo or c in names or c in EXCLUDED:
             continue
-        targets = vs & joyo
+        # a variant named by its code is exact; one named by a dictionary index only breaks a tie-less gap
+        targets = by_code.get(c, set()) & joyo or vs & joyo
         if len(targets) == 1:
             table[c] = next(iter(targets))
     for c, vs in variants.items():  # through variants that fold to one 常用 form, else to one 人名用 form
