@@ -38,6 +38,7 @@ __all__ = [
     "may_autolink",
     "name_parts",
     "reading_parts",
+    "slip_birth_dates",
     "slip_counts",
     "variance_evidence",
 ]
@@ -61,6 +62,15 @@ def birth_slip(a: date | None, b: date | None) -> BirthComparison:
     if a.year == b.year and a.month == b.day and a.day == b.month:
         return "swapped"
     return "differ"
+
+
+def slip_birth_dates(b: date) -> list[date]:
+    """The dates a keying slip of ``b`` would give (one day either side, month and day swapped), for
+    finding candidates: blocking on (birth date, reading) never finds a slipped record otherwise."""
+    out = [b - timedelta(days=1), b + timedelta(days=1)]
+    if b.day <= 12 and b.day != b.month:
+        out.append(b.replace(month=b.day, day=b.month))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,12 +202,15 @@ def may_autolink(evidence: dict[str, str], *, resident_no_agrees: bool = False) 
     """Whether evidence carrying a variance pattern may still link without a reviewer.
 
     A changed surname links only through an agreeing resident number (with birth date agreeing and
-    the given name agreeing in writing and reading); a birth slip only when the address *and* the
-    phone agree as well, or the resident number agrees. Evidence without these patterns: True
-    (the hub's usual thresholds decide).
+    the given name agreeing in writing and reading). A birth slip (which :func:`variance_evidence`
+    only names when the whole name and the reading agree) links when the sex does not differ and the
+    address or the phone agrees, or the resident number agrees: two people of one name and reading
+    born a day apart at one address do not occur (siblings in one 戸籍 never share a given name).
+    Evidence without these patterns: True (the hub's usual thresholds decide).
     """
     if evidence.get("name") == "surname_differs":
         return resident_no_agrees and evidence.get("birth") == "agree" and evidence.get("kana") == "given_agrees"
     if evidence.get("birth", "").startswith("slip_"):
-        return resident_no_agrees or (evidence.get("address") == "agree" and evidence.get("phone") == "agree")
+        where = evidence.get("address") == "agree" or evidence.get("phone") == "agree"
+        return resident_no_agrees or (where and evidence.get("sex") != "differ")
     return True

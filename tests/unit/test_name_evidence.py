@@ -17,6 +17,7 @@ from schemas.name_evidence import (
     may_autolink,
     name_parts,
     reading_parts,
+    slip_birth_dates,
     slip_counts,
     variance_evidence,
 )
@@ -159,8 +160,10 @@ def test_variance_evidence_names_a_slip_only_with_everything_else_agreeing() -> 
     a = b = parts(FAMILIES[3], GIVENS[5])
     ev = variance_evidence(_ev(birth="differ", address="agree"), a, b, date(1950, 6, 1), date(1950, 6, 2))
     assert ev["birth"] == "slip_one_day"
-    assert not may_autolink(ev)
-    assert may_autolink({**ev, "phone": "agree"})
+    assert may_autolink(ev)
+    assert not may_autolink({**ev, "sex": "differ"})
+    assert not may_autolink({**ev, "address": "differ"})
+    assert may_autolink({**ev, "address": "differ", "phone": "agree"})
     ev = variance_evidence(_ev(birth="differ"), a, b, date(1950, 6, 1), date(1950, 6, 2))
     assert ev["birth"] == "differ"
     ev = variance_evidence(_ev(birth="differ", address="agree"), a, b, date(1950, 6, 1), date(1950, 1, 6))
@@ -179,3 +182,13 @@ def test_variance_evidence_never_softens_a_different_given_name(
                name="differ", kana="agree" if g1[1] == g2[1] else "differ", address=address, phone=phone)
     ev = variance_evidence(base, a, b, b1, b2)
     assert ev == base
+
+
+@given(births)
+def test_slip_birth_dates_are_exactly_the_slips(born: date) -> None:
+    """Every date slip_birth_dates gives is a one_day or swapped slip of the date, and it gives all of them."""
+    dates = slip_birth_dates(born)
+    assert all(birth_slip(born, d) in ("one_day", "swapped") for d in dates)
+    assert born + timedelta(days=1) in dates and born - timedelta(days=1) in dates
+    if born.day <= 12 and born.day != born.month:
+        assert born.replace(month=born.day, day=born.month) in dates
