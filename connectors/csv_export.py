@@ -52,6 +52,7 @@ from connectors.mapping import CsvMapping, default_mapping
 from connectors.safety import display_name, text_problem
 from schemas.codes import Field, Sex, UnknownCode, lookup
 from schemas.deadletter import DeadLetter
+from schemas.digits import to_ascii_digits
 from schemas.envelope import CloudEvent, content_hash, stable_event_id
 from schemas.normalize import sex_from_label
 from schemas.wareki import JST, parse_date, parse_jst_datetime
@@ -259,7 +260,7 @@ class RowError(ValueError):
         self.reason = reason
 
 
-RESIDENT_NO = re.compile(r"^\d{10}$")
+RESIDENT_NO = re.compile(r"^[0-9]{10}$")
 
 
 class Row:
@@ -310,7 +311,7 @@ class Row:
         return sex_cell(self.mapping.label(column, v), column) if v else Sex.UNKNOWN
 
     def resident_no(self, column: str) -> str | None:
-        v = unicodedata.normalize("NFKC", self.text(column)).strip()
+        v = to_ascii_digits(unicodedata.normalize("NFKC", self.text(column))).strip()
         if not v:
             return None
         if not RESIDENT_NO.fullmatch(v) or not v.isascii():

@@ -58,6 +58,7 @@ from schemas.codes import (
     lookup_many,
 )
 from schemas.deadletter import DeadLetter
+from schemas.digits import to_ascii_digits
 from schemas.envelope import CloudEvent, content_hash, stable_event_id
 from schemas.events import CASE_TYPES, CaseV1, PersonObservedV1, PersonRecord, ReferralRequestedV1, Sensitive
 from schemas.normalize import split_name
@@ -85,7 +86,7 @@ _TABLE_RANK = {T_RIYOUSHA: 0, T_SOUDAN: 1}
 SEX_CODES: dict[int, Sex] = {1: Sex.MALE, 2: Sex.FEMALE, 9: Sex.UNKNOWN}
 SOUDAN_KUBUN = frozenset({"基本相談", "計画相談", "地域移行", "地域定着"})
 
-_RESIDENT_NO = re.compile(r"^\d{10}$")
+_RESIDENT_NO = re.compile(r"^[0-9]{10}$")
 
 
 def record_key(riyousha_id: int) -> str:
@@ -243,8 +244,8 @@ def client_from_row(row: Mapping[str, Any]) -> Client:
             problems.append("unknown code in shogai_shubetsu")
     resident_no = _text(row.get("atena_no"))
     if resident_no is not None:
-        resident_no = unicodedata.normalize("NFKC", resident_no)
-        if not _RESIDENT_NO.match(resident_no):
+        resident_no = to_ascii_digits(unicodedata.normalize("NFKC", resident_no))
+        if not _RESIDENT_NO.fullmatch(resident_no):
             problems.append("invalid atena_no")
     rid = _int_id(row.get("riyousha_id"))
     if rid is None:

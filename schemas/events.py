@@ -8,9 +8,9 @@ committed under ``schemas/jsonschema/`` and fails on an incompatible change.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 from pydantic import Field as PydField
 
 from schemas.codes import (
@@ -25,6 +25,24 @@ from schemas.codes import (
     Sex,
     Topic,
 )
+from schemas.digits import ascii_digits
+
+
+def _number_in_ascii(value: object) -> object:
+    """宛名番号 / 世帯番号 in any digits (full-width, other scripts) as ASCII digits; refused otherwise."""
+    if value is None:
+        return None
+    digits = ascii_digits(value)
+    if digits is None:
+        raise ValueError("not a number written in digits")  # never the value: it identifies a person
+    return digits
+
+
+NUMBER_10: str = r"^[0-9]{10}$"
+r"""A 10-digit number in ASCII digits only (``\d`` would also accept every other script's digits)."""
+
+ResidentNumber = Annotated[str | None, BeforeValidator(_number_in_ascii)]
+"""宛名番号 or 世帯番号: normalized to ASCII digits on the way in, then checked against :data:`NUMBER_10`."""
 
 
 class _Frozen(BaseModel):
@@ -43,8 +61,8 @@ class PersonRecord(_Frozen):
     sex: Sex = Sex.UNKNOWN
     address: str | None = None
     phone: str | None = None
-    resident_no: str | None = PydField(default=None, pattern=r"^\d{10}$")
-    household_no: str | None = PydField(default=None, pattern=r"^\d{10}$")
+    resident_no: ResidentNumber = PydField(default=None, pattern=NUMBER_10)
+    household_no: ResidentNumber = PydField(default=None, pattern=NUMBER_10)
     relation: Relation | None = None
 
 
@@ -131,7 +149,7 @@ class ConsentV1(_Frozen):
     version: datetime = PydField(description="when this version was recorded (FHIR date)")
     status: Literal["active", "inactive", "draft", "rejected", "entered-in-error"]
     decision: Literal["permit", "deny"] = "permit"
-    subject_resident_no: str | None = PydField(default=None, pattern=r"^\d{10}$")
+    subject_resident_no: ResidentNumber = PydField(default=None, pattern=NUMBER_10)
     subject_record: str | None = None
     grantor: str = PydField(description="'self' or the guardian relation (e.g. 母), never a name")
     fields: list[Field]

@@ -44,6 +44,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from schemas.codes import RELATION_LABELS, Field
+from schemas.digits import ascii_digits
 from schemas.events import ConsentV1
 from schemas.wareki import JST, jst_midnight
 
@@ -57,8 +58,8 @@ VERSION_EXTENSION = "urn:jp:tsunagu:fhir:consent-version"
 SUBJECT_RECORD_EXTENSION = "urn:jp:tsunagu:fhir:subject-record"
 DEFAULT_MUNICIPALITY = "999999"
 
-_RESIDENT_NO_SYSTEM = re.compile(r"^urn:jp:lg:(\d{6}):resident-no$")
-_RESIDENT_NO = re.compile(r"^\d{10}$")
+_RESIDENT_NO_SYSTEM = re.compile(r"^urn:jp:lg:([0-9]{6}):resident-no$")
+_RESIDENT_NO = re.compile(r"^[0-9]{10}$")
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _GUARDIAN = re.compile(r"^保護者\s*\((.+)\)$")
 _STATUS_IN: dict[str, Literal["active", "inactive", "draft", "rejected", "entered-in-error"]] = {
@@ -234,9 +235,9 @@ def parse_consent(resource: dict[str, Any], *, municipality_code: str | None = N
     if system_match:
         if municipality_code is not None and system_match.group(1) != municipality_code:
             raise InvalidConsentDocument("subject.identifier.system: another municipality")
-        if not _RESIDENT_NO.match(ident.value):
+        resident_no = ascii_digits(ident.value)
+        if resident_no is None or not _RESIDENT_NO.fullmatch(resident_no):
             raise InvalidConsentDocument("subject.identifier.value: not a 10-digit resident number")
-        resident_no = ident.value
     elif ident.system == RECORD_KEY_SYSTEM:
         if subject_record is not None and subject_record != ident.value:
             raise InvalidConsentDocument("subject.identifier: disagrees with the subject-record extension")

@@ -21,10 +21,24 @@ Library choice:
 * **mojimoji** is not needed: it only converts widths (fast, in C), which jaconv already does
   for the few hundred characters of a record, and a second library would be a second set of
   tables to keep consistent.
-* ``unicodedata.normalize("NFKC")`` (and even NFC) is *not* applied to names or addresses: it
-  maps CJK compatibility ideographs to other code points and so silently rewrites kanji in
-  legal names. Widths are changed only for ASCII, digits, spaces and kana; kanji variants
-  are folded only by :func:`fold_kanji`, explicitly, for candidate lookup.
+* ``unicodedata.normalize("NFKC")`` is *not* applied to names or addresses: it rewrites far more
+  than widths (``㈱`` → ``(株)``, ``ｶﾞ`` spacing marks, ``⼭`` radicals → kanji). Widths are changed
+  only for ASCII, digits, spaces and kana.
+* Name *keys* (never the stored name) are in NFC and without variation selectors: a CJK
+  compatibility ideograph (U+F900–FAFF, U+2F800–2FA1F: 都 U+FA26, 福 U+FA1B, 神 U+FA19 …) is
+  canonically the same character as its unified ideograph, and an ideographic variation
+  sequence (渡邉 + U+E0110, 葛 + U+E0100) names a glyph of the same character. Registry systems
+  that keep 外字 hold exactly these; the agencies type the plain character.
+* Old and variant forms (旧字体/異体字: 郞→郎, 曾→曽, 濵→浜, 齋→斎) are folded by :func:`fold_kanji`
+  with :data:`KANJI_VARIANTS`, read from ``schemas/data/kanji_variants.tsv``. That table is
+  derived at build time from **KANJIDIC2** (© EDRDG, Creative Commons Attribution-ShareAlike
+  licence, as shipped in the PyPI package ``jamdict-data``) by
+  ``deploy/tools/build_kanji_variants.py``; nothing is fetched at run time. A 常用漢字 never
+  folds, so distinct legal names (斎藤/斉藤) keep distinct folded keys; :func:`name_agreement`
+  tells an exact match from a folded one for scoring.
+* Private-use characters (U+E000–F8FF, planes 15–16: a registry's own 外字 codes) never equal
+  any other character: they are kept as they are in every key unless a municipality-supplied
+  mapping (:func:`parse_private_use_map`) says which standard character each one is.
 """
 
 from __future__ import annotations
@@ -32,19 +46,28 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from importlib import resources
 from types import MappingProxyType
 from typing import Final, Literal
 
 import jaconv
 
+from schemas.digits import to_ascii_digits
+
 __all__ = [
     "KANJI_VARIANTS",
+    "NameAgreement",
     "SexValue",
     "address_key",
+    "canonical_name",
     "fold_kanji",
+    "has_private_use",
+    "is_private_use",
     "kana_key",
+    "name_agreement",
     "name_key",
     "nfkc_digits",
+    "parse_private_use_map",
     "phone_key",
     "sex_from_label",
     "split_name",
@@ -76,9 +99,10 @@ def nfkc_digits(text: str) -> str:
     ``０７３－５１８１`` → ``073-5181``; ``Ｓ１９`` → ``S19``; the ideographic space becomes a
     space. Dash variants (‐ ‑ ‒ – − －) become ``-``; the long-vowel mark ``ー`` (and ``ｰ``, ``―``,
     ``─``) becomes ``-`` only between two digits, so kana such as ``ユーコ`` keep it. Despite the
-    name, NFKC itself is not applied: kana and kanji are left exactly as they are.
+    name, NFKC itself is not applied: kana and kanji are left exactly as they are. Decimal digits of
+    any script (Arabic-Indic ``١``, Devanagari ``१`` …) become ASCII digits too.
     """
-    return _DIGIT_DASH_RE.sub("-", text.translate(_WIDTH))
+    return _DIGIT_DASH_RE.sub("-", to_ascii_digits(text.translate(_WIDTH)))
 
 
 # --- kana ------------------------------------------------------------------------------------
@@ -154,122 +178,139 @@ def split_name(text: str) -> tuple[str, str | None]:
     return parts[0], parts[1]
 
 
-def name_key(text: str) -> str:
+# Variation selectors: VS1–VS16 (U+FE00–FE0F, standardized variants) and VS17–VS256
+# (U+E0100–E01EF, ideographic variation sequences such as 渡邉 + U+E0110).
+_VARIATION_SELECTORS: Final[dict[int, None]] = {
+    **dict.fromkeys(range(0xFE00, 0xFE10)),
+    **dict.fromkeys(range(0xE0100, 0xE01F0)),
+}
+
+
+def is_private_use(ch: str) -> bool:
+    """True for a private-use code point (U+E000–F8FF, U+F0000–FFFFD, U+100000–10FFFD): a 外字 code."""
+    return unicodedata.category(ch) == "Co"
+
+
+def has_private_use(text: str) -> bool:
+    """True when the text holds a private-use character (a 外字 code no standard says the meaning of)."""
+    return any(is_private_use(ch) for ch in text)
+
+
+def parse_private_use_map(text: str) -> dict[str, str]:
+    """Read a municipality's 外字 table: one ``code<TAB>character`` per line, ``#`` starts a comment.
+
+    ``code`` is the private-use character itself or ``U+E001``; ``character`` is the standard
+    character(s) it stands for (``髙``, or ``渡邉`` with its variation selector, which keys drop).
+    Raises ``ValueError`` naming the line number for a malformed line, a code that is not private
+    use, a target that is empty or itself private use, or a code given twice.
+    """
+    out: dict[str, str] = {}
+    for n, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2:
+            raise ValueError(f"外字 table line {n}: expected code<TAB>character")
+        code, target = parts[0].strip(), parts[1].strip()
+        if re.fullmatch(r"[Uu]\+[0-9A-Fa-f]{4,6}", code):
+            code = chr(int(code[2:], 16))
+        if len(code) != 1 or not is_private_use(code):
+            raise ValueError(f"外字 table line {n}: the code is not a private-use character")
+        if not target or has_private_use(target):
+            raise ValueError(f"外字 table line {n}: the character must be standard (not private use)")
+        if code in out:
+            raise ValueError(f"外字 table line {n}: code given twice")
+        out[code] = target
+    return out
+
+
+def canonical_name(text: str, private_use: Mapping[str, str] | None = None) -> str:
+    """The name as one code-point sequence per character: 外字 mapped, NFC, variation selectors dropped.
+
+    * ``private_use`` (from :func:`parse_private_use_map`) replaces a registry's 外字 codes by the
+      standard characters they stand for; a private-use character it does not name stays as it is,
+      so it never equals any other character and never disappears from the name;
+    * NFC turns CJK compatibility ideographs into their unified ideographs (都 U+FA26 → 都 U+90FD;
+      the twelve unified ideographs of that block, such as 﨑 U+FA11, stay) and composes kana with
+      combining (han)dakuten;
+    * variation selectors are dropped (渡邉 + U+E0110 → 渡邉).
+
+    For keys only: the stored name keeps every code point as received.
+    """
+    if private_use:
+        text = "".join(private_use.get(ch, ch) for ch in text)
+    return unicodedata.normalize("NFC", text).translate(_VARIATION_SELECTORS)
+
+
+def name_key(text: str, private_use: Mapping[str, str] | None = None) -> str:
     """The exact name with no spaces, for comparing names written with or without a separator.
 
-    Only widths change: full-width ASCII to ASCII and half-width katakana to full-width. Kanji
-    are kept exactly (no NFKC, no variant folding, so ``髙橋`` and ``高橋`` keep different keys;
-    see :func:`fold_kanji`), and hiragana stay hiragana (``はる`` and ``ハル`` are different
-    legal names).
+    :func:`canonical_name` first (compatibility ideographs to unified ones, variation selectors
+    dropped, 外字 mapped when a table is given), then widths: full-width ASCII to ASCII and
+    half-width katakana to full-width. Variant kanji are kept exactly (``髙橋`` and ``高橋`` keep
+    different keys; see :func:`fold_kanji`), and hiragana stay hiragana (``はる`` and ``ハル`` are
+    different legal names).
     """
-    return _SPACE_RE.sub("", _widen_kana(nfkc_digits(text)))
+    return _SPACE_RE.sub("", _widen_kana(nfkc_digits(canonical_name(text, private_use))))
 
 
-# 旧字体 / 異体字 → the common form. Only true variant pairs of one character; characters that
-# are merely similar (龍/竜, 斎/斉, 籠/篭, 邊 and 部, 島 and 嶌 vs 鳥) are not folded into each other.
-_KANJI_VARIANT_PAIRS: Final = (
-    ("髙", "高"),
-    ("﨑", "崎"),
-    ("嵜", "崎"),
-    ("碕", "崎"),
-    ("邊", "辺"),
-    ("邉", "辺"),
-    ("澤", "沢"),
-    ("濱", "浜"),
-    ("濵", "浜"),
-    ("廣", "広"),
-    ("國", "国"),
-    ("圀", "国"),
-    ("嶋", "島"),
-    ("嶌", "島"),
-    ("櫻", "桜"),
-    ("齋", "斎"),
-    ("齊", "斉"),
-    ("德", "徳"),
-    ("惠", "恵"),
-    ("壽", "寿"),
-    ("榮", "栄"),
-    ("藏", "蔵"),
-    ("實", "実"),
-    ("淺", "浅"),
-    ("眞", "真"),
-    ("瀧", "滝"),
-    ("豐", "豊"),
-    ("戶", "戸"),
-    ("冨", "富"),
-    ("舘", "館"),
-    ("槇", "槙"),
-    ("峯", "峰"),
-    ("條", "条"),
-    ("邨", "村"),
-    ("冩", "写"),
-    ("繪", "絵"),
-    ("彌", "弥"),
-    ("與", "与"),
-    ("莊", "荘"),
-    ("團", "団"),
-    ("會", "会"),
-    ("驛", "駅"),
-    ("聰", "聡"),
-    ("曻", "昇"),
-    ("靜", "静"),
-    ("淸", "清"),
-    ("增", "増"),
-    ("黑", "黒"),
-    ("萬", "万"),
-    ("龜", "亀"),
-    ("鐵", "鉄"),
-    ("傳", "伝"),
-    ("澁", "渋"),
-    ("圓", "円"),
-    ("來", "来"),
-    ("晉", "晋"),
-    ("縣", "県"),
-    ("兒", "児"),
-    ("學", "学"),
-    ("靑", "青"),
-    ("栁", "柳"),
-    ("𠮷", "吉"),
-    ("槗", "橋"),
-    ("鄕", "郷"),
-    ("嶽", "岳"),
-    ("巖", "巌"),
-    ("將", "将"),
-    ("稻", "稲"),
-    ("穗", "穂"),
-    ("禮", "礼"),
-    ("藝", "芸"),
-    ("豫", "予"),
-    ("壯", "壮"),
-    ("曉", "暁"),
-    ("爲", "為"),
-    ("濟", "済"),
-    ("瀨", "瀬"),
-    ("賴", "頼"),
-    ("亞", "亜"),
-    ("關", "関"),
-    ("綠", "緑"),
-    ("彥", "彦"),
-    ("寶", "宝"),
-    ("敎", "教"),
-    ("渕", "淵"),
-)
+def _load_variants() -> dict[str, str]:
+    """The committed variant table (schemas/data/kanji_variants.tsv): variant → folded form."""
+    text = resources.files("schemas").joinpath("data/kanji_variants.tsv").read_text(encoding="utf-8")
+    table: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            variant, folded = line.split("\t")[:2]
+            table[variant] = folded
+    return table
 
-KANJI_VARIANTS: Final[Mapping[str, str]] = MappingProxyType(dict(_KANJI_VARIANT_PAIRS))
-"""旧字体/異体字 → common form, e.g. 髙→高, 﨑→崎, 邊→辺, 邉→辺, 齋→斎, 齊→斉. Read-only."""
+
+KANJI_VARIANTS: Final[Mapping[str, str]] = MappingProxyType(_load_variants())
+"""旧字体/異体字 → the form to fold to (髙→高, 﨑→崎, 邊→辺, 齋→斎, 齊→斉, 郞→郎 …), about 1,100 rows
+derived from KANJIDIC2 (EDRDG, CC BY-SA) at build time. Read-only; no 常用漢字 is a key."""
 
 _KANJI_TABLE: Final[dict[int, str]] = {ord(k): v for k, v in KANJI_VARIANTS.items()}
 
 
-def fold_kanji(text: str) -> str:
-    """Replace 旧字体/異体字 with their common form (髙橋 → 高橋, 渡邊 → 渡辺, 齊木 → 斉木).
+def fold_kanji(text: str, private_use: Mapping[str, str] | None = None) -> str:
+    """Replace 旧字体/異体字 with their common form (髙橋 → 高橋, 渡邊 → 渡辺, 齊木 → 斉木, 渡邉󠄐 → 渡辺).
 
-    For *candidate lookup only*: a folded match is never proof of identity. 斎藤 and 斉藤 are
-    distinct legal names (齋 folds to 斎 and 齊 to 斉, but 斎 and 斉 are never folded together),
-    and a person registered as 髙橋 is not thereby the same person as one registered as 高橋.
-    Matching must still confirm with other evidence (birth date, reading, address).
+    Applies :func:`canonical_name` first, so compatibility ideographs and variation sequences fold
+    too; idempotent. For *candidate lookup only*: a folded match is never proof of identity. 斎藤
+    and 斉藤 are distinct legal names (齋 folds to 斎 and 齊 to 斉, but no 常用漢字 is ever folded,
+    so 斎 and 斉 never meet), and a person registered as 髙橋 is not thereby the same person as one
+    registered as 高橋. Matching must still confirm with other evidence (birth date, reading,
+    address); :func:`name_agreement` keeps exact and folded matches apart for scoring.
     """
-    return text.translate(_KANJI_TABLE)
+    return canonical_name(text, private_use).translate(_KANJI_TABLE)
+
+
+NameAgreement = Literal["exact", "folded", "private_use", "differ"]
+"""How two name keys compare: the same characters, the same after folding variants, the same except
+at unmapped 外字 positions (no evidence either way from those), or different."""
+
+
+def name_agreement(a: str, b: str) -> NameAgreement:
+    """Compare two :func:`name_key` values for scoring (the keys themselves are only for finding).
+
+    ``exact``: equal keys (so 都 U+FA26 and 都, 渡邉 + U+E0110 and 渡邉). ``folded``: equal after
+    :func:`fold_kanji` (齋藤/斎藤, 髙橋/高橋) — weaker than exact. ``private_use``: the same length
+    and equal after folding at every position where neither side has an unmapped private-use
+    character (``\ue001橋`` and ``高橋``): the 外字 neither confirms nor breaks the match, but a
+    private-use character never counts as equal to anything, so this is not ``exact``.
+    ``differ`` otherwise (斎藤/斉藤 are different names).
+    """
+    if a == b and not has_private_use(a):
+        return "exact"
+    fa, fb = fold_kanji(a), fold_kanji(b)
+    if fa == fb and not has_private_use(fa):
+        return "folded"
+    if len(fa) == len(fb) and (has_private_use(fa) or has_private_use(fb)):
+        known = [(x, y) for x, y in zip(fa, fb, strict=True) if not (is_private_use(x) or is_private_use(y))]
+        if known and all(x == y for x, y in known):
+            return "private_use"
+    return "differ"
 
 
 # --- addresses -------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Dates and times as the agency feeds spell them: 和暦 (Japanese era) and 西暦, in Japan time.
 
-Pure functions, no I/O. Every feed writes dates differently (``S19.05.03``, ``昭和19年5月3日``,
-``H2.1.5``, ``令和元年5月1日``, ``1944/05/03``, ``19440503``, ``1944-05-03``, full-width digits
-anywhere); :func:`parse_date` turns any of them into one :class:`datetime.date`, and
+Pure functions, no I/O. Every feed writes dates differently (``S19.05.03``, ``S.64.1.7``,
+``昭和19年5月3日``, ``昭和十九年五月三日生``, ``H2.1.5``, ``令和元年5月1日``, ``1944/05/03``, ``19440503``,
+``1944-05-03``, full-width or other Unicode digits anywhere); :func:`parse_date` turns any of them
+into one :class:`datetime.date`, and
 :func:`parse_jst_datetime` turns the feeds' timestamps into aware datetimes in Japan time.
 
 Errors are :class:`InvalidDate` with a fixed reason and never the input: a date that fails to
@@ -20,6 +21,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Final
+
+from schemas.digits import to_ascii_digits
 
 __all__ = [
     "ERAS",
@@ -100,7 +103,7 @@ for _dash in "\u2010\u2011\u2012\u2013\u2212\u2043\ufe63":
 _DIGIT_DASH_RE: Final = re.compile(r"(?<=[0-9])[\u30fc\uff70\u2014\u2015\u2500\u2501](?=[0-9])")
 
 _ERA_RE: Final = re.compile(
-    rf"(?P<era>{_ERA_TOKEN})\s*(?P<y>[0-9]{{1,2}}|元)\s*"
+    rf"(?P<era>{_ERA_TOKEN})\s*\.?\s*(?P<y>[0-9]{{1,2}}|元)\s*"
     r"(?:(?P<sep>[./\-])\s*(?P<m>[0-9]{1,2})\s*(?P=sep)\s*(?P<d>[0-9]{1,2})"
     r"|年\s*(?P<m2>[0-9]{1,2})\s*月\s*(?P<d2>[0-9]{1,2})\s*日?)"
 )
@@ -119,9 +122,35 @@ _DATETIME_RE: Final = re.compile(
 )
 
 
+# Kanji numerals as the feeds write them in dates: 十-style (十, 十二, 二十, 三十一) or digit by digit
+# (二〇, 一九四四). Any other run of numeral kanji (十十, 三十三十) is left alone, so it stays unrecognised.
+_KANJI_DIGIT: Final[dict[str, int]] = {ch: n for n, ch in enumerate("〇一二三四五六七八九")}
+_KANJI_RUN_RE: Final = re.compile(r"[〇一二三四五六七八九十]+")
+_KANJI_TENS_RE: Final = re.compile(r"(?P<tens>[二三四五六七八九])?十(?P<ones>[一二三四五六七八九])?")
+_KANJI_DIGITS_RE: Final = re.compile(r"[〇一二三四五六七八九]+")
+# What may follow a birth date: 生 / 生まれ, and an age in parentheses, (歳), （80歳）, (満80歳).
+_TRAILER_RE: Final = re.compile(r"\s*(?:生まれ|生)?\s*(?:[(（]\s*(?:満\s*)?[0-9]{0,3}\s*歳\s*[)）])?$")
+
+
+def _kanji_numeral(m: re.Match[str]) -> str:
+    run = m.group()
+    tens = _KANJI_TENS_RE.fullmatch(run)
+    if tens is not None:
+        return str(_KANJI_DIGIT[tens["tens"] or "一"] * 10 + _KANJI_DIGIT[tens["ones"] or "〇"])
+    if _KANJI_DIGITS_RE.fullmatch(run):
+        return "".join(str(_KANJI_DIGIT[ch]) for ch in run)
+    return run
+
+
 def _clean(text: str) -> str:
-    """Narrow full-width ASCII, unify dashes and strip; kanji and kana stay as they are."""
-    return _DIGIT_DASH_RE.sub("-", text.translate(_WIDTH)).strip()
+    """Narrow full-width ASCII, every Unicode digit and kanji numerals to ASCII, unify dashes, strip."""
+    s = _KANJI_RUN_RE.sub(_kanji_numeral, to_ascii_digits(text.translate(_WIDTH)))
+    return _DIGIT_DASH_RE.sub("-", s).strip()
+
+
+def _without_trailer(text: str) -> str:
+    """The date without a trailing 生 / 生まれ, an age in parentheses, or both (in that order), once."""
+    return _TRAILER_RE.sub("", text, count=1)
 
 
 def _real_date(year: int, month: int, day: int) -> date:
@@ -143,11 +172,14 @@ def _era_date(era: Era, era_year: int, month: int, day: int) -> date:
 def parse_date(text: str) -> date:
     """Read a date in any spelling the feeds use.
 
-    和暦: ``S19.05.03``, ``S19.5.3``, ``s19.5.3``, ``H2/1/5``, ``R6-04-01``, ``S190503``,
-    ``昭和19年5月3日``, ``令和元年5月1日``, ``昭19.5.3``, ``㍼19年5月3日`` (eras 明治 to 令和).
+    和暦: ``S19.05.03``, ``S19.5.3``, ``s19.5.3``, ``S.64.1.7``, ``H2/1/5``, ``R6-04-01``,
+    ``S190503``, ``昭和19年5月3日``, ``令和元年5月1日``, ``昭19.5.3``, ``㍼19年5月3日`` (eras 明治 to
+    令和), also in kanji numerals (``令和元年五月一日``, ``平成三十一年四月三十日``, ``平成二〇年一月八日``).
     西暦: ``1944/05/03``, ``1944/5/3``, ``1944-05-03``, ``1944.05.03``, ``19440503``,
-    ``1944年5月3日``. Full-width digits, letters and punctuation are accepted anywhere, and
-    surrounding whitespace is ignored.
+    ``1944年5月3日``. Full-width and other Unicode digits, letters and punctuation are accepted
+    anywhere, surrounding whitespace is ignored, and a trailing ``生`` / ``生まれ`` or an age in
+    parentheses (``(歳)``, ``（80歳）``) is allowed (the age is not checked: it depends on the day it
+    was written).
 
     Raises :class:`InvalidDate` with reason ``"empty date"``, ``"unrecognised date format"``,
     ``"impossible date"`` (no such calendar day, e.g. February 30) or ``"date outside era"``
@@ -158,6 +190,7 @@ def parse_date(text: str) -> date:
     s = _clean(text)
     if not s:
         raise InvalidDate(EMPTY)
+    s = _without_trailer(s)
 
     m = _ERA_RE.fullmatch(s) or _ERA_COMPACT_RE.fullmatch(s)
     if m is not None:

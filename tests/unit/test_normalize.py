@@ -17,6 +17,7 @@ from schemas.normalize import (
     address_key,
     fold_kanji,
     kana_key,
+    name_agreement,
     name_key,
     nfkc_digits,
     phone_key,
@@ -205,10 +206,27 @@ def test_name_key_keeps_kanji_variants_and_scripts_distinct(a: str, b: str) -> N
     assert name_key(a) != name_key(b)
 
 
-@pytest.mark.parametrize("char", ["\uf9dc", "\ufa10", "\uf91d", "\ufa11", "\U0002f800"])
-def test_name_key_does_not_apply_unicode_normalisation_to_kanji(char: str) -> None:
-    """CJK compatibility ideographs, which NFC/NFKC would rewrite, pass through name_key unchanged."""
-    assert name_key(f"{char}田 太郎") == f"{char}田太郎"
+@pytest.mark.parametrize(
+    ("char", "unified"),
+    [("\uf9dc", "隆"), ("\ufa10", "塚"), ("\uf91d", "欄"), ("\ufa26", "都"), ("\U0002f800", "丽")],
+)
+def test_name_key_maps_compatibility_ideographs_to_their_unified_ideograph(char: str, unified: str) -> None:
+    """A CJK compatibility ideograph keys as the unified ideograph it is canonically equal to (NFC)."""
+    assert name_key(f"{char}田 太郎") == f"{unified}田太郎"
+    assert name_key(f"{char}田 太郎") == name_key(f"{unified}田 太郎")
+
+
+def test_name_key_keeps_the_unified_ideographs_of_the_compatibility_block() -> None:
+    """﨑 U+FA11 is a unified ideograph without decomposition: the exact key keeps it (folding maps it to 崎)."""
+    assert name_key("山\ufa11 健一") == "山\ufa11健一"
+    assert fold_kanji(name_key("山\ufa11 健一")) == "山崎健一"
+
+
+@pytest.mark.parametrize("selector", ["\ufe00", "\ufe0f", "\U000e0100", "\U000e0110", "\U000e01ef"])
+def test_name_key_drops_variation_selectors(selector: str) -> None:
+    """An ideographic variation sequence keys as its base character (渡邉+VS = 渡邉), and folds with it."""
+    assert name_key(f"渡邉{selector}　一郎") == "渡邉一郎"
+    assert fold_kanji(name_key(f"渡邉{selector} 一郎")) == fold_kanji(name_key("渡辺 一郎")) == "渡辺一郎"
 
 
 @given(st.text())
@@ -246,14 +264,27 @@ def test_kanji_variants_table_is_large_and_well_formed() -> None:
 
 
 def test_kanji_variants_keep_distinct_characters_apart() -> None:
-    """斎 and 斉 (distinct legal names), 龍 and 竜, and 部 and 辺 are never folded together."""
+    """斎 and 斉 (distinct legal names), 部 and 辺, and 人名用漢字 in their own right (堺/界, 李/梅, 耀/輝,
+    which KANJIDIC2 lists as variants) are never folded together; 常用漢字 are never folded at all."""
     assert fold_kanji("斎藤") != fold_kanji("斉藤")
     assert fold_kanji("齋藤") == "斎藤"
     assert fold_kanji("齊藤") == "斉藤"
-    assert fold_kanji("龍") == "龍"
     assert fold_kanji("渡部") != fold_kanji("渡邊")
-    for ch in "斎斉龍竜部":
+    for a, b in [("堺", "界"), ("李", "梅"), ("耀", "輝"), ("云", "言")]:
+        assert fold_kanji(a) != fold_kanji(b)
+    for ch in "斎斉竜部堺李耀云":
         assert ch not in KANJI_VARIANTS
+    assert not set(KANJI_VARIANTS) & set(KANJI_VARIANTS.values())  # one step: folding is idempotent
+
+
+def test_legal_variant_pairs_fold_but_stay_distinguishable_for_scoring() -> None:
+    """龍 is the 人名用 異体字 of 竜 (別表第二(二)): they fold together for finding, but name_agreement says
+    "folded", never "exact"; 斎藤/斉藤 say "differ"."""
+    assert fold_kanji("龍也") == fold_kanji("竜也")
+    assert name_agreement(name_key("龍也"), name_key("竜也")) == "folded"
+    assert name_agreement(name_key("齋藤"), name_key("斎藤")) == "folded"
+    assert name_agreement(name_key("斎藤"), name_key("斉藤")) == "differ"
+    assert name_agreement(name_key("\ufa26築"), name_key("都築")) == "exact"
 
 
 def test_kanji_variants_mapping_is_read_only() -> None:
@@ -546,7 +577,8 @@ def test_sex_from_label_rejects_unknown_codes_without_echoing(label: str | int) 
 
 
 def test_normalize_imports_only_stdlib_and_jaconv() -> None:
-    """schemas.normalize is pure: it imports only the standard library and jaconv, no I/O or project packages."""
+    """schemas.normalize imports only the standard library, jaconv and schemas.digits (importlib only to
+    read its own committed variant table), nothing outside schemas."""
     source = Path(__file__).resolve().parents[2] / "schemas" / "normalize.py"
     tree = ast.parse(source.read_text(encoding="utf-8"))
     imported = {
@@ -555,7 +587,10 @@ def test_normalize_imports_only_stdlib_and_jaconv() -> None:
         if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names
     }
-    assert imported <= {"__future__", "re", "unicodedata", "collections", "types", "typing", "jaconv"}
+    modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported <= {"__future__", "re", "unicodedata", "collections", "importlib", "types", "typing", "jaconv",
+                        "schemas"}
+    assert {m for m in modules if m and m.startswith("schemas")} <= {"schemas.digits"}
 
 
 def test_module_docstring_explains_library_choice() -> None:

@@ -440,13 +440,133 @@ def test_jst_constant_is_named_utc_plus_nine() -> None:
 
 
 def test_wareki_is_pure_stdlib() -> None:
-    """schemas.wareki imports only the standard library (no I/O libraries, no project packages)."""
+    """schemas.wareki imports only the standard library and schemas.digits (pure), no I/O or other packages."""
     source = Path(__file__).resolve().parents[2] / "schemas" / "wareki.py"
     tree = ast.parse(source.read_text(encoding="utf-8"))
     imported = {
-        (node.module or "").split(".")[0] if isinstance(node, ast.ImportFrom) else alias.name.split(".")[0]
+        (node.module or "") if isinstance(node, ast.ImportFrom) else alias.name
         for node in ast.walk(tree)
         if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names
     }
-    assert imported <= {"__future__", "calendar", "re", "dataclasses", "datetime", "typing"}
+    assert imported <= {"__future__", "calendar", "re", "dataclasses", "datetime", "typing", "schemas.digits"}
+
+
+# --- kanji numerals, era letters with dots, trailing 生 / (歳), other digits (issue 11) -------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("令和元年五月一日", date(2019, 5, 1)),
+        ("平成三十一年四月三十日", date(2019, 4, 30)),
+        ("昭和六十四年一月七日", date(1989, 1, 7)),
+        ("平成元年一月八日", date(1989, 1, 8)),
+        ("昭和十九年五月三日", date(1944, 5, 3)),
+        ("大正十五年十二月二十四日", date(1926, 12, 24)),
+        ("平成二〇年一月八日", date(2008, 1, 8)),
+        ("一九四四年五月三日", date(1944, 5, 3)),
+        ("S.64.1.7", date(1989, 1, 7)),
+        ("H.1.1.8", date(1989, 1, 8)),
+        ("Ｓ．６４．１．７", date(1989, 1, 7)),
+        ("s.19.5.3", date(1944, 5, 3)),
+        ("昭和19年5月3日生", date(1944, 5, 3)),
+        ("昭和19年5月3日生まれ", date(1944, 5, 3)),
+        ("S19.5.3 生", date(1944, 5, 3)),
+        ("S19.5.3(歳)", date(1944, 5, 3)),
+        ("S19.5.3（80歳）", date(1944, 5, 3)),
+        ("昭和十九年五月三日生（満80歳）", date(1944, 5, 3)),
+        ("1944/05/03 生", date(1944, 5, 3)),
+        ("١٩٤٤/٠٥/٠٣", date(1944, 5, 3)),  # Arabic-Indic digits
+        ("S१९.५.३", date(1944, 5, 3)),  # Devanagari digits
+    ],
+)
+def test_parse_date_reads_kanji_numerals_dotted_era_letters_and_trailers(text: str, expected: date) -> None:
+    """Kanji numerals (元, 十, 二十, 三十一, 〇), S.64.1.7, a trailing 生 or (歳), and any Unicode digits parse."""
+    assert parse_date(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("昭和十十年五月三日", "unrecognised date format"),  # not a kanji number
+        ("昭和十九年五月", "unrecognised date format"),
+        ("S19.5.3生生", "unrecognised date format"),
+        ("S19.5.3（歳）生", "unrecognised date format"),  # age before 生: not a spelling the feeds use
+        ("昭和19年5月3日頃", "unrecognised date format"),
+        ("生", "unrecognised date format"),
+        ("(歳)", "unrecognised date format"),
+        ("S..64.1.7", "unrecognised date format"),
+        ("S.64.1.8", "date outside era"),
+        ("平成三十一年五月一日", "date outside era"),
+        ("令和〇年五月一日", "date outside era"),
+        ("昭和十九年二月三十日", "impossible date"),
+        ("S19.5.3①", "unrecognised date format"),  # circled digits are not decimal digits
+    ],
+)
+def test_parse_date_still_rejects_everything_else_with_a_reason(text: str, reason: str) -> None:
+    """Spellings outside the accepted ones keep failing with a fixed reason, never the input."""
+    with pytest.raises(InvalidDate) as info:
+        parse_date(text)
+    assert info.value.reason == reason
+
+
+_KANJI = "〇一二三四五六七八九"
+
+
+def kanji_number(n: int) -> str:
+    """1 → 一, 10 → 十, 14 → 十四, 20 → 二十, 31 → 三十一 (how dates are written in kanji)."""
+    tens, ones = divmod(n, 10)
+    return ("" if tens == 0 else "十" if tens == 1 else _KANJI[tens] + "十") + (_KANJI[ones] if ones else "")
+
+
+def kanji_digits(n: int) -> str:
+    """20 → 二〇, 1944 → 一九四四 (digit by digit)."""
+    return "".join(_KANJI[int(c)] for c in str(n))
+
+
+def _kanji_era_year(n: int) -> str:
+    return "元" if n == 1 else kanji_number(n)
+
+
+KANJI_FORMATTERS: list[Callable[[date], str]] = [
+    lambda d: f"{era_of(d).kanji}{_kanji_era_year(era_year(d))}年{kanji_number(d.month)}月{kanji_number(d.day)}日",
+    lambda d: f"{era_of(d).kanji}{kanji_number(era_year(d))}年{kanji_number(d.month)}月{kanji_number(d.day)}日生",
+    lambda d: f"{era_of(d).kanji}{kanji_digits(era_year(d))}年{kanji_number(d.month)}月{kanji_number(d.day)}日",
+    lambda d: f"{era_of(d).letter}.{era_year(d)}.{d.month}.{d.day}",
+    lambda d: full_width(f"{era_of(d).letter}.{era_year(d)}.{d.month}.{d.day}"),
+    lambda d: f"{era_of(d).kanji}{era_year(d)}年{d.month}月{d.day}日生",
+    lambda d: f"{era_of(d).letter}{era_year(d)}.{d.month}.{d.day}（{d.year % 90 + 5}歳）",
+    lambda d: f"{era_of(d).kanji}{_kanji_era_year(era_year(d))}年{kanji_number(d.month)}月{kanji_number(d.day)}日生"
+    + "(歳)",
+]
+
+
+@given(era_dates, st.sampled_from(KANJI_FORMATTERS))
+def test_parse_date_round_trips_kanji_numerals_dotted_letters_and_trailers(
+    d: date, fmt: Callable[[date], str]
+) -> None:
+    """For any date in an era and any kanji-numeral / S.64.1.7 / 生 / (歳) spelling, parse_date(format(d)) == d."""
+    assert parse_date(fmt(d)) == d
+
+
+@given(era_dates, st.sampled_from(KANJI_FORMATTERS), st.sampled_from(["頃", "?", "生生", "歳", "(才)", "まで", "迄"]))
+def test_parse_date_rejects_any_spelling_with_an_unknown_trailer(
+    d: date, fmt: Callable[[date], str], tail: str
+) -> None:
+    """An accepted spelling followed by anything else is refused with a fixed reason (nothing guessed)."""
+    with pytest.raises(InvalidDate) as info:
+        parse_date(fmt(d) + tail)
+    assert str(info.value) in FIXED_REASONS
+
+
+@given(st.integers(min_value=1, max_value=99))
+def test_kanji_numbers_both_styles_read_back(n: int) -> None:
+    """Every era year 1..99 in 十-style and digit-by-digit kanji reads back as that year (平成 has 1..31)."""
+    for text in (kanji_number(n), kanji_digits(n)):
+        if n <= 31:
+            assert parse_date(f"平成{text}年二月一日") == date(1988 + n, 2, 1)
+        else:
+            with pytest.raises(InvalidDate) as info:
+                parse_date(f"平成{text}年二月一日")
+            assert info.value.reason == "date outside era"

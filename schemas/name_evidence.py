@@ -1,0 +1,216 @@
+"""Evidence about one person seen twice with real-world variance: changed surnames and birth-date slips.
+
+Pure functions over keys, no I/O; the hub's scorer calls them (issue 11, items 2 and 3). They only
+*classify* what differs, they never decide: a changed surname is a known pattern that still needs
+the resident number or a reviewer, and a birth date one day off or with month and day swapped is
+weaker evidence, not a veto, only when name, reading and address or phone all agree.
+
+* :func:`birth_slip` — ``agree``, ``one_day`` (e.g. 5月3日/5月4日), ``swapped`` (3月5日/5月3日, same
+  year), ``differ`` or ``unknown``.
+* :func:`name_parts` / :func:`reading_parts` — (family, given) keys of a name and of its reading
+  (given part None when the source wrote no separator).
+* :func:`compare_parts` — ``same``, ``folded``, ``surname_differs`` (given name *and* its reading
+  agree, family differs: marriage, divorce, 旧氏), ``given_differs`` (same family, different
+  given name: a sibling, a twin), ``differ`` or ``unknown``.
+* :func:`slip_counts` — whether a birth slip may count as weak agreement given the rest of the
+  evidence (never for a different given name: twins and siblings are never slips).
+* :func:`variance_evidence` — the hub's evidence dict (feature → agree/differ/…) rewritten with
+  these patterns, with :data:`VARIANCE_WEIGHTS` for the new values and :data:`REVIEW_REASONS`
+  for the reviewer; what may link automatically is in :func:`may_autolink`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+from schemas.normalize import fold_kanji, kana_key, name_key, split_name
+
+__all__ = [
+    "REVIEW_REASONS",
+    "VARIANCE_WEIGHTS",
+    "BirthComparison",
+    "NameParts",
+    "PartsComparison",
+    "birth_slip",
+    "compare_parts",
+    "may_autolink",
+    "name_parts",
+    "reading_parts",
+    "slip_birth_dates",
+    "slip_counts",
+    "variance_evidence",
+]
+
+BirthComparison = Literal["agree", "one_day", "swapped", "differ", "unknown"]
+PartsComparison = Literal["same", "folded", "surname_differs", "given_differs", "differ", "unknown"]
+
+
+def birth_slip(a: date | None, b: date | None) -> BirthComparison:
+    """How two birth dates compare, naming the two keying slips that are common in the feeds.
+
+    ``one_day``: one day apart (a neighbouring key, a midnight birth). ``swapped``: same year, month
+    and day exchanged (1944-03-05 / 1944-05-03). Anything else that differs is ``differ``.
+    """
+    if a is None or b is None:
+        return "unknown"
+    if a == b:
+        return "agree"
+    if abs(a - b) == timedelta(days=1):
+        return "one_day"
+    if a.year == b.year and a.month == b.day and a.day == b.month:
+        return "swapped"
+    return "differ"
+
+
+def slip_birth_dates(b: date) -> list[date]:
+    """The dates a keying slip of ``b`` would give (one day either side, month and day swapped), for
+    finding candidates: blocking on (birth date, reading) never finds a slipped record otherwise."""
+    out = [b - timedelta(days=1), b + timedelta(days=1)]
+    if b.day <= 12 and b.day != b.month:
+        out.append(b.replace(month=b.day, day=b.month))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class NameParts:
+    """Keys of one person's name split into family and given parts (None where unknown)."""
+
+    family: str | None
+    given: str | None
+    family_kana: str | None = None
+    given_kana: str | None = None
+
+
+def name_parts(name: str, family: str | None = None, given: str | None = None) -> tuple[str | None, str | None]:
+    """(family, given) name keys: from the source's own columns when it has them, else split on a space."""
+    if family is None and given is None:
+        family, given = split_name(name)
+    return ((name_key(family) or None) if family else None, (name_key(given) or None) if given else None)
+
+
+def reading_parts(kana: str | None) -> tuple[str | None, str | None]:
+    """(family, given) reading keys, split on the first space of either width; given None without one."""
+    if not kana or not kana.strip():
+        return None, None
+    family, given = split_name(kana)
+    return kana_key(family) or None, (kana_key(given) or None) if given else None
+
+
+def _same(a: str | None, b: str | None) -> bool | None:
+    if a is None or b is None:
+        return None
+    return a == b or fold_kanji(a) == fold_kanji(b)
+
+
+def compare_parts(a: NameParts, b: NameParts) -> PartsComparison:
+    """Compare two split names (and their readings where both sides have them).
+
+    ``surname_differs`` needs the given name to agree in writing (exactly or folded) *and* in
+    reading where both readings are known, and the family name to differ in writing and reading:
+    a different given name is never a changed surname. ``given_differs``: the family agrees and the
+    given name differs in writing or reading (siblings, twins). ``unknown`` when either side lacks
+    a part needed to tell.
+    """
+    family = _same(a.family, b.family)
+    given = _same(a.given, b.given)
+    family_kana = None if a.family_kana is None or b.family_kana is None else a.family_kana == b.family_kana
+    given_kana = None if a.given_kana is None or b.given_kana is None else a.given_kana == b.given_kana
+    if family is None or given is None:
+        return "unknown"
+    if given and given_kana is not False:
+        if family and family_kana is not False:
+            exact = a.family == b.family and a.given == b.given
+            return "same" if exact else "folded"
+        if not family and family_kana is not True:
+            return "surname_differs"
+        return "differ"
+    if family and family_kana is not False:
+        return "given_differs"
+    return "differ"
+
+
+def slip_counts(
+    birth: BirthComparison,
+    name: Literal["exact", "folded", "private_use", "differ", "unknown"],
+    kana: Literal["agree", "similar", "differ", "unknown"],
+    address: Literal["agree", "differ", "unknown"],
+    phone: Literal["agree", "differ", "unknown"],
+) -> bool:
+    """True when a birth slip (``one_day`` / ``swapped``) may count as weak agreement instead of a veto.
+
+    Only with the whole name agreeing (exactly or folded), the reading agreeing exactly, and the
+    address or the phone agreeing. Twins (same household, different given names) fail the name
+    test; namesakes (same name, different household and phone) fail the address/phone test.
+    """
+    if birth not in ("one_day", "swapped"):
+        return False
+    return name in ("exact", "folded") and kana == "agree" and "agree" in (address, phone)
+
+
+#: Points for the evidence values :func:`variance_evidence` introduces (same scale as the hub's
+#: WEIGHTS: birth agree 3 / differ -10, name exact 4 / folded 3 / differ -2, kana agree 4 / differ -8).
+VARIANCE_WEIGHTS: dict[str, dict[str, float]] = {
+    "birth": {"slip_one_day": -1.0, "slip_swapped": -1.0},
+    "name": {"surname_differs": 1.0, "private_use": 2.0},
+    "kana": {"given_agrees": 2.0},
+}
+
+#: Japanese reasons a reviewer sees for each introduced value (no personal data).
+REVIEW_REASONS: dict[tuple[str, str], str] = {
+    ("name", "surname_differs"): "氏が異なる（婚姻・離婚・旧氏の可能性）",
+    ("birth", "slip_one_day"): "生年月日が1日違い（入力誤りの可能性）",
+    ("birth", "slip_swapped"): "生年月日の月と日が入れ替わっている（入力誤りの可能性）",
+    ("name", "private_use"): "外字を含むため氏名の一部を照合できない",
+}
+
+
+def variance_evidence(
+    evidence: dict[str, str], a: NameParts, b: NameParts, a_birth: date | None, b_birth: date | None
+) -> dict[str, str]:
+    """The hub's evidence with changed surnames and birth slips named instead of counted as differences.
+
+    ``evidence`` is what the hub's ``compare`` returns (``birth``/``name``/``kana``/``sex``/``address``/
+    ``phone``). Rewrites, each only where the plain comparison said ``differ``:
+
+    * name and reading differ, but :func:`compare_parts` says ``surname_differs`` → ``name:
+      surname_differs`` and ``kana: given_agrees`` (no longer a veto; the reading of the given name
+      agrees, so it is not "differ");
+    * birth differs by one of the two slips and :func:`slip_counts` holds (on the *original*
+      name/reading/address/phone evidence) → ``birth: slip_one_day`` / ``slip_swapped``.
+
+    Everything else is returned unchanged, so twins, siblings and namesakes keep their vetoes.
+    """
+    ev = dict(evidence)
+    if ev.get("name") == "differ" and compare_parts(a, b) == "surname_differs":
+        ev["name"] = "surname_differs"
+        if ev.get("kana") == "differ" and a.given_kana is not None and a.given_kana == b.given_kana:
+            ev["kana"] = "given_agrees"
+    if ev.get("birth") == "differ":
+        slip = birth_slip(a_birth, b_birth)
+        name = evidence.get("name", "unknown")
+        kana = evidence.get("kana", "unknown")
+        if slip in ("one_day", "swapped") and slip_counts(
+            slip, name, kana, evidence.get("address", "unknown"), evidence.get("phone", "unknown")  # type: ignore[arg-type]
+        ):
+            ev["birth"] = f"slip_{slip}"
+    return ev
+
+
+def may_autolink(evidence: dict[str, str], *, resident_no_agrees: bool = False) -> bool:
+    """Whether evidence carrying a variance pattern may still link without a reviewer.
+
+    A changed surname links only through an agreeing resident number (with birth date agreeing and
+    the given name agreeing in writing and reading). A birth slip (which :func:`variance_evidence`
+    only names when the whole name and the reading agree) links when the sex does not differ and the
+    address or the phone agrees, or the resident number agrees: two people of one name and reading
+    born a day apart at one address do not occur (siblings in one 戸籍 never share a given name).
+    Evidence without these patterns: True (the hub's usual thresholds decide).
+    """
+    if evidence.get("name") == "surname_differs":
+        return resident_no_agrees and evidence.get("birth") == "agree" and evidence.get("kana") == "given_agrees"
+    if evidence.get("birth", "").startswith("slip_"):
+        where = evidence.get("address") == "agree" or evidence.get("phone") == "agree"
+        return resident_no_agrees or (where and evidence.get("sex") != "differ")
+    return True
