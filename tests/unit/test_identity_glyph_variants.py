@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from e2e.identity_scorer import pairwise_scores, wrong_pairs
 from hub.db import Base, make_engine
-from hub.identity import list_reviews
+from hub.identity.review import list_reviews
 from unit.identity_adversarial import generate
 from unit.identity_glyphs import vary_name, with_registry_glyphs
 from unit.test_identity_adversarial import report, resolve_all
