@@ -38,6 +38,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from connectors.contract import Checkpoint, Connector, Item
+from connectors.forbidden import is_forbidden_header
 from connectors.mapping import CsvMapping, default_mapping
 from schemas.codes import Field, Sex, UnknownCode, lookup
 from schemas.deadletter import DeadLetter
@@ -146,6 +147,12 @@ def read_csv(
             yield CsvRecord(file, h + 1, {}, error or "unreadable header")
         return
     width = len(header)
+    # 個人番号 / 住民票コード columns are dropped here: no row dict ever holds their cells
+    keep = [n for n, name in enumerate(header) if not is_forbidden_header(name)]
+    header = [header[n] for n in keep]
+
+    def kept(cells: list[str]) -> list[str]:
+        return [cells[n] for n in keep if n < len(cells)]
 
     i = h + 1
     while i < len(lines):
@@ -176,7 +183,8 @@ def read_csv(
             i = start + 1
             if line_no > after_line:
                 cells = _parse_cells(chunks[0])
-                yield CsvRecord(file, line_no, dict(zip(header, cells, strict=False)), "unterminated quoted field")
+                values = dict(zip(header, kept(cells), strict=False))
+                yield CsvRecord(file, line_no, values, "unterminated quoted field")
             continue
         i = j
         if line_no <= after_line:
@@ -186,11 +194,13 @@ def read_csv(
         except csv.Error:
             yield CsvRecord(file, line_no, {}, "malformed CSV line")
             continue
-        values = dict(zip(header, cells, strict=False))
+        count = len(cells)
+        values = dict(zip(header, kept(cells), strict=False))
+        del cells
         if undecodable:
             yield CsvRecord(file, line_no, values, "undecodable bytes")
-        elif len(cells) != width:
-            yield CsvRecord(file, line_no, values, f"wrong column count (expected {width}, got {len(cells)})")
+        elif count != width:
+            yield CsvRecord(file, line_no, values, f"wrong column count (expected {width}, got {count})")
         else:
             yield CsvRecord(file, line_no, values)
 
@@ -370,6 +380,10 @@ class CsvFeedConnector(Connector):
     def record_key(self, row: Row) -> str | None:
         """The record key when the key columns parse, else None."""
 
+    def required_for(self, mapping: CsvMapping) -> tuple[str, ...]:
+        """Canonical columns a file read through this mapping must have."""
+        return self.required_columns or self.columns
+
     def scope(self, file: SourceFile, data: bytes) -> str:
         """Checkpoint scope of a file: its name."""
         return file.path.name
@@ -399,7 +413,7 @@ class CsvFeedConnector(Connector):
             if pos == POSITION_DONE:
                 continue
             after = int(pos) if pos and pos.isdigit() else 0
-            required = file.mapping.required_headers(self.required_columns or self.columns)
+            required = file.mapping.required_headers(self.required_for(file.mapping))
             for record in read_csv(
                 data, file.path.name, encodings=file.mapping.encodings, required=required, after_line=after
             ):
