@@ -139,16 +139,20 @@ class RegistryConnector(CsvFeedConnector):
 
     # -- rows -------------------------------------------------------------------------------
 
+    @staticmethod
+    def _number(row: Row, column: str) -> str | None:
+        return registry_std.number(row, column) if registry_std.is_standard(row.mapping) else row.resident_no(column)
+
     def record_key(self, row: Row) -> str | None:
-        no = row.resident_no("宛名番号")
+        no = self._number(row, "宛名番号")
         return f"registry:{no}" if no else None
 
     def convert(self, row: Row, record: CsvRecord, file: SourceFile, data: bytes) -> list[CloudEvent]:
-        resident_no = row.resident_no("宛名番号")
+        resident_no = self._number(row, "宛名番号")
         if resident_no is None:
             raise RowError("empty 宛名番号")
         key = f"registry:{resident_no}"
-        household_no = row.resident_no("世帯番号")
+        household_no = self._number(row, "世帯番号")
         if household_no is None:
             raise RowError("empty 世帯番号")
         snapshot = f"{file.path.name}:{file_digest(data)}"

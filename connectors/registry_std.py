@@ -100,6 +100,18 @@ def is_standard(mapping: CsvMapping) -> bool:
     return mapping.layout == LAYOUT
 
 
+def number(row: Row, column: str) -> str | None:
+    """宛名番号 / 世帯番号: 10 digits; a 15-digit zero-padded one (00000 + 10 digits) is read as its 10 digits.
+
+    Standard systems may pad these numbers to 15 digits; the agency feeds write 10. Any other
+    length stays a ``malformed`` dead letter (never silently cut).
+    """
+    v = unicodedata.normalize("NFKC", row.text(column)).strip()
+    if len(v) == 15 and v.isascii() and v.isdigit() and v.startswith("00000"):
+        return v[5:]
+    return row.resident_no(column)
+
+
 def flag(row: Row, column: str) -> bool:
     """A yes/no column (不詳フラグ); anything else is an unknown code."""
     v = unicodedata.normalize("NFKC", row.text(column)).strip().upper()

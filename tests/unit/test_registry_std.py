@@ -294,6 +294,18 @@ def test_unknown_move_date_falls_back_to_the_notification_date(tmp_path: Path) -
     assert next(it.event for it in items if it.event).time.date() == date(2020, 1, 5)  # type: ignore[union-attr]
 
 
+def test_zero_padded_15_digit_numbers_are_read_as_10_digits(tmp_path: Path) -> None:
+    """A 宛名番号/世帯番号 padded to 15 digits is its 10 digits; any other length is a malformed number."""
+    folder = write(tmp_path / "registry", "kihon_20260401.csv", extract([
+        row(宛名番号="000001000000001", 世帯番号="000005000000001"),
+        row(宛名番号="123451000000002"),
+    ]))  # fmt: skip
+    items = read(folder)
+    assert dead(items) == ["malformed 宛名番号"]
+    (p,) = payloads(items)
+    assert (p.resident.record, p.resident.household_no) == ("registry:1000000001", "5000000001")
+
+
 # --- 続柄, names, addresses -----------------------------------------------------------------------
 
 
