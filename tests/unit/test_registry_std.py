@@ -356,6 +356,13 @@ def test_names_former_surname_alias_foreign_and_mj_glyphs_kept_as_given(tmp_path
     assert json.loads(event.to_json_bytes())["data"]["resident"]["name"] == ivs_name  # type: ignore[union-attr]
 
 
+def test_cp932_gaiji_are_kept_as_private_use_characters(tmp_path: Path) -> None:
+    """A CP932 extract's 外字 (user-defined area F040–F9FC) reaches the event as its BMP private-use character."""
+    folder = write(tmp_path / "registry", "kihon_20260401.csv", extract([row(氏名="試験　\ue000子")], encoding="cp932"))
+    (p,) = payloads(read(folder))
+    assert p.resident.name == "試験　\ue000子"
+
+
 def test_address_from_codes_through_the_mapping_and_building_apart(tmp_path: Path) -> None:
     """Without written place names the mapping's code tables give them; 方書 stays out of the address."""
     doc = {
