@@ -6,8 +6,8 @@ Two layouts, told apart by each file's header (UTF-8 with or without BOM, or CP9
   replaced daily, read in line order;
 * the 住民記録 標準準拠システム layout (``connectors/mappings/registry_std.toml``,
   :mod:`connectors.registry_std`): full (全件) or change (異動分) extracts, any ``.csv`` name;
-  a file's rows are applied in 異動年月日 order (then line order), so a change extract that lists
-  a person's 転居 after their 転出 still ends with the 転出.
+  each person's rows are applied in 異動年月日 order (then line order), so a change extract that
+  lists a person's 転居 after their 転出 still ends with the 転出.
 
 Every row is about ``registry:{宛名番号}``; time = 異動年月日 (異動日) 00:00 JST, revision = that
 date. ``snapshot`` names the file and its content hash.
@@ -15,8 +15,10 @@ date. ``snapshot`` names the file and its content hash.
 Because a file may be replaced in place under the same name, the checkpoint scope is the file
 name *and* its content hash (``jumin.csv@<hash>``): a new snapshot is a new scope and is read
 from its start, while an interrupted read of the same snapshot resumes after its last item.
-Positions are line numbers for ``jumin.csv`` and, for the standard layout, the 1-based rank of
-the row in 異動年月日 order (the order is fixed by the content, which the scope pins).
+Positions are line numbers, except in a standard-layout file in which some person's rows are out
+of 異動年月日 order: that file is read whole, every row in 異動年月日 order, and a position is the
+row's 1-based rank in that order (fixed by the content, which the scope pins). A file that keeps
+each person's rows in order — every full extract — is streamed line by line.
 
 個人番号 and 住民票コード columns are dropped with the header (:mod:`connectors.forbidden`).
 """
@@ -24,6 +26,7 @@ the row in 異動年月日 order (the order is fixed by the content, which the s
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import date
 from pathlib import Path
 
 from connectors import registry_std
@@ -107,34 +110,50 @@ class RegistryConnector(CsvFeedConnector):
 
     def read(self, checkpoints: Mapping[str, str]) -> Iterator[Item]:
         for file in self.files():
-            if not registry_std.is_standard(file.mapping):
-                yield from self._read_file(file, checkpoints)
-                continue
             data = file.path.read_bytes()
             scope = self.scope(file, data)
             pos = checkpoints.get(scope)
             if pos == POSITION_DONE:
                 continue
             after = int(pos) if pos and pos.isdigit() else 0
-            required = file.mapping.required_headers(self.required_for(file.mapping))
-            records = list(read_csv(data, file.path.name, encodings=file.mapping.encodings, required=required))
-            records.sort(key=lambda r: registry_std.order_key(Row(file.mapping, r.values), r))
-            for rank, record in enumerate(records, start=1):
-                if rank > after:
-                    yield from self._items(record, file, data, Checkpoint(scope, position_of(rank)))
+            if registry_std.is_standard(file.mapping) and not self._in_order(file, data):
+                yield from self._read_sorted(file, data, scope, after)
+            else:
+                yield from self._read_file(file, data, scope, after)
 
-    def _read_file(self, file: SourceFile, checkpoints: Mapping[str, str]) -> Iterator[Item]:
-        """A simplified-layout file, in line order (the base connector's reading of one file)."""
-        data = file.path.read_bytes()
-        scope = self.scope(file, data)
-        pos = checkpoints.get(scope)
-        if pos == POSITION_DONE:
-            return
-        after = int(pos) if pos and pos.isdigit() else 0
+    def _records(self, file: SourceFile, data: bytes, after: int = 0) -> Iterator[CsvRecord]:
         required = file.mapping.required_headers(self.required_for(file.mapping))
-        for record in read_csv(
-            data, file.path.name, encodings=file.mapping.encodings, required=required, after_line=after
-        ):
+        return read_csv(data, file.path.name, encodings=file.mapping.encodings, required=required, after_line=after)
+
+    def _in_order(self, file: SourceFile, data: bytes) -> bool:
+        """Whether every person's rows already come in 異動年月日 order (always so in a full extract).
+
+        Events are keyed by person, so only the order of one person's rows matters; a file that
+        keeps it is streamed line by line, with nothing held in memory but one date per person.
+        """
+        last: dict[str, tuple[date, int]] = {}
+        for record in self._records(file, data):
+            if record.error is not None:
+                continue
+            row = Row(file.mapping, record.values)
+            key = row.text("宛名番号")
+            at = registry_std.order_key(row, record)
+            if key in last and at < last[key]:
+                return False
+            last[key] = at
+        return True
+
+    def _read_sorted(self, file: SourceFile, data: bytes, scope: str, after: int) -> Iterator[Item]:
+        """A change extract with some person's rows out of order: all rows by 異動年月日; position = rank."""
+        records = list(self._records(file, data))
+        records.sort(key=lambda r: registry_std.order_key(Row(file.mapping, r.values), r))
+        for rank, record in enumerate(records, start=1):
+            if rank > after:
+                yield from self._items(record, file, data, Checkpoint(scope, position_of(rank)))
+
+    def _read_file(self, file: SourceFile, data: bytes, scope: str, after: int) -> Iterator[Item]:
+        """A file in line order: position = the record's first line."""
+        for record in self._records(file, data, after):
             yield from self._items(record, file, data, Checkpoint(scope, record.position))
 
     # -- rows -------------------------------------------------------------------------------

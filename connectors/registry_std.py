@@ -2,8 +2,8 @@
 
 Column names and codes come from the built-in mapping ``connectors/mappings/registry_std.toml``
 (``layout = "standard"``); :class:`connectors.registry.RegistryConnector` recognises a file of
-this layout by its header and calls :func:`convert_standard` for each row, in 異動年月日 order
-(:func:`apply_order`).
+this layout by its header and turns each row into an event with :func:`status`, :func:`person`
+and :func:`details`, each person's rows in 異動年月日 order (:func:`order_key`).
 
 * 個人番号 and 住民票コード never get here: :func:`connectors.csv_export.read_csv` drops their
   columns with the header.
@@ -78,6 +78,8 @@ COLUMNS: tuple[str, ...] = (
     "住所_方書",
     "住所_郵便番号",
     "住民となった年月日",
+    "住民となった年月日_不詳フラグ",
+    "住民となった年月日_不詳表記",
 )
 
 #: chains of 続柄コード (joined with の) that name a relation tsunagu knows

@@ -245,7 +245,10 @@ def test_removed_residents_carry_status_and_date(tmp_path: Path) -> None:
         row(宛名番号="1000000002", 住民状態="死亡者", 異動年月日="20260710", 異動事由="死亡"),
         row(宛名番号="1000000003", 住民となった年月日="20100401"),
     ]))  # fmt: skip
-    resident, moved, died = payloads(read(folder))
+    items = read(folder)
+    moved, died, resident = payloads(items)
+    # one row per person: nothing to reorder, the file is streamed and positions are line numbers
+    assert [it.checkpoint.position for it in items] == ["00000002", "00000003", "00000004"]
     assert (moved.status, moved.status_on) == (ResidentStatus.MOVED_OUT, date(2026, 6, 30))
     assert (died.status, died.status_on) == (ResidentStatus.DECEASED, date(2026, 7, 10))
     assert died.move_reason is MoveReason.DIED
