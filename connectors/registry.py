@@ -25,6 +25,7 @@ each person's rows in order — every full extract — is streamed line by line.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -58,6 +59,12 @@ SOURCE = "urn:tsunagu:connector:registry"
 SNIFF_BYTES = 64 * 1024
 
 
+@functools.lru_cache(maxsize=2)
+def snapshot_digest(data: bytes) -> str:
+    """The content hash of a file, computed once per file rather than once per row (bytes hash is cached)."""
+    return file_digest(data)
+
+
 def default_mappings() -> tuple[CsvMapping, ...]:
     """The built-in layouts, the simplified one first (its file pattern is the narrower)."""
     return (default_mapping("registry"), default_mapping("registry_std"))
@@ -76,7 +83,7 @@ class RegistryConnector(CsvFeedConnector):
         return registry_std.REQUIRED if registry_std.is_standard(mapping) else COLUMNS
 
     def scope(self, file: SourceFile, data: bytes) -> str:
-        return f"{file.path.name}@{file_digest(data)}"
+        return f"{file.path.name}@{snapshot_digest(data)}"
 
     # -- which layout a file has ------------------------------------------------------------
 
@@ -174,7 +181,7 @@ class RegistryConnector(CsvFeedConnector):
         household_no = self._number(row, "世帯番号")
         if household_no is None:
             raise RowError("empty 世帯番号")
-        snapshot = f"{file.path.name}:{file_digest(data)}"
+        snapshot = f"{file.path.name}:{snapshot_digest(data)}"
         if registry_std.is_standard(file.mapping):
             payload = self._standard(row, key, resident_no, household_no, snapshot)
         else:
