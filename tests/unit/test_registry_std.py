@@ -397,6 +397,19 @@ def test_built_in_mapping_loads_and_a_vendor_copy_is_onboarded(tmp_path: Path) -
     assert load_mapping(own).header("氏名") == "氏名_漢字"
 
 
+def test_a_file_is_hashed_once_not_once_per_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The snapshot hash of a file is computed once however many rows it has (reading stays linear)."""
+    import connectors.registry as registry
+
+    calls: list[int] = []
+    real = registry.file_digest
+    monkeypatch.setattr(registry, "file_digest", lambda data: calls.append(len(data)) or real(data))
+    registry.snapshot_digest.cache_clear()
+    rows = [row(宛名番号=f"{1000000001 + i}") for i in range(40)]
+    items = read(write(tmp_path / "registry", "kihon_20260401.csv", extract(rows)))
+    assert len(payloads(items)) == 40 and len(calls) == 1
+
+
 # --- the sample ----------------------------------------------------------------------------------
 
 
