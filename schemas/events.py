@@ -26,6 +26,7 @@ from schemas.codes import (
     Topic,
 )
 from schemas.digits import ascii_digits
+from schemas.registry_codes import MoveReason, NamePreference, ResidentStatus
 
 
 def _number_in_ascii(value: object) -> object:
@@ -90,11 +91,30 @@ class Sensitive(_Frozen):
 
 
 class ResidentObservedV1(_Frozen):
-    """住民記録: one resident as the registry snapshot lists them."""
+    """住民記録: one resident as the registry snapshot lists them.
+
+    The optional fields after ``snapshot`` come from the 住民記録 標準準拠システム extract; the
+    simplified ``jumin.csv`` leaves them unset. Names are as the registry wrote them (MJ+ glyphs:
+    variation selectors and plane-16 private-use characters kept). There is never a 個人番号 or
+    住民票コード here.
+    """
 
     resident: PersonRecord
     moved_on: date | None = None
     snapshot: str = PydField(description="snapshot identity (file name and content hash)")
+    status: ResidentStatus | None = PydField(default=None, description="住民状態")
+    status_on: date | None = PydField(default=None, description="the day the 住民状態 began (消除: 異動年月日)")
+    move_reason: MoveReason | None = PydField(default=None, description="異動事由 of the change this row reports")
+    notified_on: date | None = PydField(default=None, description="異動届出年月日")
+    birth_date_unknown: bool = PydField(default=False, description="生年月日 不詳: no birth date is evidence")
+    former_surname: str | None = PydField(default=None, description="旧氏")
+    former_surname_kana: str | None = PydField(default=None, description="旧氏_フリガナ")
+    alias_name: str | None = PydField(default=None, description="通称")
+    alias_kana: str | None = PydField(default=None, description="通称_フリガナ")
+    foreign_name_alphabet: str | None = PydField(default=None, description="氏名_外国人ローマ字")
+    foreign_name_kanji: str | None = PydField(default=None, description="氏名_外国人漢字")
+    name_preference: NamePreference | None = PydField(default=None, description="氏名優先区分")
+    address_building: str | None = PydField(default=None, description="方書 (building, room), not part of address")
 
     @model_validator(mode="after")
     def _registry_keys(self) -> ResidentObservedV1:
