@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from e2e.truth_checks import load_export
-from hub.run import batch_run
+from hub.run.batch import batch_run
 from hub.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,7 +88,7 @@ def test_households_and_alerts_unchanged_where_nothing_new_is_known(
     runs: tuple[dict[str, Any], dict[str, Any]],
 ) -> None:
     """Households and alerts the expected differences do not name are the same as with jumin.csv."""
-    from hub.identity import household_id_for_no
+    from hub.identity.tables import household_id_for_no
 
     jumin, std = runs
     exp = expected()
