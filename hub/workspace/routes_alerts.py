@@ -1,0 +1,7 @@
+"""The /alerts screens (owned by WB; stub from WA's foundation commit so the app imports)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

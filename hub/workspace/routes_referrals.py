@@ -1,0 +1,7 @@
+"""The /referrals screens (owned by WC; stub from WA's foundation commit so the app imports)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
