@@ -196,3 +196,10 @@ def aggregate(fy: int, cases: Iterable[CaseRow], meetings: Iterable[MeetingRow],
             rows.append(Figure(S_PLAN_ENDS, f"終結：{label}", closures[code]))
     rows.append(Figure(S_PLAN_ENDS, "主担当機関への引継ぎ", sum(e.kind == "handover" for e in ends)))
     return Figures(fy, fiscal_year_label(fy), start, end, tuple(rows))
+
+
+def target_label(code: str | None) -> str:
+    """Japanese name of an agency or programme code (``—`` for none)."""
+    if not code:
+        return "—"
+    return TARGET_LABELS.get(code, code)
