@@ -9,7 +9,7 @@ Nothing here decides what may be shown: that is the policy's job.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,7 +20,18 @@ from consent.model import ConsentVersion, EmergencyOverride, fields_tuple
 from consent.store import ConsentRepository, EmergencyOverrideRow
 from hub.identity import Person, PersonRecordRow, Resident
 from hub.store import AlertState, CaseEvent, CaseState
-from hub.workspace.policy import AlertFact, CaseFactIn, Change, EventFact, HouseholdFacts, MemberFact
+from hub.workspace.auth import Principal
+from hub.workspace.policy import (
+    AlertFact,
+    CaseFactIn,
+    Change,
+    EventFact,
+    HouseholdFacts,
+    HouseholdView,
+    MemberFact,
+    Viewer,
+    view_household,
+)
 from schemas.codes import Field
 from schemas.envelope import CloudEvent
 from schemas.events import CaseV1, ReferralRequestedV1
@@ -160,3 +171,19 @@ def load_household(session: Session, household: str) -> HouseholdFacts:
         household=household, members=tuple(members), cases=cases, events=tuple(events),
         consents={pid: tuple(vs) for pid, vs in consents.items()},
         designations=tuple(repo.designations_for(household)), emergencies=emergencies, alerts=alerts)
+
+
+def viewer_of(principal: Principal) -> Viewer:
+    """The policy's viewer for a logged-in user (an unknown agency code counts as no agency field: no access)."""
+    agency: Field | None = None
+    if principal.agency:
+        try:
+            agency = Field(principal.agency)
+        except ValueError:
+            return Viewer(principal.username, "none", None)
+    return Viewer(principal.username, principal.role, agency)
+
+
+def household_view(session: Session, principal: Principal, household: str, now: datetime) -> HouseholdView:
+    """Load the household and ask the policy what this user may see of it at ``now``."""
+    return view_household(viewer_of(principal), load_household(session, household), now)
