@@ -87,7 +87,7 @@ def transition(current: WorkState, action: str, *, assignee: str | None = None,
     """The next stored state for ``action`` from ``current``; TransitionError when not allowed."""
     if action not in ALLOWED:
         raise TransitionError("この操作はできません。")
-    act: Action = action  # type: ignore[assignment]
+    act = action
     if current.state not in ALLOWED[act]:
         raise TransitionError("このアラートの状態では、その操作はできません。")
     if act == "assign" and not (assignee and assignee.strip()):
