@@ -3,7 +3,7 @@
 Each thing (a new or worse alert, an overdue referral, a passed monitoring date; see
 :mod:`hub.workspace.attention`) gets one :class:`Notification` row per channel, keyed
 ``<thing>#<channel>``. A run records new rows, claims the unsent ones (an optimistic bump of
-``attempts``, so two serve instances never both send a row), sends ONE digest per channel that
+``attempts`` plus a lease, so two serve instances never both send a row), sends ONE digest per channel that
 carries only counts and the inbox link (:mod:`hub.workspace.messages`), and marks the rows sent.
 A failed send leaves them pending with an error code and the next run retries; a crash between a
 send and its mark re-sends once (at-least-once).
@@ -17,7 +17,7 @@ import json
 import smtplib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -44,6 +44,9 @@ log = get_logger("tsunagu.workspace.notify")
 
 WEBHOOK = "webhook"
 MAIL = "mail"
+#: a claimed row is someone's to send for this long; after it, a crashed send is tried again
+LEASE = timedelta(minutes=5)
+CLAIM_PREFIX = "claimed:"
 
 
 class SendError(Exception):
@@ -189,18 +192,39 @@ def _record(sessions: sessionmaker[Session], items: Sequence[Attention], channel
         return 0
 
 
-def _claim(sessions: sessionmaker[Session], channel: str) -> list[tuple[str, str]]:
-    """Claim the unsent rows of a channel: bump ``attempts`` only where nobody else bumped it since we read."""
+def _leased(code: str | None, now: datetime, lease: timedelta) -> bool:
+    """Another run claimed the row and may still be sending it (its lease has not run out)."""
+    if not code or not code.startswith(CLAIM_PREFIX):
+        return False
+    try:
+        at = datetime.fromisoformat(code.removeprefix(CLAIM_PREFIX))
+    except ValueError:
+        return False
+    return at > now - lease
+
+
+def _claim(sessions: sessionmaker[Session], channel: str, now: datetime, lease: timedelta) -> list[tuple[str, str]]:
+    """Claim the unsent rows of a channel for one send.
+
+    A claim bumps ``attempts`` and writes a lease (``claimed:<time>``) into ``last_error_code``,
+    only where nobody changed the row since we read it: two runs never both claim a row, and a
+    row being sent stays claimed until the send is marked done or failed (or the lease runs out,
+    after a crash: then it is sent again — at least once).
+    """
     claimed: list[tuple[str, str]] = []
     with sessions.begin() as s:
-        pending = s.execute(select(Notification.key, Notification.kind, Notification.attempts)
+        pending = s.execute(select(Notification.key, Notification.kind, Notification.attempts,
+                                   Notification.last_error_code)
                             .where(Notification.sent_at.is_(None), Notification.key.like(f"%#{channel}"))
                             .order_by(Notification.key)).all()
-        for key, kind, attempts in pending:
+        for key, kind, attempts, code in pending:
+            if _leased(code, now, lease):
+                continue
+            same_code = Notification.last_error_code.is_(None) if code is None else Notification.last_error_code == code
             res = s.execute(update(Notification)
                             .where(Notification.key == key, Notification.sent_at.is_(None),
-                                   Notification.attempts == attempts)
-                            .values(attempts=attempts + 1))
+                                   Notification.attempts == attempts, same_code)
+                            .values(attempts=attempts + 1, last_error_code=f"{CLAIM_PREFIX}{now.isoformat()}"))
             if getattr(res, "rowcount", 0) == 1:
                 claimed.append((key, kind))
     return claimed
@@ -208,12 +232,8 @@ def _claim(sessions: sessionmaker[Session], channel: str) -> list[tuple[str, str
 
 def _finish(sessions: sessionmaker[Session], keys: Sequence[str], now: datetime, error: str | None) -> None:
     with sessions.begin() as s:
-        if error is None:
-            s.execute(update(Notification).where(Notification.key.in_(list(keys)), Notification.sent_at.is_(None))
-                      .values(sent_at=now, last_error_code=None))
-        else:
-            s.execute(update(Notification).where(Notification.key.in_(list(keys)))
-                      .values(last_error_code=error))
+        s.execute(update(Notification).where(Notification.key.in_(list(keys)), Notification.sent_at.is_(None))
+                  .values(sent_at=now if error is None else None, last_error_code=error))
 
 
 def run_notifications(sessions: sessionmaker[Session], config: NotifyConfig, now: datetime, *,
@@ -228,7 +248,7 @@ def run_notifications(sessions: sessionmaker[Session], config: NotifyConfig, now
         items = evaluate(gather_facts(s), now, AttentionSettings(config.referral_overdue_days))
     result.recorded = _record(sessions, items, channels, now)
     for channel in channels:
-        claimed = _claim(sessions, channel)
+        claimed = _claim(sessions, channel, now, LEASE)
         if not claimed:
             continue
         kinds = [Attention(key.rpartition("#")[0], kind) for key, kind in claimed]  # type: ignore[arg-type]
