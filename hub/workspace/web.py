@@ -87,6 +87,16 @@ def jst(value: datetime | date | None, with_time: bool = True) -> str:
     return f"{value.year}年{value.month}月{value.day}日"
 
 
+def iso_jst(value: str | None) -> str:
+    """An ISO 8601 text (as the ops snapshot carries) in JST words; ``–`` when empty, as-is when unreadable."""
+    if not value:
+        return "–"
+    try:
+        return jst(datetime.fromisoformat(value))
+    except ValueError:
+        return value
+
+
 def kind_label(kind: str | None) -> str:
     return KIND_LABELS.get(kind or "", kind or "—")
 
@@ -106,6 +116,7 @@ def role_label(role: str | None) -> str:
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.filters["jst"] = jst
 templates.env.filters["jst_date"] = lambda v: jst(v, with_time=False)
+templates.env.filters["iso_jst"] = iso_jst
 templates.env.filters["kind_label"] = kind_label
 templates.env.filters["field_label"] = field_label
 templates.env.filters["status_label"] = status_label

@@ -38,10 +38,20 @@ def csrf_in(html: str) -> str:
     return m.group(1)
 
 
+_HASHES: dict[str, str] = {}
+
+
 def add_users(sessions: sessionmaker[Session], users: dict[str, tuple[str, str | None]] | None = None) -> None:
+    """One user per entry, all with ``PASSWORD`` (hashed once per test session: argon2 is slow on purpose)."""
+    from hub.workspace.models import User
+
     with sessions.begin() as s:
         for name, (role, agency) in (users or USERS).items():
-            create_user(s, name, PASSWORD, role, agency, datetime.now(UTC))
+            if PASSWORD not in _HASHES:
+                _HASHES[PASSWORD] = create_user(s, name, PASSWORD, role, agency, datetime.now(UTC)).password_hash
+                continue
+            s.add(User(username=name, password_hash=_HASHES[PASSWORD], role=role, agency=agency, failed_logins=0,
+                       locked_until=None, disabled=False, created_at=datetime.now(UTC)))
 
 
 def login(client: TestClient, username: str, password: str = PASSWORD) -> TestClient:
