@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     notify_smtp_port: int = Field(default=25, ge=1, le=65535)
     notify_mail_from: str = ""
     notify_mail_to: list[str] = []
+    notify_smtp_starttls: bool = False
+    notify_smtp_username: str = ""
+    notify_smtp_password: SecretStr = SecretStr("")
+    #: HMAC-SHA256 of the webhook body in the header X-Tsunagu-Signature; empty → unsigned
+    notify_webhook_secret: SecretStr = SecretStr("")
+    #: service mode: seconds between the workspace's periodic rounds (referral sync, notifications)
+    notify_interval_s: float = Field(default=60.0, gt=0)
 
 
 def get_settings() -> Settings:
