@@ -15,8 +15,9 @@ case, which of three forms a viewer gets:
   that member can find its own client.
 - nothing otherwise.
 
-Who sits on a 支援会議: the municipal multi-agency team (a coordinator or admin with no agency)
-convenes every one of them; an agency's user sits on one whose member agencies name its field.
+A designation is in force from its start until it is ended by decision or with the case (no case of
+its member fields still open). Who sits on a 支援会議: the municipal multi-agency team (a coordinator
+or admin with no agency) convenes every one of them; an agency's user sits on one whose member agencies name its field.
 An agency's user who sits on no 支援会議 for the household sees nothing of it, and agency users
 never get the full form here (their own system is where they see their own records in full).
 Consent officers and ops have no household view (they work from /consents and /ops).
@@ -25,7 +26,7 @@ Consent officers and ops have no household view (they work from /consents and /o
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Literal
 
@@ -165,6 +166,7 @@ class MinimalItem:
     closed_on: date | None
     age_band: str | None
     record: str | None = None
+    member: str | None = None  # the member's label (世帯員n), never a person id
 
 
 @dataclass(frozen=True)
@@ -318,8 +320,17 @@ def _labels(members: Iterable[MemberFact]) -> dict[str, str]:
     return {m.person: f"世帯員{n}" for n, m in enumerate(ordered, start=1)}
 
 
+def designation_in_force(d: Designation, facts: HouseholdFacts, now: datetime) -> bool:
+    """A designation counts from its start until it is ended by decision (``end``) or with the case:
+    once no case of its member agencies' fields is still open, the 支援会議 has nothing left to share."""
+    if d.household != facts.household or not d.active_at(now):
+        return False
+    today = _jst_day(now)
+    return any(c.field in d.member_agencies and (c.closed_on is None or c.closed_on > today) for c in facts.cases)
+
+
 def _meetings(viewer: Viewer, facts: HouseholdFacts, now: datetime) -> tuple[Designation, ...]:
-    active = [d for d in facts.designations if d.household == facts.household and d.active_at(now)]
+    active = [d for d in facts.designations if designation_in_force(d, facts, now)]
     if viewer.municipal_team:
         return tuple(active)
     if viewer.role in HOUSEHOLD_ROLES and viewer.agency is not None:
@@ -373,7 +384,8 @@ def view_household(viewer: Viewer, facts: HouseholdFacts, now: datetime) -> Hous
                 field=ev.field, status=ev.status, change=ev.change, on=_jst_day(ev.time),
                 opened_on=ev.opened_on, closed_on=ev.closed_on,
                 age_band=bands.get(ev.person) if ev.person else None,
-                record=(case.record if case else ev.record) if own(ev.field) else None)))
+                record=(case.record if case else ev.record) if own(ev.field) else None,
+                member=labels.get(ev.person) if ev.person else None)))
 
     cases: list[CaseView] = []
     for c in sorted(facts.cases, key=lambda c: (c.opened_on, c.field.value, c.case)):
@@ -383,7 +395,7 @@ def view_household(viewer: Viewer, facts: HouseholdFacts, now: datetime) -> Hous
             cases.append(CaseView(form="minimal", field=c.field, minimal=MinimalItem(
                 field=c.field, status=c.status, change=None, on=None, opened_on=c.opened_on,
                 closed_on=c.closed_on, age_band=bands.get(c.person) if c.person else None,
-                record=c.record if own(c.field) else None)))
+                record=c.record if own(c.field) else None, member=labels.get(c.person) if c.person else None)))
 
     # a member is named when the team may see some of their records, or a consent is in force now
     for m in facts.members:
@@ -392,6 +404,15 @@ def view_household(viewer: Viewer, facts: HouseholdFacts, now: datetime) -> Hous
             or any(_emergency(facts, m.person, f, now) for f in Field)
         ):
             named.add(m.person)
+
+    # a minimal item never ties a named member to what only the 支援会議 route shares
+    named_labels = {labels[p] for p in named if p in labels}
+
+    def unlinked(m: MinimalItem | None) -> MinimalItem | None:
+        return replace(m, member=None) if m is not None and m.member in named_labels else m
+
+    timeline = [replace(i, minimal=unlinked(i.minimal)) for i in timeline]
+    cases = [replace(c, minimal=unlinked(c.minimal)) for c in cases]
 
     alerts = tuple(_alert_views(facts, full_by_case, today))
     route: Literal["team", "support_meeting", "alert_only", "none"]
@@ -459,7 +480,7 @@ def minimal_strings(view: HouseholdView) -> list[str]:
     out: list[str] = []
     items = [i.minimal for i in view.timeline if i.minimal] + [c.minimal for c in view.cases if c.minimal]
     for m in items:
-        out += [str(m.field), m.status or "", m.change or "", m.age_band or "", m.record or "",
+        out += [str(m.field), m.status or "", m.change or "", m.age_band or "", m.record or "", m.member or "",
                 str(m.on or ""), str(m.opened_on or ""), str(m.closed_on or "")]
     for mv in view.members:
         if not mv.named:

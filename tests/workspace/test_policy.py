@@ -130,6 +130,17 @@ def test_an_ended_designation_no_longer_opens_the_minimal_form() -> None:
     assert view_household(ELDERLY_STAFF, facts, NOW).allowed is False
 
 
+def test_a_designation_ends_with_the_case() -> None:
+    """Once every case of the 支援会議's fields is closed, its members no longer see the minimal form."""
+    closed = tuple(replace(c, closed_on=date(2026, 10, 15)) if c.field is Field.ELDERLY else c
+                   for c in household().cases)
+    facts = household(cases=closed, designations=(designation((Field.ELDERLY,)),))
+    assert view_household(COORD, facts, NOW).route == "alert_only"
+    assert view_household(ELDERLY_STAFF, facts, NOW).allowed is False
+    still_open = household(designations=(designation((Field.ELDERLY,)),))
+    assert view_household(ELDERLY_STAFF, still_open, NOW).allowed is True
+
+
 @pytest.mark.parametrize("role", ["ops", "consent_officer"])
 def test_ops_and_consent_officers_have_no_household_view(role: str) -> None:
     """Ops and consent officers never see a household, whatever the facts."""
@@ -149,6 +160,17 @@ def test_consent_opens_the_full_form_for_what_it_covers_only() -> None:
     assert {m.name for m in v.members} == {"山田太郎", None}
     assert v.missing_consent_fields == (Field.ELDERLY,)
     assert v.alerts[0].shareable is False  # the mother's elderly record does not flow
+
+
+def test_a_minimal_item_names_a_masked_member_by_label_but_never_a_named_one() -> None:
+    """With consent for the son and a 支援会議 on both fields, the mother's items carry her label, his none."""
+    facts = household(consents={SON: (consent("c1", (Field.LIVELIHOOD,), date(2025, 1, 1)),)},
+                      designations=(designation((Field.ELDERLY, Field.LIVELIHOOD)),),
+                      events=(*household().events,
+                              event("e4", SON, "shogai:case:9", Field.ELDERLY, date(2026, 10, 2))))
+    v = view_household(COORD, facts, NOW)
+    minimal = [i.minimal for i in v.timeline if i.minimal]
+    assert {(m.field, m.member) for m in minimal} == {(Field.ELDERLY, "世帯員1"), (Field.ELDERLY, None)}
 
 
 def test_withdrawal_hides_the_timeline_from_its_effective_date() -> None:

@@ -1,0 +1,352 @@
+"""The household page, its FHIR export and the policy over a real run of the samples: what shows, what never does."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from fhir.resources.bundle import Bundle
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from workspace.support import Workspace
+
+from consent.model import JST, Designation
+from consent.store import ConsentRepository, iter_audit
+from hub.db import make_engine, make_sessionmaker
+from hub.identity import Person
+from hub.store import AlertState
+from hub.workspace.households import load_household
+from hub.workspace.policy import HouseholdFacts, Viewer, minimal_strings, view_household
+from schemas.codes import Field
+
+COORD = Viewer("coordinator", "coordinator", None)
+
+
+def all_facts(s: Session) -> list[HouseholdFacts]:
+    households = sorted({h for (h,) in s.execute(select(Person.household_id).where(Person.household_id.is_not(None)))
+                         if h})
+    return [load_household(s, h) for h in households]
+
+
+def secrets_of(facts: HouseholdFacts) -> list[str]:
+    """Every name, kana, person id, free text and 要配慮 detail the hub holds about a household."""
+    out: list[str] = []
+    for m in facts.members:
+        out += [m.person, *(x for x in (m.name, m.kana) if x)]
+    for e in facts.events:
+        out += [*(x for x in (e.summary,) if x), *e.notes]
+    return [s for s in out if s and len(s) >= 2]
+
+
+@pytest.fixture(scope="module")
+def sample_facts(seeded_state: str) -> list[HouseholdFacts]:
+    engine = make_engine(seeded_state)
+    try:
+        with make_sessionmaker(engine)() as s:
+            return all_facts(s)
+    finally:
+        engine.dispose()
+
+
+def first(facts: list[HouseholdFacts], route: str, now: datetime) -> HouseholdFacts:
+    for f in facts:
+        if view_household(COORD, f, now).route == route:
+            return f
+    raise AssertionError(f"no sample household on the {route} route")
+
+
+def now_of(ws: Workspace) -> datetime:
+    return ws.clock()
+
+
+# --------------------------------------------------------------------------- property over the samples
+def test_the_samples_give_every_route(sample_facts: list[HouseholdFacts]) -> None:
+    """The samples hold consented households (team route) and alert-only 支援会議 candidates."""
+    now = datetime.now(UTC)
+    routes = {view_household(COORD, f, now).route for f in sample_facts}
+    assert {"team", "alert_only"} <= routes
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                    HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_minimal_form_over_the_samples_never_carries_personal_details(sample_facts: list[HouseholdFacts],
+                                                                      data: st.DataObject) -> None:
+    """Any sample household, any 支援会議 membership, any viewer and day: the minimal parts hold no name,
+    kana, person id, free text or 要配慮 detail the hub holds about that household."""
+    facts = data.draw(st.sampled_from(sample_facts))
+    fields = data.draw(st.sets(st.sampled_from(list(Field)), min_size=1))
+    start = data.draw(st.dates(min_value=date(2025, 4, 1), max_value=date(2026, 11, 30)))
+    day = data.draw(st.dates(min_value=start, max_value=date(2027, 3, 31)))
+    viewer = data.draw(st.sampled_from([COORD, Viewer("a", "admin", None)]
+                                       + [Viewer("x", "coordinator", f) for f in Field]))
+    designated = HouseholdFacts(**{**facts.__dict__, "designations": (
+        Designation("d-prop", facts.household, tuple(sorted(fields)), start),)})
+    now = datetime(day.year, day.month, day.day, 12, tzinfo=JST)
+    view = view_household(viewer, designated, now)
+    texts = minimal_strings(view)
+    leaked = [s for s in secrets_of(facts) if any(s in t for t in texts)]
+    assert not leaked
+    if viewer.agency is not None:
+        assert all(i.form == "minimal" for i in view.timeline)
+
+
+# --------------------------------------------------------------------------- the page
+def test_a_candidate_household_page_shows_no_names_and_is_audited(seeded_workspace: Workspace) -> None:
+    """A 支援会議 candidate's page: masked members, no name anywhere; the view is on the audit chain with the user."""
+    ws = seeded_workspace
+    with ws.sessions() as s:
+        facts = first(all_facts(s), "alert_only", now_of(ws))
+    page = ws.client("coordinator").get(f"/households/{facts.household}")
+    assert page.status_code == 200
+    assert "支援会議候補" in page.text and "非表示（本人同意なし）" in page.text
+    assert not [x for x in secrets_of(facts) if x in page.text]
+    with ws.sessions() as s:
+        entries = [e for e in iter_audit(s) if e.action == "household.view"]
+    assert [(e.user, e.sourcerecord) for e in entries] == [("coordinator", f"household:{facts.household}")]
+
+
+def test_a_consented_household_shows_the_consented_members_timeline(seeded_workspace: Workspace) -> None:
+    """On the team route the consenting member's name and case events show in full; masked members stay masked."""
+    ws = seeded_workspace
+    with ws.sessions() as s:
+        facts = first(all_facts(s), "team", now_of(ws))
+    view = view_household(COORD, facts, now_of(ws))
+    page = ws.client("coordinator").get(f"/households/{facts.household}").text
+    named = [m for m in view.members if m.named]
+    assert named and all(m.name and m.name in page for m in named)
+    assert any(i.full for i in view.timeline) and "共有の根拠: consent:" in page
+    masked_names = {f.name for f in facts.members} - {m.name for m in named}
+    assert not [n for n in masked_names if n and n in page]
+
+
+def test_withdrawal_hides_the_timeline_on_the_page(seeded_workspace: Workspace) -> None:
+    """A sample consent withdrawn later: before its date the member's events show; from it on they are gone."""
+    ws = seeded_workspace
+    with ws.sessions() as s:
+        facts_all = all_facts(s)
+    found = None
+    for f in facts_all:
+        for person, versions in f.consents.items():
+            withdrawn = [v for v in versions if v.status == "inactive"]
+            ours = [e for e in f.events if e.person == person and e.time < min(v.version for v in withdrawn)] \
+                if withdrawn else []
+            if withdrawn and ours:
+                found = (f, person, min(v.version for v in withdrawn))
+                break
+        if found:
+            break
+    assert found, "the samples hold a withdrawn consent of a member with earlier events"
+    facts, person, effective = found
+    before = view_household(COORD, facts, effective - timedelta(hours=1))
+    after = view_household(COORD, facts, effective + timedelta(hours=1))
+    shown_before = [i for i in before.timeline if i.full and before.person_of(i.full.member) == person]
+    shown_after = [i for i in after.timeline if i.full and after.person_of(i.full.member) == person]
+    assert shown_before and not shown_after
+    name = next(m.name for m in facts.members if m.person == person)
+    ws.clock.now = effective - timedelta(hours=1)
+    page_before = ws.client("coordinator").get(f"/households/{facts.household}").text
+    ws.clock.now = effective + timedelta(hours=1)
+    page_after = ws.client("coordinator").get(f"/households/{facts.household}").text
+    assert name and name in page_before and name not in page_after
+    assert shown_before[0].full and shown_before[0].full.record in page_before
+
+
+def test_ops_and_consent_officers_are_refused_a_household(seeded_workspace: Workspace) -> None:
+    """Ops and consent officers get 403 on a household page and its export; anonymous users go to the login."""
+    ws = seeded_workspace
+    with ws.sessions() as s:
+        household = s.scalars(select(AlertState.household_id)).first()
+    for user in ("ops", "consent_officer"):
+        c = ws.client(user)
+        assert c.get(f"/households/{household}").status_code == 403
+        assert c.get(f"/households/{household}/fhir").status_code == 403
+    anon = ws.client(None).get(f"/households/{household}", follow_redirects=False)
+    assert anon.status_code == 303 and anon.headers["location"].startswith("/login")
+
+
+def test_an_agency_user_outside_any_meeting_is_refused_and_the_refusal_audited(seeded_workspace: Workspace) -> None:
+    """The elderly centre's user without a 支援会議 for the household gets 403, recorded with the user."""
+    ws = seeded_workspace
+    with ws.sessions() as s:
+        household = s.scalars(select(AlertState.household_id)).first()
+    assert ws.client("houkatsu").get(f"/households/{household}").status_code == 403
+    with ws.sessions() as s:
+        refused = [e for e in iter_audit(s) if e.action == "household.view.refused"]
+    assert [e.user for e in refused] == ["houkatsu"]
+
+
+def test_unknown_household_is_404(seeded_workspace: Workspace) -> None:
+    """A household the hub does not know is not found (and nothing is shown)."""
+    assert seeded_workspace.client("coordinator").get("/households/h-nope").status_code == 404
+
+
+# --------------------------------------------------------------------------- FHIR
+def _bundle(ws: Workspace, user: str, household: str) -> dict[str, Any]:
+    r = ws.client(user).get(f"/households/{household}/fhir")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/fhir+json")
+    data: dict[str, Any] = r.json()
+    Bundle.model_validate(data)  # the export is a valid FHIR R5 Bundle
+    return data
+
+
+def _types(bundle: dict[str, Any]) -> list[str]:
+    return [e["resource"]["resourceType"] for e in bundle["entry"]]
+
+
+def test_fhir_export_of_a_consented_household(seeded_workspace: Workspace) -> None:
+    """Team route: Patients with IDE/SYL names for consenting members, Group, EpisodeOfCare, Consent, Flag; audited."""
+    ws = seeded_workspace
+    with ws.sessions() as s:
+        facts = first(all_facts(s), "team", now_of(ws))
+    view = view_household(COORD, facts, now_of(ws))
+    bundle = _bundle(ws, "coordinator", facts.household)
+    types = _types(bundle)
+    assert types.count("Patient") >= len(view.members) and types.count("Group") == 1
+    assert "EpisodeOfCare" in types and "Consent" in types and types.count("Flag") == len(view.alerts)
+    reps = {ext["valueCode"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+            for n in e["resource"].get("name", []) for ext in n.get("extension", [])}
+    assert "IDE" in reps
+    text = json.dumps(bundle, ensure_ascii=False)
+    masked = {f.name for f in facts.members} - {m.name for m in view.members if m.named}
+    masked_ids = {f.person for f in facts.members} - {m.person for m in view.members if m.named}
+    assert not [x for x in masked | masked_ids if x and x in text]
+    with ws.sessions() as s:
+        assert [(e.user, e.action) for e in iter_audit(s) if e.action and e.action.startswith("household.")] == [
+            ("coordinator", "household.fhir")]
+
+
+def test_fhir_export_of_a_candidate_carries_nothing_personal(seeded_workspace: Workspace) -> None:
+    """An alert-only household: masked Patients with age bands, a Group and Flags; no name, kana, id or text."""
+    ws = seeded_workspace
+    with ws.sessions() as s:
+        facts = first(all_facts(s), "alert_only", now_of(ws))
+    bundle = _bundle(ws, "coordinator", facts.household)
+    assert set(_types(bundle)) == {"Patient", "Group", "Flag"}
+    text = json.dumps(bundle, ensure_ascii=False)
+    assert not [x for x in secrets_of(facts) if x in text]
+    assert not [c.record for c in facts.cases if c.record in text]
+
+
+# --------------------------------------------------------------------------- meetings
+def _csrf(client: Any, url: str) -> str:
+    from workspace.support import csrf_in
+
+    return csrf_in(client.get(url).text)
+
+
+def test_support_meeting_from_an_alert_designates_the_household(seeded_workspace: Workspace) -> None:
+    """Agenda from a candidate alert, decision recorded: the designation names the agencies present, the elderly
+    centre's user then sees the minimal form with its own record keys only, and ending it by decision closes it."""
+    ws = seeded_workspace
+    with ws.sessions() as s:
+        facts = first(all_facts(s), "alert_only", now_of(ws))
+        alert = s.scalars(select(AlertState).where(AlertState.household_id == facts.household)).first()
+    assert alert is not None
+    fields = sorted({c.field for c in facts.cases if c.closed_on is None}, key=lambda f: f.value)
+    c = ws.client("coordinator")
+    r = c.post("/meetings", data={"csrf_token": _csrf(c, "/alerts"), "alert_id": alert.alert_id,
+                                  "kind": "support_meeting"}, follow_redirects=False)
+    assert r.status_code == 303
+    meeting_url = r.headers["location"].split("?")[0]
+    page = c.get(meeting_url)
+    assert page.status_code == 200 and "会議の結果を記録する" in page.text
+    today = now_of(ws).astimezone(JST).date()
+    r = c.post(f"{meeting_url}/decision", data={
+        "csrf_token": _csrf(c, meeting_url), "held_on": today.isoformat(), "decision": "designate",
+        "members_present": [f.value for f in fields] + ["elderly"]}, follow_redirects=False)
+    assert r.status_code == 303
+    with ws.sessions() as s:
+        designations = ConsentRepository(s).designations_for(facts.household)
+    assert len(designations) == 1 and designations[0].start == today and designations[0].end is None
+    assert set(designations[0].member_agencies) == {*fields, Field.ELDERLY}
+
+    coordinator_page = c.get(f"/households/{facts.household}").text
+    assert "支援会議（社会福祉法第106条の6）による必要最小限の共有" in coordinator_page
+    assert not [x for x in secrets_of(facts) if x in coordinator_page]
+    assert not [x.record for x in facts.cases if x.record in coordinator_page]  # the team gets no record keys
+
+    houkatsu = ws.client("houkatsu")
+    agency_page = houkatsu.get(f"/households/{facts.household}")
+    assert agency_page.status_code == 200
+    own = [x.record for x in facts.cases if x.field is Field.ELDERLY]
+    others = [x.record for x in facts.cases if x.field is not Field.ELDERLY]
+    assert all(r in agency_page.text for r in own) and not [r for r in others if r in agency_page.text]
+    assert not [x for x in secrets_of(facts) if x in agency_page.text]
+
+    r = c.post("/meetings", data={"csrf_token": _csrf(c, "/meetings"), "household": facts.household,
+                                  "kind": "support_meeting"}, follow_redirects=False)
+    second = r.headers["location"].split("?")[0]
+    assert second != meeting_url
+    r = c.post(f"{second}/decision", data={"csrf_token": _csrf(c, second), "held_on": today.isoformat(),
+                                           "decision": "end_designation"}, follow_redirects=False)
+    assert r.status_code == 303
+    with ws.sessions() as s:
+        assert [d.end for d in ConsentRepository(s).designations_for(facts.household)] == [today]
+    ws.clock.now = ws.clock.now + timedelta(days=1)
+    later = ws.client("houkatsu").get(f"/households/{facts.household}", follow_redirects=False)
+    assert later.status_code == 403
+    with ws.sessions() as s:
+        actions = [(e.user, e.action) for e in iter_audit(s) if e.action and e.action.startswith("meeting.")
+                   and e.action != "meeting.view"]
+    assert actions == [("coordinator", "meeting.agenda"), ("coordinator", "meeting.designate"),
+                       ("coordinator", "meeting.agenda"), ("coordinator", "meeting.end_designation")]
+
+
+def test_designation_needs_members_and_a_past_date(seeded_workspace: Workspace) -> None:
+    """Designating with no agency present or a future date is refused with a message, and nothing is designated."""
+    ws = seeded_workspace
+    with ws.sessions() as s:
+        alert = s.scalars(select(AlertState)).first()
+    assert alert is not None
+    c = ws.client("coordinator")
+    r = c.post("/meetings", data={"csrf_token": _csrf(c, "/alerts"), "alert_id": alert.alert_id,
+                                  "kind": "support_meeting"}, follow_redirects=False)
+    url = r.headers["location"].split("?")[0]
+    today = now_of(ws).astimezone(JST).date()
+    r = c.post(f"{url}/decision", data={"csrf_token": _csrf(c, url), "held_on": today.isoformat(),
+                                        "decision": "designate"})
+    assert r.status_code == 400 and "出席した機関を選んでください" in r.text
+    r = c.post(f"{url}/decision", data={"csrf_token": _csrf(c, url), "decision": "designate",
+                                        "held_on": (today + timedelta(days=1)).isoformat(),
+                                        "members_present": ["elderly"]})
+    assert r.status_code == 400
+    with ws.sessions() as s:
+        assert ConsentRepository(s).designations_for(alert.household_id) == []
+
+
+def test_team_meeting_takes_only_a_consented_household_into_the_team(seeded_workspace: Workspace) -> None:
+    """重層的支援会議: refused without consent; with consent the decision leads to making a plan."""
+    ws = seeded_workspace
+    with ws.sessions() as s:
+        facts_all = all_facts(s)
+    candidate = first(facts_all, "alert_only", now_of(ws))
+    consented = first(facts_all, "team", now_of(ws))
+    c = ws.client("coordinator")
+    today = now_of(ws).astimezone(JST).date().isoformat()
+    for facts, expected in ((candidate, 400), (consented, 303)):
+        r = c.post("/meetings", data={"csrf_token": _csrf(c, "/meetings"), "household": facts.household,
+                                      "kind": "team_meeting"}, follow_redirects=False)
+        url = r.headers["location"].split("?")[0]
+        r = c.post(f"{url}/decision", data={"csrf_token": _csrf(c, url), "held_on": today,
+                                            "decision": "take_into_team", "members_present": ["elderly"]},
+                   follow_redirects=False)
+        assert r.status_code == expected
+    assert r.headers["location"] == f"/plans/new?household={consented.household}"
+
+
+def test_only_the_municipal_team_convenes_meetings(seeded_workspace: Workspace) -> None:
+    """An agency's user, ops and consent officers cannot put a household on an agenda."""
+    ws = seeded_workspace
+    with ws.sessions() as s:
+        alert = s.scalars(select(AlertState)).first()
+    assert alert is not None
+    c = ws.client("houkatsu")
+    r = c.post("/meetings", data={"csrf_token": _csrf(c, "/meetings"), "alert_id": alert.alert_id,
+                                  "kind": "support_meeting"}, follow_redirects=False)
+    assert r.status_code == 403
+    assert ws.client("ops").get("/meetings").status_code == 403
