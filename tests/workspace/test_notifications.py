@@ -15,7 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from hub.db import make_engine, make_sessionmaker
 from hub.store import AlertState
@@ -26,6 +27,8 @@ from hub.workspace.notifications import LEASE, NotifyConfig, _claim, _record, ru
 NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 CANARIES = ("HH-CANARY-4711", "alert-canary-0042", "ref-canary-0099", "plan-canary-0007", "houkatsu:C01-2025-0042",
             "山田", "elderly", "livelihood", "高齢", "生活困窮", "8050")
+
+Sessions = sessionmaker[Session]
 
 
 # --------------------------------------------------------------------------- local servers
@@ -70,7 +73,7 @@ class SmtpSink:
 
             def handle(self) -> None:
                 self.reply("220 sink ESMTP")
-                sender, rcpts = "", []
+                sender, rcpts = "", list[str]()
                 while True:
                     raw = self.rfile.readline()
                     if not raw:
@@ -125,7 +128,7 @@ def smtp() -> Iterator[SmtpSink]:
 
 
 @pytest.fixture
-def sessions(blank_db: str):
+def sessions(blank_db: str) -> Iterator[sessionmaker[Session]]:
     sm = make_sessionmaker(make_engine(blank_db))
     with sm.begin() as s:
         s.add(AlertState(alert_id="alert-canary-0042", household_id="HH-CANARY-4711", kind="8050",
@@ -153,7 +156,7 @@ def _assert_no_canary(blob: str) -> None:
         assert canary not in blob, canary
 
 
-def test_webhook_gets_one_signed_digest_without_personal_data_and_nothing_twice(sessions, webhook: Webhook) -> None:
+def test_webhook_gets_one_signed_digest_without_personal_data_never_twice(sessions: Sessions, webhook: Webhook) -> None:
     """Alert, overdue referral and passed monitoring → one POST with counts and the link; a rerun sends nothing."""
     cfg = _config(webhook_url=webhook.url, webhook_secret="s3cret")
     res = run_notifications(sessions, cfg, NOW)
@@ -170,17 +173,17 @@ def test_webhook_gets_one_signed_digest_without_personal_data_and_nothing_twice(
     assert len(webhook.bodies) == 1
 
 
-def test_a_worse_alert_is_a_new_thing_and_an_acted_on_alert_is_not(sessions, webhook: Webhook) -> None:
+def test_a_worse_alert_is_a_new_thing_and_an_acted_on_alert_is_not(sessions: Sessions, webhook: Webhook) -> None:
     """The same alert updated later is sent again once; after the team acted on that update, nothing more."""
     cfg = _config(webhook_url=webhook.url)
     run_notifications(sessions, cfg, NOW)
     later = NOW + timedelta(hours=1)
     with sessions.begin() as s:
-        s.get(AlertState, "alert-canary-0042").updated_at = later
+        s.execute(update(AlertState).values(updated_at=later))
     assert run_notifications(sessions, cfg, later).sent == {"webhook": 1}
     assert json.loads(webhook.bodies[-1])["counts"] == {"alert": 1}
     with sessions.begin() as s:
-        s.get(AlertState, "alert-canary-0042").updated_at = later + timedelta(hours=1)
+        s.execute(update(AlertState).values(updated_at=later + timedelta(hours=1)))
         s.add(AlertWork(alert_id="alert-canary-0042", state="acknowledged", assignee=None, closed_reason=None,
                         closed_at=None, reopened=False, reopen_count=0, last_seen_update=later + timedelta(hours=1),
                         updated_at=later, updated_by="coordinator"))
@@ -188,7 +191,7 @@ def test_a_worse_alert_is_a_new_thing_and_an_acted_on_alert_is_not(sessions, web
     assert len(webhook.bodies) == 2
 
 
-def test_a_failed_send_stays_pending_with_an_error_code_and_is_sent_once_later(sessions, webhook: Webhook) -> None:
+def test_a_failed_send_stays_pending_and_is_sent_once_later(sessions: Sessions, webhook: Webhook) -> None:
     """HTTP 500 → rows unsent with http_500 and no personal data; the next run delivers them once."""
     cfg = _config(webhook_url=webhook.url)
     webhook.status = 500
@@ -205,13 +208,13 @@ def test_a_failed_send_stays_pending_with_an_error_code_and_is_sent_once_later(s
         assert all(r.sent_at is not None and r.last_error_code is None for r in s.scalars(select(Notification)))
 
 
-def test_an_unreachable_webhook_is_a_connect_error(sessions) -> None:
+def test_an_unreachable_webhook_is_a_connect_error(sessions: Sessions) -> None:
     """Nothing listening: the rows stay pending with connect_error."""
     res = run_notifications(sessions, _config(webhook_url="http://127.0.0.1:9/none", timeout_s=2.0), NOW)
     assert res.failed == {"webhook": "connect_error"}
 
 
-def test_mail_goes_through_smtp_without_personal_data(sessions, smtp: SmtpSink) -> None:
+def test_mail_goes_through_smtp_without_personal_data(sessions: Sessions, smtp: SmtpSink) -> None:
     """The SMTP sink receives one Japanese mail to the configured recipients with counts and the link only."""
     cfg = _config(smtp_host="127.0.0.1", smtp_port=smtp.port, mail_from="tsunagu@city.example.lg.jp",
                   mail_to=("team@city.example.lg.jp", "lead@city.example.lg.jp"))
@@ -228,7 +231,7 @@ def test_mail_goes_through_smtp_without_personal_data(sessions, smtp: SmtpSink) 
     assert run_notifications(sessions, cfg, NOW + timedelta(minutes=1)).sent == {}
 
 
-def test_both_channels_are_independent(sessions, webhook: Webhook, smtp: SmtpSink) -> None:
+def test_both_channels_are_independent(sessions: Sessions, webhook: Webhook, smtp: SmtpSink) -> None:
     """A mail failure does not re-send the webhook: each channel keeps its own rows."""
     cfg = _config(webhook_url=webhook.url, smtp_host="127.0.0.1", smtp_port=smtp.port, mail_to=("t@example.jp",))
     smtp.close()
@@ -243,7 +246,7 @@ def test_both_channels_are_independent(sessions, webhook: Webhook, smtp: SmtpSin
         sink.close()
 
 
-def test_a_claimed_row_is_not_claimed_again_while_its_lease_runs(sessions) -> None:
+def test_a_claimed_row_is_not_claimed_again_while_its_lease_runs(sessions: Sessions) -> None:
     """Two runs: the second finds the rows claimed and sends nothing; after the lease (a crash), they come back."""
     run_at = NOW + timedelta(hours=1)
     _record(sessions, [Attention("alert:x:1", "alert")], ["webhook"], run_at)
@@ -254,7 +257,7 @@ def test_a_claimed_row_is_not_claimed_again_while_its_lease_runs(sessions) -> No
         "alert:x:1#webhook"]
 
 
-def test_no_channel_configured_records_nothing(sessions) -> None:
+def test_no_channel_configured_records_nothing(sessions: Sessions) -> None:
     """Without a webhook URL or SMTP host and recipients, a run does nothing at all."""
     assert run_notifications(sessions, _config(smtp_host="127.0.0.1"), NOW).recorded == 0
     with sessions() as s:

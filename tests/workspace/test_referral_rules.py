@@ -76,7 +76,7 @@ def test_overdue_only_while_nobody_accepted_after_the_configured_days() -> None:
     assert is_overdue("requested", T0, T0 + timedelta(days=4), 3)
 
 
-def _referral_event(**over: object) -> dict:
+def _referral_event(**over: object) -> dict[str, object]:
     ev = CloudEvent(
         id="ev-1", source="urn:tsunagu:houkatsu:C01", type="jp.tsunagu.referral.requested.v1",
         time=T0, sourcerecord="houkatsu:C01-2025-0042", field="elderly", person="P1", household="H1",

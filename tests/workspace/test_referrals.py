@@ -3,10 +3,12 @@ entries, access by agency, and every change audited and published in the same tr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 from workspace.wc_fixtures import NAME, T0, H, P, add_event, add_household
 
 from consent.store import AuditLogRow
@@ -20,9 +22,11 @@ from schemas.envelope import CloudEvent
 REF = "jp.tsunagu.referral.requested.v1"
 COORD = Principal("coord", "coordinator", None)
 
+Sessions = sessionmaker[Session]
+
 
 @pytest.fixture
-def sessions(blank_db: str):
+def sessions(blank_db: str) -> Iterator[sessionmaker[Session]]:
     sm = make_sessionmaker(make_engine(blank_db))
     with sm.begin() as s:
         add_household(s)
@@ -30,11 +34,11 @@ def sessions(blank_db: str):
     sm.kw["bind"].dispose()
 
 
-def _outbox(s) -> list[CloudEvent]:
+def _outbox(s: Session) -> list[CloudEvent]:
     return [CloudEvent.from_json_bytes(r.value) for r in s.scalars(select(HubOutbox).order_by(HubOutbox.seq))]
 
 
-def test_sync_imports_each_referral_event_once_and_moves_it_with_the_receiving_agencys_events(sessions) -> None:
+def test_sync_imports_each_referral_event_once_and_the_receiving_agency_moves_it(sessions: Sessions) -> None:
     """elderly → livelihood: imported as requested; livelihood's intake, work and close move it to completed."""
     with sessions.begin() as s:
         add_event(s, "r1", REF, field="elderly", days=0)
@@ -66,7 +70,7 @@ def test_sync_imports_each_referral_event_once_and_moves_it_with_the_receiving_a
         assert len(audited) == 4 and {a.user for a in audited} == {"tsunagu-hub"}
 
 
-def test_a_coordinator_rejects_with_a_reason_and_the_change_is_audited_with_the_user(sessions) -> None:
+def test_a_coordinator_rejects_with_a_reason_and_the_change_is_audited_with_the_user(sessions: Sessions) -> None:
     """A rejection needs a reason code; it is stored, audited with the user and published, in one commit."""
     with sessions.begin() as s:
         r = svc.create_referral(s, COORD, household=H, target="outreach", now=T0, prefix="t")
@@ -76,7 +80,7 @@ def test_a_coordinator_rejects_with_a_reason_and_the_change_is_audited_with_the_
     with sessions.begin() as s:
         svc.change_status(s, COORD, rid, "rejected", now=T0 + timedelta(hours=1), prefix="t", reason="no_capacity")
     with sessions() as s:
-        r = s.get(Referral, rid)
+        r = s.scalars(select(Referral).where(Referral.id == rid)).one()
         assert (r.status, r.reason, r.updated_by) == ("rejected", "no_capacity", "coord")
         last = _outbox(s)[-1]
         assert last.data == {"referral": rid, "household": H, "origin": "coordinator", "from_agency": "multi_agency",
@@ -88,7 +92,7 @@ def test_a_coordinator_rejects_with_a_reason_and_the_change_is_audited_with_the_
         svc.change_status(s, COORD, rid, "accepted", now=T0, prefix="t")
 
 
-def test_a_failed_change_leaves_no_trace(sessions) -> None:
+def test_a_failed_change_leaves_no_trace(sessions: Sessions) -> None:
     """A refused transition rolls back: no change row, no audit entry, no outbox message."""
     with sessions.begin() as s:
         rid = svc.create_referral(s, COORD, household=H, target="child", now=T0, prefix="t").id
@@ -100,13 +104,13 @@ def test_a_failed_change_leaves_no_trace(sessions) -> None:
         svc.change_status(s, COORD, rid, "completed", now=T0, prefix="t")
         svc.change_status(s, COORD, rid, "accepted", now=T0, prefix="t")
     with sessions() as s:
-        assert s.get(Referral, rid).status == "requested"
+        assert s.scalars(select(Referral.status).where(Referral.id == rid)).one() == "requested"
         assert counts == (s.scalar(select(func.count()).select_from(ReferralChange)),
                           s.scalar(select(func.count()).select_from(HubOutbox)),
                           s.scalar(select(func.count()).select_from(AuditLogRow)))
 
 
-def test_creation_checks_target_household_and_person(sessions) -> None:
+def test_creation_checks_target_household_and_person(sessions: Sessions) -> None:
     """Unknown targets, households, or a person of another household are refused with a Japanese message."""
     with sessions.begin() as s:
         add_household(s, "h-other", ("p-other",))
@@ -122,7 +126,7 @@ def test_creation_checks_target_household_and_person(sessions) -> None:
                                 prefix="t", from_agency="child")
 
 
-def test_a_coordinator_referral_with_a_person_moves_with_that_agencys_events(sessions) -> None:
+def test_a_coordinator_referral_with_a_person_moves_with_that_agencys_events(sessions: Sessions) -> None:
     """A referral the team makes for a member to disability is accepted by disability's next intake event."""
     with sessions.begin() as s:
         rid = svc.create_referral(s, COORD, household=H, target="disability", now=T0, prefix="t", person_id=P).id
@@ -130,10 +134,10 @@ def test_a_coordinator_referral_with_a_person_moves_with_that_agencys_events(ses
     with sessions.begin() as s:
         svc.sync_referrals(s, now=T0 + timedelta(days=3), prefix="t")
     with sessions() as s:
-        assert s.get(Referral, rid).status == "accepted"
+        assert s.scalars(select(Referral.status).where(Referral.id == rid)).one() == "accepted"
 
 
-def test_agency_users_see_and_answer_only_their_own_referrals(sessions) -> None:
+def test_agency_users_see_and_answer_only_their_own_referrals(sessions: Sessions) -> None:
     """The receiving agency may accept; another agency neither sees nor changes it; the sender may only cancel."""
     with sessions.begin() as s:
         rid = svc.create_referral(s, Principal("h1", "coordinator", "elderly"), household=H, target="livelihood",
@@ -156,7 +160,7 @@ def test_agency_users_see_and_answer_only_their_own_referrals(sessions) -> None:
         svc.change_status(s, elderly, rid, "cancelled", now=T0, prefix="t", reason="duplicate")
 
 
-def test_overdue_lists_only_unaccepted_referrals_past_the_setting(sessions) -> None:
+def test_overdue_lists_only_unaccepted_referrals_past_the_setting(sessions: Sessions) -> None:
     """With 14 days, a 15-day-old requested referral is overdue; an accepted one never is."""
     with sessions.begin() as s:
         a = svc.create_referral(s, COORD, household=H, target="child", now=T0, prefix="t").id

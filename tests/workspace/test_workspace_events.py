@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -51,7 +52,7 @@ def test_build_event_checks_the_type_and_is_stable() -> None:
         build_event("jp.tsunagu.plan.updated.v1", p, subject="r1", at=AT, household="H1")
 
 
-def test_alert_work_events_go_to_the_outbox_in_the_callers_transaction(tmp_path) -> None:
+def test_alert_work_events_go_to_the_outbox_in_the_callers_transaction(tmp_path: Path) -> None:
     """Written inside a transaction that rolls back, nothing is queued; committed, one row on <prefix>.workspace.v1."""
     engine = make_engine(f"sqlite:///{tmp_path / 'h.db'}")
     Base.metadata.create_all(engine)

@@ -32,7 +32,7 @@ def add_event(s: Session, eid: str, etype: str, *, field: str, days: float, pers
     else:
         data = {"status": status, "subject": {"record": record, "name": NAME}}
     ev = CloudEvent(id=eid, source=f"urn:tsunagu:test:{field}", type=etype, time=T0 + timedelta(days=days),
-                    sourcerecord=record, field=field, person=person, household=household, data=data)  # type: ignore[arg-type]
+                    sourcerecord=record, field=field, person=person, household=household, data=data)
     s.add(CaseEvent(event_id=ev.id, source=ev.source, record=record, person_id=person, household_id=household,
                     field=field, type=etype, time=ev.time, team_published=False, payload=ev.to_json_bytes()))
     s.flush()
