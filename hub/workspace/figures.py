@@ -25,11 +25,12 @@ TARGET_LABELS: dict[str, str] = {
     "outreach": "アウトリーチ等を通じた継続的支援事業",
     "participation": "参加支援事業",
 }
+#: the same words as the screens (hub.workspace.web.STATUS_LABELS)
 STATUS_LABELS: dict[str, str] = {
     "requested": "依頼中",
-    "accepted": "受入れ",
-    "rejected": "受入れ不可",
-    "in-progress": "支援中",
+    "accepted": "受理",
+    "rejected": "不受理",
+    "in-progress": "対応中",
     "completed": "完了",
     "cancelled": "取消",
 }

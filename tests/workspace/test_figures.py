@@ -72,12 +72,20 @@ def test_counts_fall_in_the_year_by_their_own_dates() -> None:
     assert f.value(S_MEETINGS, "うち支援会議の対象に指定した件数") == 1
     assert f.value(S_REFERRALS, "自立相談（計）") == 2
     assert f.value(S_REFERRALS, "自立相談：完了") == 1
-    assert f.value(S_REFERRALS, "アウトリーチ等を通じた継続的支援事業：受入れ") == 1
+    assert f.value(S_REFERRALS, "アウトリーチ等を通じた継続的支援事業：受理") == 1
     assert f.value(S_REFERRALS, "こども家庭センター（計）") == 0
     assert f.value(S_REFERRALS, "合計") == 3
     assert f.value(S_PLAN_ENDS, "終結（計）") == 2
     assert f.value(S_PLAN_ENDS, "終結：目標達成") == 1
     assert f.value(S_PLAN_ENDS, "主担当機関への引継ぎ") == 1
+
+
+def test_referral_status_words_match_the_screens() -> None:
+    """The report says 受理 / 不受理 / 対応中 exactly as /referrals does."""
+    from hub.workspace.figures import STATUS_LABELS
+    from hub.workspace.web import STATUS_LABELS as SCREEN
+
+    assert all(SCREEN[k] == v for k, v in STATUS_LABELS.items())
 
 
 def test_csv_rows_have_a_header_and_one_line_per_figure() -> None:
