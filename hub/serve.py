@@ -7,7 +7,9 @@ One process, one event loop:
 * an HTTP server (uvicorn, programmatic, in the same loop): ``POST /webhooks/kodomo``
   (signed deliveries: written to the connector outbox and relayed to Kafka, acknowledged by
   the broker *before* the 2xx), ``GET /healthz``, ``GET /metrics`` (Prometheus; counts only),
-  ``GET /ops`` / ``GET /ops.json`` (the operations view, ``hub.ops``: counts and codes only);
+  ``GET /ops`` / ``GET /ops.json`` (the operations view, ``hub.ops``: counts and codes only), and
+  the coordinators' workspace (``hub.workspace``: /login, /alerts, /households/…, /consents, the
+  consent API under /api/ …; /ops behind the ops/admin roles) mounted at ``/``;
 * every file / database feed found under ``--sources`` in a background thread
   (``ConnectorRunner.run_forever``): file feeds re-scan their folders and the shogai database
   is polled every ``poll_interval_s``. The registry is read first, as in the batch run. The
@@ -55,7 +57,6 @@ from hub.broker import Topics, ensure_topics, kafka_cluster
 from hub.db import make_engine, make_sessionmaker
 from hub.logging import get_logger
 from hub.migrate import database_url_for, upgrade
-from hub.ops import make_ops_router
 from hub.pipeline import HOUSEHOLD, INTAKE, HubCore, RawMessage
 from hub.run import check_sources, state_folder
 from hub.service import HubService
@@ -330,6 +331,7 @@ class HubServer:
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
+        self.workspace: Any = None  # hub.workspace.service.WorkspaceRuntime once the app is built
 
     # -- control ------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -416,7 +418,7 @@ class HubServer:
         self.port = int(sock.getsockname()[1])
         try:
             await hub.start()
-            http = _Uvicorn(uvicorn.Config(self._app(rt), log_config=None, access_log=False, lifespan="off",
+            http = _Uvicorn(uvicorn.Config(self._app(rt, hub), log_config=None, access_log=False, lifespan="off",
                                            timeout_graceful_shutdown=30))
             http_task = asyncio.create_task(http.serve(sockets=[sock]))
             while not http.started and not http_task.done():
@@ -463,6 +465,8 @@ class HubServer:
     async def _shutdown(self, rt: _Runtime, hub: HubService, http: _Uvicorn | None,
                         http_task: asyncio.Task[None] | None, feeds_task: asyncio.Task[None] | None) -> None:
         self._stop_flag.set()
+        if self.workspace is not None:  # the workspace's periodic round ends first
+            await asyncio.to_thread(self.workspace.stop)
         # 1. stop accepting webhooks; requests in flight finish (their items are acknowledged)
         if http is not None and http_task is not None:
             http.should_exit = True
@@ -516,12 +520,11 @@ class HubServer:
                 and group_lag(rt.bootstrap, f"{group}-household", rt.topics.resolved) == 0)
 
     # -- the FastAPI app -----------------------------------------------------------------------
-    def _app(self, rt: _Runtime) -> FastAPI:
+    def _app(self, rt: _Runtime, hub: HubService | None = None) -> FastAPI:
         app = FastAPI(title="tsunagu", docs_url=None, redoc_url=None, openapi_url=None)
         assert rt.kodomo is not None and isinstance(rt.kodomo.connector, PushedFeed)
         webhook = KodomoWebhook(self.settings.kodomo_webhook_secret.get_secret_value().encode("utf-8"), rt.ledger)
         app.include_router(make_router(webhook, WebhookPublisher(rt.kodomo, rt.kodomo.connector)))
-        app.include_router(make_ops_router(rt.core.sessions, rt.cstate, rt.topics))  # GET /ops, /ops.json
         metrics = self.metrics
 
         @app.middleware("http")
@@ -543,6 +546,11 @@ class HubServer:
             body = await asyncio.to_thread(generate_latest, metrics.registry)
             return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+        from hub.workspace.service import attach_workspace  # the workspace, /ops included, last: it mounts "/"
+
+        self.workspace = attach_workspace(app, rt.core.sessions, self.settings, connector_state=rt.cstate,
+                                          topics=rt.topics, relay=hub.relay if hub is not None else None,
+                                          loop=asyncio.get_running_loop())
         return app
 
 
