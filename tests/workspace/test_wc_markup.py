@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 
+import pytest
 from sqlalchemy import select
 from workspace.support import Workspace, csrf_in
 from workspace.wc_fixtures import H, add_event, add_household
@@ -83,9 +84,8 @@ def test_referral_plan_and_report_pages_are_well_formed(workspace: Workspace) ->
 
 def test_the_checker_catches_what_it_looks_for() -> None:
     """An unlabelled input, a skipped heading level and a th without scope each fail the check."""
-    import pytest
-
-    ok = '<html lang="ja"><h1>t</h1><label for="a">a</label><input id="a"><table><tr><th scope="col">x</th></tr></table>'
+    ok = ('<html lang="ja"><h1>t</h1><label for="a">a</label><input id="a">'
+          '<table><tr><th scope="col">x</th></tr></table>')
     check(ok)
     for bad in (ok.replace('for="a"', 'for="b"'), ok + "<h3>x</h3>", ok.replace(' scope="col"', ""),
                 ok.replace('lang="ja"', 'lang="en"'), ok + '<p style="color:red">x</p>'):
