@@ -24,12 +24,26 @@ from hub.workspace.web import get_session, render
 router = APIRouter()
 
 
+def referral_shown(view: HouseholdView, r: Referral) -> bool:
+    """Whether a referral may show on this view: its person is named here (consent), or it is the team's own
+    (origin coordinator), or its agency sits on the viewer's 支援会議 (then target, status and dates only)."""
+    if view.route not in ("team", "support_meeting"):
+        return False
+    named = {m.person for m in view.members if m.named and m.person}
+    if r.person_id is not None and r.person_id in named:
+        return True
+    if r.origin == "coordinator":
+        return True
+    return r.from_agency is not None and r.from_agency in {f.value for f in view.meeting_fields}
+
+
 def visible_referrals(s: Session, view: HouseholdView) -> list[Referral]:
-    """Referrals of the household, for a view that shows cases (team or 支援会議 route); none otherwise."""
+    """The household's referrals this view may show (see :func:`referral_shown`), newest first."""
     if view.route not in ("team", "support_meeting"):
         return []
-    return list(s.scalars(select(Referral).where(Referral.household_id == view.household)
-                          .order_by(Referral.requested_at.desc(), Referral.id)))
+    rows = s.scalars(select(Referral).where(Referral.household_id == view.household)
+                     .order_by(Referral.requested_at.desc(), Referral.id))
+    return [r for r in rows if referral_shown(view, r)]
 
 
 def visible_plan(s: Session, view: HouseholdView) -> Plan | None:

@@ -13,6 +13,7 @@ from consent.store import iter_audit
 from hub.store import AlertState, HubOutbox
 from hub.workspace.alert_work import TransitionError, WorkState, effective, transition
 from hub.workspace.models import AlertWork
+from schemas.codes import Field
 
 COUNT_RE = re.compile(r'state=(\w+)[^>]*>[^:]+: <strong>(\d+)</strong>')
 
@@ -162,3 +163,31 @@ def test_ops_and_consent_officers_cannot_open_or_act_on_the_inbox(seeded_workspa
     token = csrf_in(c.get("/consents").text) if user == "consent_officer" else "x"
     r = c.post(f"/alerts/{alert.alert_id}/acknowledge", data={"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 403
+
+
+def test_an_agency_user_sees_only_the_alerts_of_its_meetings(seeded_workspace: Workspace) -> None:
+    """The elderly centre's user sees no alert until a 支援会議 with the centre designates a household;
+    then only that household's alerts, and no action to put anything on an agenda."""
+    from datetime import date
+
+    from consent.model import Designation
+    from consent.store import ConsentRepository
+    from hub.store import CaseState
+
+    ws = seeded_workspace
+    c = ws.client("houkatsu")
+    assert "該当するアラートはありません" in c.get("/alerts").text
+    with ws.sessions.begin() as s:
+        elderly_open = {h for (h,) in s.execute(select(CaseState.household_id).where(
+            CaseState.field == "elderly", CaseState.closed_on.is_(None)))}
+        alert = s.scalars(select(AlertState).where(AlertState.household_id.in_(elderly_open))
+                          .order_by(AlertState.alert_id)).first()
+        assert alert is not None
+        ConsentRepository(s).add_designation(Designation("d-t", alert.household_id, (Field.ELDERLY,),
+                                                         date(2025, 1, 1)))
+        ids = {a.alert_id for a in s.scalars(select(AlertState).where(
+            AlertState.household_id == alert.household_id))}
+    page = c.get("/alerts").text
+    shown = set(re.findall(r'id="alert-([^"]+)"', page))
+    assert shown == ids
+    assert "支援会議の議題にする" not in page

@@ -350,3 +350,42 @@ def test_only_the_municipal_team_convenes_meetings(seeded_workspace: Workspace) 
                                   "kind": "support_meeting"}, follow_redirects=False)
     assert r.status_code == 403
     assert ws.client("ops").get("/meetings").status_code == 403
+
+
+# --------------------------------------------------------------------------- referrals on the page and export
+def _referral(rid: str, household: str, person: str | None, *, origin: str = "event", record: str | None = None,
+              from_agency: str | None = "livelihood", target: str = "elderly") -> Any:
+    from hub.workspace.models import Referral
+
+    t = datetime(2026, 10, 1, tzinfo=UTC)
+    return Referral(id=rid, origin=origin, source_event_id=None, household_id=household, person_id=person,
+                    record=record, from_agency=from_agency, target=target, status="requested", reason=None,
+                    requested_at=t, updated_at=t, updated_by="test")
+
+
+def test_referrals_show_for_named_members_and_the_teams_own_only(seeded_workspace: Workspace) -> None:
+    """A consenting member's referral exports as ServiceRequest + Task with its record key; a masked member's
+    referral from an agency not on a 支援会議 is left out; the team's own referral shows without a person."""
+    ws = seeded_workspace
+    with ws.sessions() as s:
+        mixed = [(f, v) for f in all_facts(s) if (v := view_household(COORD, f, now_of(ws))).route == "team"
+                 and any(not m.named for m in v.members)]
+    assert mixed, "the samples hold a consented household with a member who has not consented"
+    facts, view = mixed[0]
+    named = next(m for m in view.members if m.named)
+    masked = next(m for m in facts.members if m.person not in {v.person for v in view.members if v.named})
+    with ws.sessions.begin() as s:
+        s.add(_referral("r-named", facts.household, named.person, record="jiritsu:canary-record-1"))
+        s.add(_referral("r-team", facts.household, None, origin="coordinator", from_agency=None,
+                        target="outreach"))
+        s.add(_referral("r-masked", facts.household, masked.person, record="shogai:canary-record-2",
+                        from_agency="disability"))
+    bundle = _bundle(ws, "coordinator", facts.household)
+    types = _types(bundle)
+    assert types.count("ServiceRequest") == 2 and types.count("Task") == 2
+    text = json.dumps(bundle, ensure_ascii=False)
+    assert "jiritsu:canary-record-1" in text and "canary-record-2" not in text
+    tasks = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Task"]
+    assert {t["status"] for t in tasks} == {"requested"}
+    page = ws.client("coordinator").get(f"/households/{facts.household}").text
+    assert "/referrals/r-named" in page and "/referrals/r-team" in page and "/referrals/r-masked" not in page
