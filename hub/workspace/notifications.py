@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
 
 import httpx
 from sqlalchemy import select, update
@@ -27,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.logging import get_logger
+from hub.settings import Settings
 from hub.store import AlertState
 from hub.workspace.attention import (
     AlertFact,
@@ -73,24 +73,17 @@ class NotifyConfig:
     timeout_s: float = 10.0
 
     @classmethod
-    def from_settings(cls, settings: Any) -> NotifyConfig:
-        """From hub Settings (names ``notify_*``, ``web_base_url``, ``referral_overdue_days``)."""
-
-        def secret(name: str) -> str:
-            value: Any = getattr(settings, name, None)
-            if value is None:
-                return ""
-            return str(value.get_secret_value()) if hasattr(value, "get_secret_value") else str(value)
-
+    def from_settings(cls, settings: Settings) -> NotifyConfig:
+        """From hub Settings (``notify_*``, ``web_base_url``, ``referral_overdue_days``)."""
         return cls(
             base_url=settings.web_base_url,
             webhook_url=settings.notify_webhook_url,
-            webhook_secret=secret("notify_webhook_secret"),
+            webhook_secret=settings.notify_webhook_secret.get_secret_value(),
             smtp_host=settings.notify_smtp_host,
             smtp_port=settings.notify_smtp_port,
-            smtp_starttls=bool(getattr(settings, "notify_smtp_starttls", False)),
-            smtp_username=str(getattr(settings, "notify_smtp_username", "") or ""),
-            smtp_password=secret("notify_smtp_password"),
+            smtp_starttls=settings.notify_smtp_starttls,
+            smtp_username=settings.notify_smtp_username,
+            smtp_password=settings.notify_smtp_password.get_secret_value(),
             mail_from=settings.notify_mail_from or "tsunagu@localhost",
             mail_to=tuple(settings.notify_mail_to),
             referral_overdue_days=settings.referral_overdue_days,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.logging import get_logger
+from hub.settings import Settings
 from hub.workspace.notifications import NotifyConfig, NotifyResult, run_notifications
 from hub.workspace.referrals import SyncResult, sync_referrals
 
@@ -21,7 +21,7 @@ class TickResult:
     notifications: NotifyResult
 
 
-def tick(sessions: sessionmaker[Session], settings: Any, now: datetime | None = None) -> TickResult:
+def tick(sessions: sessionmaker[Session], settings: Settings, now: datetime | None = None) -> TickResult:
     """Import and move referrals from the hub's events, then send what needs attention (blocking: run in a thread)."""
     at = now or datetime.now(UTC)
     with sessions.begin() as s:

@@ -262,3 +262,20 @@ def test_no_channel_configured_records_nothing(sessions: Sessions) -> None:
     assert run_notifications(sessions, _config(smtp_host="127.0.0.1"), NOW).recorded == 0
     with sessions() as s:
         assert s.scalars(select(Notification)).all() == []
+
+
+def test_config_comes_from_the_settings_and_channels_need_their_parts() -> None:
+    """TSUNAGU_NOTIFY_* settings fill the config; mail needs a host and recipients, the webhook a URL."""
+    from pydantic import SecretStr
+
+    from hub.settings import Settings
+
+    cfg = NotifyConfig.from_settings(Settings(web_base_url="https://ws.example.lg.jp", referral_overdue_days=7,
+                                              notify_smtp_host="mail.example", notify_smtp_starttls=True,
+                                              notify_smtp_password=SecretStr("pw"), notify_mail_to=["a@example"],
+                                              notify_webhook_secret=SecretStr("k")))
+    assert (cfg.base_url, cfg.referral_overdue_days, cfg.smtp_starttls, cfg.smtp_password, cfg.webhook_secret) == (
+        "https://ws.example.lg.jp", 7, True, "pw", "k")
+    assert cfg.channels == ["mail"]
+    assert NotifyConfig.from_settings(Settings(notify_smtp_host="mail.example")).channels == []
+    assert NotifyConfig.from_settings(Settings(notify_webhook_url="http://x")).channels == ["webhook"]
