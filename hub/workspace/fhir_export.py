@@ -18,7 +18,7 @@ from typing import Any
 
 from fhir.resources.bundle import Bundle
 
-from consent.model import ConsentVersion
+from consent.model import JST, ConsentVersion
 from hub.workspace.labels import CASE_STATUS, REFERRAL_TARGET
 from hub.workspace.models import Plan, Referral
 from hub.workspace.policy import CaseView, HouseholdFacts, HouseholdView, MemberView
@@ -46,6 +46,11 @@ EPISODE_STATUS = {"intake": "active", "assessment": "active", "planning": "activ
 REQUEST_STATUS = {"requested": "active", "accepted": "active", "in-progress": "active", "completed": "completed",
                   "rejected": "revoked", "cancelled": "revoked"}
 PLAN_STATUS = {"active": "active", "evaluated": "active", "closed": "completed", "handed_over": "completed"}
+
+
+def _iso(value: datetime) -> str:
+    """An instant in Japan time (the workspace shows and exports JST everywhere)."""
+    return value.astimezone(JST).isoformat()
 
 
 def _urn() -> str:
@@ -158,7 +163,7 @@ def build_bundle(view: HouseholdView, facts: HouseholdFacts, *, referrals: Seque
             target = {"coding": [_coding(SYS_TARGET, r.target, REFERRAL_TARGET.get(r.target))]}
             request: dict[str, Any] = {
                 "resourceType": "ServiceRequest", "status": REQUEST_STATUS.get(r.status, "unknown"),
-                "intent": "order", "subject": {"reference": subject}, "authoredOn": r.requested_at.isoformat(),
+                "intent": "order", "subject": {"reference": subject}, "authoredOn": _iso(r.requested_at),
                 "performerType": target,
                 "code": {"concept": {"coding": [_coding(SYS_TARGET, r.target, REFERRAL_TARGET.get(r.target))]}},
             }
@@ -168,7 +173,7 @@ def build_bundle(view: HouseholdView, facts: HouseholdFacts, *, referrals: Seque
             entries.append({"fullUrl": _urn(), "resource": {
                 "resourceType": "Task", "status": r.status, "intent": "order",
                 "focus": {"reference": request_url}, "for": {"reference": subject},
-                "authoredOn": r.requested_at.isoformat(), "lastModified": r.updated_at.isoformat(),
+                "authoredOn": _iso(r.requested_at), "lastModified": _iso(r.updated_at),
             }})
     for m in view.members:
         if not (m.named and m.person):
@@ -179,7 +184,7 @@ def build_bundle(view: HouseholdView, facts: HouseholdFacts, *, referrals: Seque
                 "identifier": [{"system": SYS_CONSENT, "value": v.consent_id}],
                 "status": v.status if v.status in ("active", "inactive", "draft", "entered-in-error") else "unknown",
                 "subject": {"reference": person_urls[m.person]},
-                "date": v.version.date().isoformat(),
+                "date": v.version.astimezone(JST).date().isoformat(),
                 "period": _period(v.period_start, v.period_end),
                 "decision": v.decision,
                 "provision": [{"purpose": [{"system": "urn:tsunagu:purpose", "code": v.purpose}],
@@ -192,7 +197,7 @@ def build_bundle(view: HouseholdView, facts: HouseholdFacts, *, referrals: Seque
             "status": PLAN_STATUS.get(plan.state, "unknown"),
             "intent": "plan",
             "subject": {"reference": group_url},
-            "created": plan.created_at.isoformat(),
+            "created": _iso(plan.created_at),
             "category": [{"coding": [_coding(SYS_PROGRAMME, p)]} for p in plan.programmes] or [
                 {"text": "多機関協働事業"}],
             "description": "／".join(plan.goals) if plan.goals else None,
@@ -205,9 +210,9 @@ def build_bundle(view: HouseholdView, facts: HouseholdFacts, *, referrals: Seque
             "status": "inactive" if alert_states.get(a.alert_id) == "closed" else "active",
             "code": {"coding": [_coding(SYS_KIND, a.kind, KIND_LABELS.get(a.kind))]},
             "subject": {"reference": group_url},
-            "period": _period(a.raised_at),
+            "period": {"start": _iso(a.raised_at)},
         }})
-    bundle = {"resourceType": "Bundle", "type": "collection", "timestamp": now.isoformat(), "entry": entries}
+    bundle = {"resourceType": "Bundle", "type": "collection", "timestamp": _iso(now), "entry": entries}
     validated = Bundle.model_validate(_prune(bundle))
     out: dict[str, Any] = validated.model_dump(mode="json", exclude_none=True)
     return out
