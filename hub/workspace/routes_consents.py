@@ -147,6 +147,11 @@ def versions_for(s: Session, lookup: Lookup) -> list[ConsentVersion]:
         records |= recs
     if lookup.record:
         records.add(lookup.record)
+        registry_no = lookup.record.removeprefix("registry:")
+        if registry_no != lookup.record and RESIDENT_NO.match(registry_no):
+            nos, recs = subject_keys_of_resident(s, registry_no)
+            resident_nos |= nos
+            records |= recs
         from hub.identity import PersonRecordRow
 
         row = s.get(PersonRecordRow, lookup.record)
