@@ -39,6 +39,7 @@ from hub.workspace.attention import (
 )
 from hub.workspace.messages import Message, build_message
 from hub.workspace.models import AlertWork, Notification, Plan, Referral
+from hub.workspace.referrals import team_may_see
 
 log = get_logger("tsunagu.workspace.notify")
 
@@ -146,8 +147,8 @@ SENDERS: dict[str, Sender] = {WEBHOOK: send_webhook, MAIL: send_mail}
 
 
 # --------------------------------------------------------------------------- the run
-def gather_facts(s: Session) -> Facts:
-    """Alerts with the team's work on them, referrals still requested, active plans (no personal data)."""
+def gather_facts(s: Session, now: datetime) -> Facts:
+    """Alerts with the team's work on them, referrals still requested that the team may see, active plans."""
     work = {w.alert_id: w for w in s.scalars(select(AlertWork))}
     alerts = [
         AlertFact(a.alert_id, a.updated_at, work[a.alert_id].state if a.alert_id in work else None,
@@ -155,7 +156,8 @@ def gather_facts(s: Session) -> Facts:
         for a in s.scalars(select(AlertState))
     ]
     referrals = [ReferralFact(r.id, r.status, r.requested_at)
-                 for r in s.scalars(select(Referral).where(Referral.status == "requested"))]
+                 for r in s.scalars(select(Referral).where(Referral.status == "requested"))
+                 if team_may_see(s, r, now)]
     plans = [PlanFact(p.id, p.state, p.next_monitoring_on)
              for p in s.scalars(select(Plan).where(Plan.state == "active"))]
     return Facts(tuple(alerts), tuple(referrals), tuple(plans))
@@ -238,7 +240,7 @@ def run_notifications(sessions: sessionmaker[Session], config: NotifyConfig, now
         return result
     use = senders or SENDERS
     with sessions() as s:
-        items = evaluate(gather_facts(s), now, AttentionSettings(config.referral_overdue_days))
+        items = evaluate(gather_facts(s, now), now, AttentionSettings(config.referral_overdue_days))
     result.recorded = _record(sessions, items, channels, now)
     for channel in channels:
         claimed = _claim(sessions, channel, now, LEASE)

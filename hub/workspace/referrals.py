@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from consent.store import ConsentRepository
 from hub.identity import Household, Person
 from hub.logging import get_logger
 from hub.store import CaseEvent
@@ -67,7 +68,7 @@ class ReferralView:
     next_statuses: Sequence[str]
 
 
-def _view(r: Referral, now: datetime, overdue_days: int) -> ReferralView:
+def view_of(r: Referral, now: datetime, overdue_days: int) -> ReferralView:
     return ReferralView(r.id, r.household_id, r.origin, r.from_agency, r.target, r.status, r.reason, r.requested_at,
                         r.updated_at, is_overdue(r.status, r.requested_at, now, overdue_days),
                         list(allowed_next(r.status)))
@@ -94,9 +95,32 @@ def _record(s: Session, prefix: str, r: Referral, previous: str | None, to: str,
 
 
 # --------------------------------------------------------------------------- who may do what
-def may_see(principal: Principal, r: Referral) -> bool:
-    """The team (no agency) sees every referral; an agency's user those to or from their agency."""
-    return principal.agency is None or principal.is_admin or principal.agency in (r.target, r.from_agency)
+def team_may_see(s: Session, r: Referral, now: datetime) -> bool:
+    """The sharing rules for the multi-agency team: a referral between two agencies is theirs unless it flowed.
+
+    The team sees its own referrals (origin coordinator), a referral event that flowed to the team
+    (consent or emergency: ``team_published``), and — as fields, status and dates only, which is all
+    a list shows — one from an agency that sits on the household's 支援会議 designated at this time.
+    """
+    if r.origin == "coordinator":
+        return True
+    if r.source_event_id:
+        source, _, event_id = r.source_event_id.rpartition("#")
+        row = s.get(CaseEvent, (event_id, source))
+        if row is not None and row.team_published:
+            return True
+    if r.household_id is None or r.from_agency is None:
+        return False
+    designations = ConsentRepository(s).designations_for(r.household_id)
+    return any(d.active_at(now) and r.from_agency in {f.value for f in d.member_agencies} for d in designations)
+
+
+def may_see(principal: Principal, r: Referral, s: Session | None = None, now: datetime | None = None) -> bool:
+    """An agency's user sees the referrals to or from their agency; the team (and admin) what
+    :func:`team_may_see` allows (checked when ``s`` and ``now`` are given)."""
+    if principal.agency is not None and not principal.is_admin:
+        return principal.agency in (r.target, r.from_agency)
+    return s is None or now is None or team_may_see(s, r, now)
 
 
 def may_change(principal: Principal, r: Referral, to: str) -> bool:
@@ -144,7 +168,7 @@ def change_status(s: Session, principal: Principal, referral_id: str, to: str, *
                   reason: str | None = None) -> Referral:
     """A coordinator's entry moves the referral (the transition table decides; a reason code where needed)."""
     r = s.scalar(select(Referral).where(Referral.id == referral_id).with_for_update())
-    if r is None or not may_see(principal, r):
+    if r is None or not may_see(principal, r, s, now):
         raise ReferralError("つなぎが見つかりません")
     if not may_change(principal, r, to):
         raise ReferralError("このつなぎの状態を変更する権限がありません")
@@ -255,7 +279,8 @@ def list_referrals(s: Session, *, now: datetime, overdue_days: int, include_clos
         q = q.where(Referral.status == status)
     elif not include_closed:
         q = q.where(Referral.status.in_(sorted(OPEN)))
-    return [_view(r, now, overdue_days) for r in s.scalars(q)]
+    rows = [r for r in s.scalars(q) if principal is None or may_see(principal, r, s, now)]
+    return [view_of(r, now, overdue_days) for r in rows]
 
 
 def overdue_referrals(s: Session, *, now: datetime, overdue_days: int) -> list[ReferralView]:

@@ -68,15 +68,13 @@ def create_referral(request: Request, principal: Team, s: Db, household: Annotat
 def referral_page(request: Request, referral_id: str, principal: Team, s: Db) -> HTMLResponse:
     ctx = workspace_context(request)
     r = svc.get_referral(s, referral_id)
-    if r is None or not svc.may_see(principal, r):
+    if r is None or not svc.may_see(principal, r, s, ctx.clock()):
         raise HTTPException(404)
     from hub.workspace.audit import audit_access
 
     audit_access(s, principal, "referral.view", household=r.household_id, object_id=f"referral:{r.id}")
     s.commit()
-    view = svc.list_referrals(s, now=ctx.clock(), overdue_days=ctx.settings.referral_overdue_days,
-                              include_closed=True, household=r.household_id)
-    this = next(v for v in view if v.id == r.id)
+    this = svc.view_of(r, ctx.clock(), ctx.settings.referral_overdue_days)
     nxt = [t for t in this.next_statuses if svc.may_change(principal, r, t)]
     return render(request, "referral.html", {"r": this, "history": svc.history(s, r.id), "next_statuses": nxt,
                                              "reasons": REASONS, "needs_reason": NEEDS_REASON}, principal)

@@ -135,7 +135,7 @@ def sessions(blank_db: str) -> Iterator[sessionmaker[Session]]:
                          fields=["elderly", "livelihood"], records=["houkatsu:C01-2025-0042"], status="open",
                          raised_at=NOW - timedelta(hours=2), updated_at=NOW - timedelta(hours=2),
                          acknowledged_by=None))
-        s.add(Referral(id="ref-canary-0099", origin="event", source_event_id="x#1", household_id="HH-CANARY-4711",
+        s.add(Referral(id="ref-canary-0099", origin="coordinator", source_event_id=None, household_id="HH-CANARY-4711",
                        person_id=None, record="houkatsu:C01-2025-0042", from_agency="elderly", target="livelihood",
                        status="requested", reason=None, requested_at=NOW - timedelta(days=20), updated_at=NOW,
                        updated_by="event:1"))

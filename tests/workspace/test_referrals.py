@@ -7,16 +7,17 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from workspace.wc_fixtures import NAME, T0, H, P, add_event, add_household
 
-from consent.store import AuditLogRow
+from consent.store import AuditLogRow, DesignationRow
 from hub.db import make_engine, make_sessionmaker
-from hub.store import HubOutbox
+from hub.store import CaseEvent, HubOutbox
 from hub.workspace import referrals as svc
 from hub.workspace.auth import Principal
 from hub.workspace.models import Referral, ReferralChange
+from schemas.codes import Field
 from schemas.envelope import CloudEvent
 
 REF = "jp.tsunagu.referral.requested.v1"
@@ -170,3 +171,37 @@ def test_overdue_lists_only_unaccepted_referrals_past_the_setting(sessions: Sess
     with sessions() as s:
         assert [v.id for v in svc.overdue_referrals(s, now=T0 + timedelta(days=15), overdue_days=14)] == [a]
         assert len(svc.overdue_referrals(s, now=T0 + timedelta(days=15), overdue_days=30)) == 0
+
+
+def test_the_team_sees_an_agencies_referral_only_once_it_may_flow(sessions: Sessions) -> None:
+    """Without consent the referral stays between the two agencies; consent (flowed event) or a 支援会議 with the
+    sending agency lets the team see it — and an overdue one is only notified once the team may see it."""
+    from datetime import date
+
+    from consent.model import Designation
+    from consent.store import ConsentRepository
+
+    with sessions.begin() as s:
+        add_event(s, "r1", REF, field="elderly", days=0)
+        svc.sync_referrals(s, now=T0, prefix="t")
+    livelihood = Principal("j1", "coordinator", "livelihood")
+    now = T0 + timedelta(days=20)
+    with sessions() as s:
+        assert svc.list_referrals(s, now=now, overdue_days=14, principal=COORD) == []
+        assert len(svc.list_referrals(s, now=now, overdue_days=14, principal=livelihood)) == 1
+        from hub.workspace.notifications import gather_facts
+
+        assert gather_facts(s, now).referrals == ()
+    with sessions.begin() as s:
+        ConsentRepository(s).add_designation(Designation(designation_id="d1", household=H,
+                                                         member_agencies=(Field.ELDERLY, Field.LIVELIHOOD),
+                                                         start=date(2026, 6, 10), end=None, designated_by="coord"))
+    with sessions() as s:
+        assert len(svc.list_referrals(s, now=now, overdue_days=14, principal=COORD)) == 1
+        assert svc.list_referrals(s, now=T0 + timedelta(days=5), overdue_days=14, principal=COORD) == []
+        assert len(gather_facts(s, now).referrals) == 1
+    with sessions.begin() as s:
+        s.execute(delete(DesignationRow))
+        s.execute(update(CaseEvent).values(team_published=True))
+    with sessions() as s:
+        assert len(svc.list_referrals(s, now=now, overdue_days=14, principal=COORD)) == 1

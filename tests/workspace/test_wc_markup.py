@@ -59,7 +59,7 @@ def test_referral_plan_and_report_pages_are_well_formed(workspace: Workspace) ->
     workspace.clock.now = NOW
     with workspace.sessions.begin() as s:
         add_household(s)
-        add_event(s, "r1", "jp.tsunagu.referral.requested.v1", field="elderly", days=0)
+        add_event(s, "r1", "jp.tsunagu.referral.requested.v1", field="elderly", days=0, team_published=True)
         s.add(Meeting(id="m1", household_id=H, kind="team_meeting", state="held", alert_id=None, planned_on=None,
                       held_on=date(2026, 11, 20), members_present=["livelihood"], decision="take_into_team",
                       note_code=None, designation_id=None, created_by="c", created_at=NOW, updated_at=NOW))

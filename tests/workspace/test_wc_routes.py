@@ -21,7 +21,7 @@ def _seed(ws: Workspace) -> None:
     ws.clock.now = NOW
     with ws.sessions.begin() as s:
         add_household(s)
-        add_event(s, "r1", "jp.tsunagu.referral.requested.v1", field="elderly", days=0)
+        add_event(s, "r1", "jp.tsunagu.referral.requested.v1", field="elderly", days=0, team_published=True)
         s.add(Meeting(id="m1", household_id=H, kind="team_meeting", state="held", alert_id=None,
                       planned_on=None, held_on=date(2026, 11, 20), members_present=["elderly", "livelihood"],
                       decision="take_into_team", note_code=None, designation_id=None, created_by="coordinator",

@@ -24,7 +24,8 @@ def add_household(s: Session, household: str = H, persons: tuple[str, ...] = (P,
 
 
 def add_event(s: Session, eid: str, etype: str, *, field: str, days: float, person: str = P,
-              household: str = H, status: str = "intake", to: str = "livelihood") -> CloudEvent:
+              household: str = H, status: str = "intake", to: str = "livelihood",
+              team_published: bool = False) -> CloudEvent:
     record = f"houkatsu:C01-{eid}" if field == "elderly" else f"jiritsu:J-{eid}"
     if etype == "jp.tsunagu.referral.requested.v1":
         data = {"feed": "houkatsu", "case": record, "to": to, "requested_on": "2026-06-01",
@@ -34,6 +35,6 @@ def add_event(s: Session, eid: str, etype: str, *, field: str, days: float, pers
     ev = CloudEvent(id=eid, source=f"urn:tsunagu:test:{field}", type=etype, time=T0 + timedelta(days=days),
                     sourcerecord=record, field=field, person=person, household=household, data=data)
     s.add(CaseEvent(event_id=ev.id, source=ev.source, record=record, person_id=person, household_id=household,
-                    field=field, type=etype, time=ev.time, team_published=False, payload=ev.to_json_bytes()))
+                    field=field, type=etype, time=ev.time, team_published=team_published, payload=ev.to_json_bytes()))
     s.flush()
     return ev
