@@ -68,7 +68,7 @@ def test_referral_sync_and_notification_claims_on_postgresql(pg_database: str) -
     sessions = make_sessionmaker(make_engine(pg_database))
     with sessions.begin() as s:
         add_household(s)
-        add_event(s, "r1", REFERRAL_REQUESTED, field="elderly", days=0)
+        add_event(s, "r1", REFERRAL_REQUESTED, field="elderly", days=0, team_published=True)
         add_event(s, "c1", "jp.tsunagu.case.opened.v1", field="livelihood", days=1, status="intake")
     with sessions.begin() as s:
         res = sync_referrals(s, now=T0 + timedelta(days=20), prefix="t")
