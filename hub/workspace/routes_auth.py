@@ -84,6 +84,9 @@ def login(request: Request, username: str = Form(""), password: str = Form(""), 
         if user is None:
             token = None
         else:
+            previous = request.cookies.get(SESSION_COOKIE)
+            if previous:  # a login always gets a fresh session; the one the browser had ends
+                end_session(s, previous)
             token, _row = start_session(s, user, now, ctx.settings)
             principal = Principal(user.username, user.role, user.agency)
     if token is None:

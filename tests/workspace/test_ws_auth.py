@@ -175,3 +175,48 @@ def test_pages_carry_security_headers(workspace: Workspace) -> None:
     assert r.headers["x-content-type-options"] == "nosniff"
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
     assert r.headers["cache-control"] == "no-store"
+
+
+def test_a_login_replaces_the_session_the_browser_had(workspace: Workspace) -> None:
+    """Logging in again (even as someone else) ends the previous session: its token no longer works anywhere."""
+    c = workspace.client("consent_officer")
+    old = c.cookies.get("tsunagu_session")
+    page = c.get("/login")
+    r = c.post("/login", data={"username": "coordinator", "password": PASSWORD, "csrf_token": csrf_in(page.text)},
+               follow_redirects=False)
+    assert r.status_code == 303 and c.cookies.get("tsunagu_session") != old
+    with workspace.sessions() as s:
+        assert len(s.scalars(select(WebSession)).all()) == 1
+    replay = workspace.client()
+    replay.cookies.set("tsunagu_session", old or "")
+    assert replay.get("/consents", follow_redirects=False).status_code == 303
+
+
+def test_login_lockout_timeout_and_audit_on_postgresql(pg_database: str) -> None:
+    """On PostgreSQL too: sessions (aware times), lockout and the audit chain with the user."""
+    from consent.audit import verify
+    from consent.store import audit_head, iter_audit
+    from hub.migrate import upgrade
+
+    upgrade(pg_database)
+    ws = make_workspace(pg_database)
+    add_users(ws.sessions)
+    try:
+        c = ws.client()
+        for _ in range(5):
+            assert _login_post(c, "consent_officer", "wrong-password").status_code == 401
+        assert _login_post(c, "consent_officer", PASSWORD).status_code == 401
+        ws.clock.now += timedelta(minutes=16)
+        assert _login_post(c, "consent_officer", PASSWORD).status_code == 303
+        assert c.get("/consents?resident_no=1055433006").status_code == 200
+        ws.clock.now += timedelta(minutes=31)
+        assert c.get("/consents", follow_redirects=False).status_code == 303
+        with ws.sessions() as s:
+            entries = [e.to_json() for e in iter_audit(s)]
+            head = audit_head(s)
+        assert entries and entries[-1]["user"] == "consent_officer" and entries[-1]["action"] == "consent.view"
+        assert verify(entries, expected_head=head).ok
+    finally:
+        for cl in ws.clients:
+            cl.close()
+        ws.sessions.kw["bind"].dispose()
