@@ -71,9 +71,11 @@ def create_agenda(s: Session, principal: Principal, *, kind: str, now: datetime,
     existing = s.scalars(select(Meeting).where(Meeting.household_id == household, Meeting.kind == kind,
                                                Meeting.state == "agenda")).first()
     if existing is not None:
-        if planned_on is not None:
+        if planned_on is not None and planned_on != existing.planned_on:
             existing.planned_on = planned_on
             existing.updated_at = now
+            s.flush()
+            audit_access(s, principal, "meeting.plan", household=household, object_id=existing.id, at=now)
         return existing
     meeting = Meeting(id=f"m-{uuid.uuid4().hex[:16]}", household_id=household, kind=kind, state="agenda",
                       alert_id=alert_id, planned_on=planned_on, members_present=[], created_by=principal.username,

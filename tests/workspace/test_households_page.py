@@ -389,3 +389,32 @@ def test_referrals_show_for_named_members_and_the_teams_own_only(seeded_workspac
     assert {t["status"] for t in tasks} == {"requested"}
     page = ws.client("coordinator").get(f"/households/{facts.household}").text
     assert "/referrals/r-named" in page and "/referrals/r-team" in page and "/referrals/r-masked" not in page
+
+
+def test_an_agenda_gets_a_planned_date_and_can_be_cancelled(seeded_workspace: Workspace) -> None:
+    """Putting the same household on the agenda again reuses the open agenda (one case, not two) and sets its
+    planned date; cancelling takes it off, and a cancelled meeting takes no decision."""
+    from hub.workspace.models import Meeting
+
+    ws = seeded_workspace
+    with ws.sessions() as s:
+        alert = s.scalars(select(AlertState).order_by(AlertState.alert_id)).first()
+    assert alert is not None
+    c = ws.client("coordinator")
+    first_url = c.post("/meetings", data={"csrf_token": _csrf(c, "/alerts"), "alert_id": alert.alert_id,
+                                          "kind": "support_meeting"}, follow_redirects=False).headers["location"]
+    again = c.post("/meetings", data={"csrf_token": _csrf(c, "/meetings"), "household": alert.household_id,
+                                      "kind": "support_meeting", "planned_on": "2026-12-10"}, follow_redirects=False)
+    url = first_url.split("?")[0]
+    assert again.headers["location"].split("?")[0] == url
+    assert "2026年12月10日" in c.get(url).text
+    assert c.post(f"{url}/cancel", data={"csrf_token": _csrf(c, url)}, follow_redirects=False).status_code == 303
+    r = c.post(f"{url}/decision", data={"csrf_token": _csrf(c, url), "held_on": "2026-11-30",
+                                        "decision": "no_action"})
+    assert r.status_code == 400
+    with ws.sessions() as s:
+        meetings = s.scalars(select(Meeting).where(Meeting.household_id == alert.household_id)).all()
+        actions = [e.action for e in iter_audit(s) if e.action and e.action.startswith("meeting.")
+                   and e.action != "meeting.view"]
+    assert [(m.state, m.planned_on) for m in meetings] == [("cancelled", date(2026, 12, 10))]
+    assert actions == ["meeting.agenda", "meeting.plan", "meeting.cancel"]
