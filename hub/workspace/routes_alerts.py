@@ -22,6 +22,8 @@ from hub.workspace.web import KIND_LABELS, get_session, render
 router = APIRouter()
 
 STATE_TABS = (*ALERT_STATES, "reopened")
+#: alerts per inbox page (each row asks the policy about its household)
+PAGE_SIZE = 50
 
 
 def agency_households(s: Session, principal: Principal, now: datetime) -> set[str] | None:
@@ -45,15 +47,18 @@ def assignees(s: Session) -> list[str]:
 
 
 def _inbox_page(request: Request, s: Session, principal: Principal, *, kind: str | None, state: str | None,
-                error: str | None = None, status_code: int = 200) -> Response:
+                page: int = 1, error: str | None = None, status_code: int = 200) -> Response:
     ctx = workspace_context(request)
     now = ctx.clock()
     kind = kind if kind in KIND_LABELS else None
     state = state if state in STATE_TABS else None
     rows, counts = inbox(s, kind=kind, state=state, households=agency_households(s, principal, now))
+    # the policy is asked only about the households on this page
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
+    page = min(max(1, page), pages)
     views: dict[str, HouseholdView] = {}
     shown = []
-    for r in rows:
+    for r in rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]:
         if r.household not in views:
             views[r.household] = household_view(s, principal, r.household, now)
         v = views[r.household]
@@ -66,15 +71,15 @@ def _inbox_page(request: Request, s: Session, principal: Principal, *, kind: str
     return render(request, "alerts.html", {
         "items": shown, "counts": counts, "kind": kind or "", "state": state or "", "kinds": KIND_LABELS,
         "states": STATE_TABS, "reasons": CLOSE_REASONS, "assignees": assignees(s), "plans": plans,
-        "today": today,
+        "today": today, "page": page, "pages": pages,
     }, principal, status_code=status_code, error=error)
 
 
 @router.get("/alerts")
-def alerts_page(request: Request, kind: str | None = None, state: str | None = None,
+def alerts_page(request: Request, kind: str | None = None, state: str | None = None, page: int = 1,
                 principal: Principal = Depends(require_roles(COORDINATOR)),
                 s: Session = Depends(get_session)) -> Response:
-    return _inbox_page(request, s, principal, kind=kind, state=state)
+    return _inbox_page(request, s, principal, kind=kind, state=state, page=page)
 
 
 def _act(request: Request, s: Session, principal: Principal, alert_id: str, action: str, *, kind: str,

@@ -191,3 +191,19 @@ def test_an_agency_user_sees_only_the_alerts_of_its_meetings(seeded_workspace: W
     shown = set(re.findall(r'id="alert-([^"]+)"', page))
     assert shown == ids
     assert "支援会議の議題にする" not in page
+
+
+def test_the_inbox_pages_through_every_alert_once(seeded_workspace: Workspace) -> None:
+    """Pages of 50: together they list every alert exactly once, newest first across pages."""
+    from hub.workspace.routes_alerts import PAGE_SIZE
+
+    ws = seeded_workspace
+    with ws.sessions() as s:
+        total = {a.alert_id for a in s.scalars(select(AlertState))}
+    assert len(total) > PAGE_SIZE, "the samples give more than one page"
+    c = ws.client("coordinator")
+    seen: list[str] = []
+    for n in (1, 2):
+        seen += re.findall(r'<tr id="alert-([^"]+)"', c.get(f"/alerts?page={n}").text)
+    assert len(seen) == len(total) and set(seen) == total
+    assert "2ページ" in c.get("/alerts").text
