@@ -66,12 +66,13 @@ class ReferralView:
     updated_at: datetime
     overdue: bool
     next_statuses: Sequence[str]
+    days_waiting: int = 0  # whole days since the request (for the overdue list)
 
 
 def view_of(r: Referral, now: datetime, overdue_days: int) -> ReferralView:
     return ReferralView(r.id, r.household_id, r.origin, r.from_agency, r.target, r.status, r.reason, r.requested_at,
                         r.updated_at, is_overdue(r.status, r.requested_at, now, overdue_days),
-                        list(allowed_next(r.status)))
+                        list(allowed_next(r.status)), max(0, (now - r.requested_at).days))
 
 
 def _publish_change(s: Session, prefix: str, r: Referral, previous: str | None, by: str, at: datetime) -> None:

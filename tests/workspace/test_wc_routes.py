@@ -63,6 +63,7 @@ def test_referral_list_shows_overdue_in_japanese_without_names_and_a_status_chan
     page = c.get("/referrals")
     assert "受入れ期限を過ぎたつなぎ（1件）" in page.text and "期限超過" in page.text
     assert "2026年6月1日 09:00" in page.text  # T0 (00:00 UTC) in JST
+    assert "183日" in page.text  # 1 June → 1 December
     assert NAME not in page.text and "houkatsu:C01" not in page.text
     with workspace.sessions() as s:
         rid = s.scalars(select(Referral)).one().id
