@@ -278,6 +278,14 @@ def test_support_meeting_from_an_alert_designates_the_household(seeded_workspace
     assert all(r in agency_page.text for r in own) and not [r for r in others if r in agency_page.text]
     assert not [x for x in secrets_of(facts) if x in agency_page.text]
 
+    for user, shown_records in (("coordinator", []), ("houkatsu", own)):
+        bundle = _bundle(ws, user, facts.household)
+        text = json.dumps(bundle, ensure_ascii=False)
+        assert _types(bundle).count("EpisodeOfCare") == len([x for x in facts.cases if x.field in fields
+                                                             or x.field is Field.ELDERLY])
+        assert not [x for x in secrets_of(facts) if x in text]
+        assert [x.record for x in facts.cases if x.record in text] == shown_records
+
     r = c.post("/meetings", data={"csrf_token": _csrf(c, "/meetings"), "household": facts.household,
                                   "kind": "support_meeting"}, follow_redirects=False)
     second = r.headers["location"].split("?")[0]
