@@ -207,3 +207,24 @@ def test_the_inbox_pages_through_every_alert_once(seeded_workspace: Workspace) -
         seen += re.findall(r'<tr id="alert-([^"]+)"', c.get(f"/alerts?page={n}").text)
     assert len(seen) == len(total) and set(seen) == total
     assert "2ページ" in c.get("/alerts").text
+
+
+def test_the_inbox_lists_plans_whose_monitoring_date_passed(seeded_workspace: Workspace) -> None:
+    """A running plan past its monitoring date shows under the inbox; one not yet due, or closed, does not."""
+    from consent.model import JST
+    from hub.workspace.models import Plan
+
+    ws = seeded_workspace
+    today = ws.clock().astimezone(JST).date()
+    with ws.sessions.begin() as s:
+        household = s.scalars(select(AlertState.household_id)).first()
+        assert household is not None
+        for pid, due, state in (("plan-due", today - timedelta(days=1), "active"),
+                                ("plan-later", today + timedelta(days=30), "active"),
+                                ("plan-closed", today - timedelta(days=40), "closed")):
+            s.add(Plan(id=pid, household_id=household, state=state, lead_agency="elderly", roles={}, goals=[],
+                       programmes=[], next_monitoring_on=due, created_by="t", created_at=ws.clock(),
+                       updated_at=ws.clock(), version=1))
+    page = ws.client("coordinator").get("/alerts").text
+    assert "/plans/plan-due" in page and "/plans/plan-later" not in page and "/plans/plan-closed" not in page
+    assert "/plans/plan-due" not in ws.client("houkatsu").get("/alerts").text  # an agency's user: its meetings only
