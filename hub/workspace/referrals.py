@@ -116,12 +116,12 @@ def team_may_see(s: Session, r: Referral, now: datetime) -> bool:
     return any(d.active_at(now) and r.from_agency in {f.value for f in d.member_agencies} for d in designations)
 
 
-def may_see(principal: Principal, r: Referral, s: Session | None = None, now: datetime | None = None) -> bool:
+def may_see(principal: Principal, r: Referral, s: Session, now: datetime) -> bool:
     """An agency's user sees the referrals to or from their agency; the team (and admin) what
-    :func:`team_may_see` allows (checked when ``s`` and ``now`` are given)."""
+    :func:`team_may_see` allows."""
     if principal.agency is not None and not principal.is_admin:
         return principal.agency in (r.target, r.from_agency)
-    return s is None or now is None or team_may_see(s, r, now)
+    return team_may_see(s, r, now)
 
 
 def may_change(principal: Principal, r: Referral, to: str) -> bool:
