@@ -550,7 +550,7 @@ class HubServer:
 
         self.workspace = attach_workspace(app, rt.core.sessions, self.settings, connector_state=rt.cstate,
                                           topics=rt.topics, relay=hub.relay if hub is not None else None,
-                                          loop=asyncio.get_running_loop())
+                                          loop=asyncio.get_running_loop(), bootstrap=rt.bootstrap)
         return app
 
 

@@ -20,6 +20,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -64,6 +65,8 @@ class WorkspaceRuntime:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.rounds = 0
+        #: the cluster the service runs on (None when not given)
+        self.bootstrap: str | None = None
 
     def start(self) -> WorkspaceRuntime:
         self._thread = threading.Thread(target=self._run, name="workspace-periodic", daemon=True)
@@ -120,15 +123,33 @@ async def _call(relay: Relay) -> None:
     await relay()
 
 
+@dataclass(frozen=True)
+class WorkspaceTopics(Topics):
+    """The workspace's own topic (``<prefix>.workspace.v1``), for ``hub.broker.ensure_topics``."""
+
+    def all(self) -> list[str]:
+        from hub.workspace.publish import workspace_topic
+
+        return [workspace_topic(self.prefix)]
+
+
 def attach_workspace(app: FastAPI, sessions: sessionmaker[Session], settings: Settings, *,
                      connector_state: ConnectorState | None = None, topics: Topics | None = None,
                      relay: Relay | None = None, loop: asyncio.AbstractEventLoop | None = None,
-                     start: bool = True) -> WorkspaceRuntime:
-    """Mount the workspace at ``/`` of ``app`` (call after the app's own routes) and start its periodic thread."""
+                     bootstrap: str | None = None, start: bool = True) -> WorkspaceRuntime:
+    """Mount the workspace at ``/`` of ``app`` (call after the app's own routes) and start its periodic thread.
+
+    With ``bootstrap`` the workspace's topic is created first (a cluster may not create topics on use).
+    """
     topics = topics or Topics(settings.topic_prefix)
+    if bootstrap:
+        from hub.broker import ensure_topics
+
+        ensure_topics(bootstrap, WorkspaceTopics(topics.prefix), settings.partitions, settings.replication_factor)
     publish: PublishEvent = RelayingPublisher(sessions, topics.intake, relay)
     ctx = WorkspaceContext(sessions=sessions, settings=settings, publish_consent=publish,
                            connector_state=connector_state, topics=topics)
     app.mount("/", create_workspace_app(ctx))
     runtime = WorkspaceRuntime(ctx, relay=relay, loop=loop)
+    runtime.bootstrap = bootstrap
     return runtime.start() if start else runtime

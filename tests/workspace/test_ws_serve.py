@@ -94,3 +94,31 @@ def test_workspace_is_served_beside_health_and_metrics(served: tuple[HubServer, 
         assert s.scalar(select(func.count()).select_from(HubOutbox).where(
             HubOutbox.topic == Topics(server.settings.topic_prefix).intake)) == 0
     assert server.workspace is not None and server.workspace.rounds >= 1
+
+
+def test_workspace_events_in_the_outbox_are_relayed(served: tuple[HubServer, str]) -> None:
+    """A CloudEvent the workspace wrote to the hub outbox (topic <prefix>.workspace.v1) leaves it: the topic exists."""
+    from datetime import UTC, datetime
+
+    from hub.workspace.publish import workspace_topic
+
+    server, _base = served
+    assert server.core is not None
+    sessions = server.core.sessions
+    topic = workspace_topic(server.settings.topic_prefix)
+    from kafka import KafkaAdminClient
+
+    assert server.workspace is not None and server.workspace.bootstrap
+    admin = KafkaAdminClient(bootstrap_servers=server.workspace.bootstrap, client_id="test-admin")
+    try:
+        assert topic in set(admin.list_topics())  # created at start, not on first use
+    finally:
+        admin.close()
+    with sessions.begin() as s:
+        s.add(HubOutbox(topic=topic, key="h-test", value=b'{"specversion":"1.0"}', created_at=datetime.now(UTC)))
+
+    def relayed() -> bool:
+        with sessions() as s:
+            return not s.scalar(select(func.count()).select_from(HubOutbox).where(HubOutbox.topic == topic))
+
+    wait_for(relayed, 60, "the workspace event relayed")
