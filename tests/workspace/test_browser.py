@@ -131,6 +131,9 @@ def test_coordinator_takes_a_support_meeting_candidate_through(server: str, shot
             page.get_by_role("button", name="記録する").click()
             page.wait_for_load_state("load")
             expect(page.locator("main")).to_contain_text("開催済み")
+            page.goto(f"{server}/meetings", wait_until="load")
+            expect(page.locator("h1")).to_contain_text("会議")
+            page.screenshot(path=str(shots / "meetings.png"), full_page=True)
 
             # the household's shared timeline under the 支援会議 route
             page.goto(f"{server}{household_href}", wait_until="load")
