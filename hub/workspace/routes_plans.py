@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -25,6 +25,7 @@ from hub.workspace.plan_rules import (
     allowed_actions,
     monitoring_overdue,
 )
+from hub.workspace.referrals import household_exists
 from hub.workspace.web import get_session
 from hub.workspace.web import render as _render
 
@@ -51,6 +52,16 @@ def render(request: Request, name: str, ctx: dict[str, Any], principal: Principa
 def may_see(principal: Principal, plan: Plan) -> bool:
     """The team sees every plan; an agency's user the plans in which their agency has a role."""
     return principal.agency is None or principal.is_admin or principal.agency in plan.roles
+
+
+def consented(s: Session, principal: Principal, household: str, now: datetime) -> bool:
+    """The household is on the team route for this user now (a consent in force names a member).
+
+    A plan rests on consent: after a withdrawal its content (roles, goals, entries) is no longer shown.
+    """
+    from hub.workspace.households import household_view
+
+    return household_view(s, principal, household, now).route == "team"
 
 
 def may_edit(principal: Principal) -> bool:
@@ -90,7 +101,8 @@ def plans_page(request: Request, principal: Team, s: Db, show: str = "open") -> 
 def new_plan_page(request: Request, principal: Team, s: Db, household: str = "") -> HTMLResponse:
     if not may_edit(principal):
         raise HTTPException(403)
-    ready = bool(household) and svc.taken_into_team(s, household)
+    now = workspace_context(request).clock()
+    ready = bool(household) and svc.taken_into_team(s, household) and consented(s, principal, household, now)
     return render(request, "plan_form.html", {"household": household, "ready": ready, "plan": None,
                                               "values": None}, principal)
 
@@ -105,6 +117,8 @@ async def create_plan(request: Request, principal: Team, s: Db,
     household = str(form.get("household") or "").strip()
     data = await _plan_input(request)
     try:
+        if household and household_exists(s, household) and not consented(s, principal, household, ctx.clock()):
+            raise PlanRuleError("本人同意が確認できないため、プランは作成できません")
         plan = svc.create_plan(s, principal, household, data, now=ctx.clock(), prefix=ctx.settings.topic_prefix)
     except PlanRuleError as exc:
         s.rollback()
@@ -116,12 +130,14 @@ async def create_plan(request: Request, principal: Team, s: Db,
 
 def _plan_page(request: Request, principal: Principal, s: Session, plan: Plan, *, error: str | None = None,
                status_code: int = 200) -> HTMLResponse:
-    today = svc.today_jst(workspace_context(request).clock())
+    now = workspace_context(request).clock()
+    today = svc.today_jst(now)
     actions = allowed_actions(plan.state) if may_edit(principal) else []
+    restricted = not consented(s, principal, plan.household_id, now)
     return render(request, "plan.html", {
-        "plan": plan, "entries": svc.entries(s, plan.id), "today": today,
+        "plan": plan, "entries": svc.entries(s, plan.id), "today": today, "restricted": restricted,
         "overdue": monitoring_overdue(plan.state, plan.next_monitoring_on, today),
-        "actions": [a for a in actions if a != "update"], "editable": "update" in actions,
+        "actions": [a for a in actions if a != "update"], "editable": "update" in actions and not restricted,
     }, principal, error=error, status_code=status_code)
 
 
@@ -145,6 +161,9 @@ def edit_plan_page(request: Request, plan_id: str, principal: Team, s: Db) -> HT
     plan = _load(s, principal, plan_id)
     if not may_edit(principal):
         raise HTTPException(403)
+    if not consented(s, principal, plan.household_id, workspace_context(request).clock()):
+        return _plan_page(request, principal, s, plan, error="本人同意が確認できないため、プランは変更できません",
+                          status_code=409)
     values = PlanInput(plan.lead_agency, plan.roles, plan.goals, plan.programmes, plan.next_monitoring_on)
     return render(request, "plan_form.html", {"household": plan.household_id, "ready": True, "plan": plan,
                                               "values": values}, principal)
@@ -160,6 +179,9 @@ async def update_plan(request: Request, plan_id: str, principal: Team, s: Db,
     data = await _plan_input(request)
     version = _int(str(form.get("version") or ""))
     try:
+        current = _load(s, principal, plan_id)
+        if not consented(s, principal, current.household_id, ctx.clock()):
+            raise PlanRuleError("本人同意が確認できないため、プランは変更できません")
         svc.update_plan(s, principal, plan_id, data, version=version, now=ctx.clock(),
                         prefix=ctx.settings.topic_prefix)
     except PlanRuleError as exc:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import select
 from workspace.support import Workspace, csrf_in
-from workspace.wc_fixtures import H, add_event, add_household
+from workspace.wc_fixtures import take_into_team, team_households
 
-from hub.workspace.models import Meeting, Plan, Referral
-from hub.workspace.referrals import sync_referrals
+from hub.workspace.auth import Principal
+from hub.workspace.models import Plan
+from hub.workspace.referrals import list_referrals, sync_referrals
 
 NOW = datetime(2026, 12, 1, 1, 5, tzinfo=UTC)
 
@@ -54,29 +55,28 @@ def check(html: str) -> None:
     assert m.styles == 0  # the CSP forbids inline styles
 
 
-def test_referral_plan_and_report_pages_are_well_formed(workspace: Workspace) -> None:
-    """Every WC page, with data on it, passes the structural checks."""
-    workspace.clock.now = NOW
-    with workspace.sessions.begin() as s:
-        add_household(s)
-        add_event(s, "r1", "jp.tsunagu.referral.requested.v1", field="elderly", days=0, team_published=True)
-        s.add(Meeting(id="m1", household_id=H, kind="team_meeting", state="held", alert_id=None, planned_on=None,
-                      held_on=date(2026, 11, 20), members_present=["livelihood"], decision="take_into_team",
-                      note_code=None, designation_id=None, created_by="c", created_at=NOW, updated_at=NOW))
-    with workspace.sessions.begin() as s:
+def test_referral_plan_and_report_pages_are_well_formed(seeded_workspace: Workspace) -> None:
+    """Every WC page, with sample data on it (referrals synced, a plan made), passes the structural checks."""
+    ws = seeded_workspace
+    ws.clock.now = NOW
+    with ws.sessions() as s:
+        household = team_households(s, NOW)[0]
+    with ws.sessions.begin() as s:
         sync_referrals(s, now=NOW, prefix="t")
-    c = workspace.client("coordinator")
-    form = c.get(f"/plans/new?household={H}")
-    r = c.post("/plans", data={"household": H, "lead_agency": "livelihood", "role_livelihood": "家計",
+        take_into_team(s, household, NOW)
+    c = ws.client("coordinator")
+    form = c.get(f"/plans/new?household={household}")
+    r = c.post("/plans", data={"household": household, "lead_agency": "livelihood", "role_livelihood": "家計",
                                "goals": "就労", "programmes": ["outreach"], "next_monitoring_on": "2026-12-20",
                                "csrf_token": csrf_in(form.text)}, follow_redirects=False)
     assert r.status_code == 303
-    with workspace.sessions() as s:
+    with ws.sessions() as s:
         plan_id = s.scalars(select(Plan.id)).one()
-        referral_id = s.scalars(select(Referral.id).where(Referral.origin == "event")).one()
-    for path in ("/referrals", "/referrals?show=all", f"/referrals/{referral_id}", f"/referrals/new?household={H}",
-                 "/plans", "/plans?show=all", f"/plans/{plan_id}", f"/plans/{plan_id}/edit",
-                 f"/plans/new?household={H}", "/reports", "/reports?fy=2025"):
+        team = Principal("coordinator", "coordinator")
+        referral_id = list_referrals(s, now=NOW, overdue_days=14, principal=team)[0].id
+    for path in ("/referrals", "/referrals?show=all", f"/referrals/{referral_id}",
+                 f"/referrals/new?household={household}", "/plans", "/plans?show=all", f"/plans/{plan_id}",
+                 f"/plans/{plan_id}/edit", f"/plans/new?household={household}", "/reports", "/reports?fy=2025"):
         page = c.get(path)
         assert page.status_code == 200, path
         check(page.text)

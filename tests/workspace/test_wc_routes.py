@@ -11,8 +11,8 @@ from workspace.support import Workspace, csrf_in
 from workspace.wc_fixtures import NAME, H, add_event, add_household
 
 from consent.store import AuditLogRow
-from hub.store import CaseState, HubOutbox
-from hub.workspace.models import Meeting, Plan, PlanEntry, Referral
+from hub.store import CaseState
+from hub.workspace.models import Meeting, Referral
 
 NOW = datetime(2026, 12, 1, 1, 5, tzinfo=UTC)  # 10:05 JST
 
@@ -94,60 +94,8 @@ def test_a_coordinator_creates_a_referral_to_participation(workspace: Workspace)
     assert r.status_code == 400 and "世帯が見つかりません" in r.text
 
 
-def test_the_plan_cycle_through_the_screens(workspace: Workspace) -> None:
-    """Create (routes to 参加支援), monitor, see it overdue later, evaluate, close with a reason; all audited."""
-    _seed(workspace)
-    c = workspace.client("coordinator")
-    form = c.get(f"/plans/new?household={H}")
-    assert "主担当機関" in form.text
-    token = csrf_in(form.text)
-    data = {"household": H, "lead_agency": "livelihood", "role_livelihood": "家計改善支援",
-            "role_elderly": "介護の調整",
-            "goals": "就労の準備\n家計の見直し", "programmes": ["participation"], "next_monitoring_on": "2026-12-15",
-            "csrf_token": token}
-    r = c.post("/plans", data=data, follow_redirects=False)
-    assert r.status_code == 303, r.text
-    plan_url = r.headers["location"].split("?")[0]
-    page = c.get(plan_url)
-    assert "家計改善支援" in page.text and "2026年12月15日" in page.text
-    with workspace.sessions() as s:
-        plan = s.scalars(select(Plan)).one()
-        assert [x.target for x in s.scalars(select(Referral).where(Referral.target == "participation"))] == [
-            "participation"]
-        assert any(b"jp.tsunagu.plan.updated.v1" in o.value for o in s.scalars(select(HubOutbox)))
-    again = c.post("/plans", data=data)
-    assert again.status_code == 400 and "進行中のプラン" in again.text
-
-    def act(**fields: str) -> None:
-        r = c.post(f"{plan_url}/entries", data={"csrf_token": token, **fields}, follow_redirects=False)
-        assert r.status_code == 303, r.text
-
-    act(action="monitor", on="2026-12-01", text="面談を実施", next_monitoring_on="2026-12-20", version="1")
-    stale = c.post(f"{plan_url}/entries", data={"csrf_token": token, "action": "evaluate", "on": "2026-12-01",
-                                                "text": "x", "version": "1"})
-    assert stale.status_code == 409 and "他の人がこのプランを更新しました" in stale.text
-    workspace.clock.now = datetime(2026, 12, 21, 1, 0, tzinfo=UTC)  # 20 days on: log in again
-    c = workspace.client("coordinator")
-    listing = c.get("/plans")
-    assert "期日超過" in listing.text
-    token = csrf_in(listing.text)
-    act(action="evaluate", on="2026-12-21", text="目標を一部達成", version="2")
-    early = c.post(f"{plan_url}/entries", data={"csrf_token": token, "action": "close", "on": "2026-12-21",
-                                                "version": "3"})
-    assert early.status_code == 409 and "終結の理由" in early.text
-    act(action="close", on="2026-12-21", reason="goals_met", text="", version="3")
-    with workspace.sessions() as s:
-        plan = s.get(Plan, plan.id)
-        assert (plan.state, plan.closed_reason, plan.version) == ("closed", "goals_met", 4)
-        assert [e.kind for e in s.scalars(select(PlanEntry).order_by(PlanEntry.id))] == [
-            "monitoring", "evaluation", "closure"]
-    actions = [a for u, a in _audit_actions(workspace) if u == "coordinator"]
-    for a in ("plan.create", "plan.view", "plan.monitor", "plan.evaluate", "plan.close"):
-        assert a in actions
-
-
-def test_a_plan_needs_the_team_meeting_decision(workspace: Workspace) -> None:
-    """Without a 重層的支援会議 take_into_team decision the form explains the way and creation is refused."""
+def test_a_plan_needs_consent_and_the_team_meeting_decision(workspace: Workspace) -> None:
+    """Without consent and a 重層的支援会議 decision the form explains the way and creation is refused."""
     workspace.clock.now = NOW
     with workspace.sessions.begin() as s:
         add_household(s)
@@ -156,7 +104,7 @@ def test_a_plan_needs_the_team_meeting_decision(workspace: Workspace) -> None:
     assert "重層的支援会議の決定を記録してください" in page.text
     r = c.post("/plans", data={"household": H, "lead_agency": "livelihood", "role_livelihood": "x", "goals": "y",
                                "next_monitoring_on": "2026-12-15", "csrf_token": csrf_in(page.text)})
-    assert r.status_code == 400 and "重層的支援会議" in r.text
+    assert r.status_code == 400 and "本人同意が確認できない" in r.text
 
 
 def test_reports_count_the_year_and_download_as_audited_csv(workspace: Workspace) -> None:

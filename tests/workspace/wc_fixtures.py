@@ -38,3 +38,50 @@ def add_event(s: Session, eid: str, etype: str, *, field: str, days: float, pers
                     field=field, type=etype, time=ev.time, team_published=team_published, payload=ev.to_json_bytes()))
     s.flush()
     return ev
+
+
+def team_households(s: Session, *times: datetime) -> list[str]:
+    """Sample households on the team route (a consent in force names a member) at every one of ``times``."""
+    from sqlalchemy import select
+
+    from hub.workspace.households import load_household
+    from hub.workspace.policy import Viewer, view_household
+
+    coord = Viewer("coordinator", "coordinator", None)
+    out = []
+    for h in sorted({h for (h,) in s.execute(select(Person.household_id)) if h}):
+        facts = load_household(s, h)
+        if all(view_household(coord, facts, t).route == "team" for t in times):
+            out.append(h)
+    return out
+
+
+def withdrawn_household(s: Session) -> tuple[str, datetime]:
+    """A sample household on the team route until a withdrawal, and on no route with names after it."""
+    from sqlalchemy import select
+
+    from hub.workspace.households import load_household
+    from hub.workspace.policy import Viewer, view_household
+
+    coord = Viewer("coordinator", "coordinator", None)
+    for h in sorted({h for (h,) in s.execute(select(Person.household_id)) if h}):
+        facts = load_household(s, h)
+        for versions in facts.consents.values():
+            ends = [v.version for v in versions if v.status == "inactive"]
+            if not ends:
+                continue
+            at = min(ends)
+            if view_household(coord, facts, at - timedelta(hours=1)).route == "team" and \
+                    view_household(coord, facts, at + timedelta(hours=1)).route != "team":
+                return h, at
+    raise AssertionError("the samples hold a household whose only consent is withdrawn")
+
+
+def take_into_team(s: Session, household: str, at: datetime) -> None:
+    """What WB's /meetings records when a 重層的支援会議 takes a consented household into 多機関協働."""
+    from hub.workspace.models import Meeting
+
+    s.add(Meeting(id=f"m-{household}", household_id=household, kind="team_meeting", state="held", alert_id=None,
+                  planned_on=None, held_on=at.date(), members_present=["elderly", "livelihood"],
+                  decision="take_into_team", note_code=None, designation_id=None, created_by="coordinator",
+                  created_at=at, updated_at=at))
