@@ -28,7 +28,7 @@ from hub.workspace import (
     routes_referrals,
     routes_reports,
 )
-from hub.workspace.auth import OPS, LoginRequired, require_roles, wants_json
+from hub.workspace.auth import OPS, LoginRequired, require_roles, secure_cookies, wants_json
 from hub.workspace.web import STATIC_DIR, render
 from schemas.envelope import CloudEvent
 
@@ -86,6 +86,8 @@ def create_workspace_app(ctx: WorkspaceContext) -> FastAPI:
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if secure_cookies(request, ctx.settings):  # served over https (or behind a proxy that terminates it)
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
     @app.exception_handler(LoginRequired)

@@ -164,7 +164,8 @@ def test_ops_is_refused_every_household_page(seeded_workspace: Workspace) -> Non
         for path in (f"/households/{hh}", f"/households/{hh}/fhir"):
             assert c.get(path, follow_redirects=False).status_code == 403
     page = c.get("/ops")
-    assert page.status_code == 200
+    assert page.status_code == 200 and 'id="feeds"' in page.text and "運用状況" in page.text
+    assert c.get("/ops.json").json()["topics"]["intake"] == "wstest.intake.v1"
     nav = re.search(r'<nav class="main".*?</nav>', page.text, re.S)
     menu = re.findall(r'href="([^"]+)"', nav.group(0)) if nav else []
     assert menu in ([], ["/ops"])

@@ -98,9 +98,12 @@ def test_secure_flag_over_https_or_by_setting(blank_db: str) -> None:
     c.base_url = c.base_url.copy_with(scheme="https")  # type: ignore[attr-defined]
     r = _login_post(c, "coordinator", PASSWORD)
     assert "Secure" in next(h for h in r.headers.get_list("set-cookie") if h.startswith("tsunagu_session="))
+    assert "strict-transport-security" in r.headers
     forced = make_workspace(blank_db, Settings(topic_prefix="wstest", web_secure_cookies=True))
     r = forced.client().get("/login")  # behind a TLS-terminating proxy the app itself sees http
     assert "Secure" in r.headers["set-cookie"] and r.headers["set-cookie"].startswith("tsunagu_login_csrf=")
+    assert "strict-transport-security" in r.headers
+    assert "strict-transport-security" not in ws.client().get("/login").headers  # plain http, no setting
 
 
 def test_lockout_after_five_failures_even_with_the_right_password(workspace: Workspace) -> None:
