@@ -123,6 +123,9 @@ def apply(s: Session, principal: Principal, alert_id: str, action: str, now: dat
     work.last_seen_update = alert.updated_at
     work.updated_at = now
     work.updated_by = principal.username
+    # the hub's own row: acknowledged once the team has acted on it (the ops view counts open alerts)
+    alert.status = "acknowledged"
+    alert.acknowledged_by = principal.username
     s.flush()
     audit_access(s, principal, f"alert.{action}", household=alert.household_id, object_id=alert_id, at=now)
     alert_work_event(s, prefix, alert_id=alert_id, household=alert.household_id, kind=alert.kind,

@@ -96,6 +96,8 @@ def test_alert_work_reopen_and_counts(ws: Workspace) -> None:
     with ws.sessions() as s:
         work = s.get(AlertWork, "a-wb-8050")
         assert work is not None and work.state == "closed"  # stored state; shown as reopened
+        hub_row = s.get(AlertState, "a-wb-8050")
+        assert hub_row is not None and (hub_row.status, hub_row.acknowledged_by) == ("acknowledged", "coordinator")
 
 
 def test_support_meeting_and_consent_route_on_this_database(ws: Workspace) -> None:
