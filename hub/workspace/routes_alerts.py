@@ -84,8 +84,8 @@ def alerts_page(request: Request, kind: str | None = None, state: str | None = N
 
 def _act(request: Request, s: Session, principal: Principal, alert_id: str, action: str, *, kind: str,
          state: str, assignee: str | None = None, reason: str | None = None) -> Response:
-    if not principal.may(COORDINATOR):
-        raise HTTPException(403)
+    if not principal.may(COORDINATOR) or principal.agency is not None:
+        raise HTTPException(403)  # the municipal multi-agency team works the inbox; agencies only look
     ctx = workspace_context(request)
     now = ctx.clock()
     allowed = agency_households(s, principal, now)

@@ -190,7 +190,9 @@ def test_an_agency_user_sees_only_the_alerts_of_its_meetings(seeded_workspace: W
     page = c.get("/alerts").text
     shown = set(re.findall(r'id="alert-([^"]+)"', page))
     assert shown == ids
-    assert "支援会議の議題にする" not in page
+    assert "支援会議の議題にする" not in page and "確認する" not in page
+    r = c.post(f"/alerts/{alert.alert_id}/acknowledge", data={"csrf_token": csrf_in(page)}, follow_redirects=False)
+    assert r.status_code == 403
 
 
 def test_the_inbox_pages_through_every_alert_once(seeded_workspace: Workspace) -> None:
