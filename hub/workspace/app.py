@@ -27,6 +27,7 @@ from hub.workspace import (
     routes_plans,
     routes_referrals,
     routes_reports,
+    routes_users,
 )
 from hub.workspace.auth import OPS, LoginRequired, require_roles, secure_cookies, wants_json
 from hub.workspace.web import STATIC_DIR, render
@@ -120,6 +121,7 @@ def create_workspace_app(ctx: WorkspaceContext) -> FastAPI:
     app.include_router(make_consent_router(ctx.sessions, ctx.publish_consent, tokens=dict(ctx.settings.api_tokens),
                                            municipality_code=ctx.settings.municipality_code,
                                            now=None), prefix="/api")
+    app.include_router(routes_users.router)  # /admin/users (admin)
     app.include_router(routes_ops.router)  # GET /ops in the workspace layout (before hub.ops's own /ops)
     app.include_router(make_ops_router(ctx.sessions, ctx.connector_state, ctx.topics),
                        dependencies=[Depends(require_roles(OPS))])  # GET /ops.json

@@ -141,6 +141,8 @@ def nav_for(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("/consents", "同意"))
     if principal.may(OPS):
         items.append(NavItem("/ops", "運用"))
+    if principal.role == ADMIN:
+        items.append(NavItem("/admin/users", "アカウント"))
     return items
 
 

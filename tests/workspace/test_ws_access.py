@@ -23,6 +23,7 @@ TEAM = frozenset({"coordinator", "admin"})
 CONSENT_READERS = frozenset({"consent_officer", "coordinator", "admin"})
 CONSENT_WRITERS = frozenset({"consent_officer", "admin"})
 OPS = frozenset({"ops", "admin"})
+ADMIN = frozenset({"admin"})
 EVERYONE = frozenset(ROLES)
 
 #: (path regex, method or None for any, roles allowed; None = public) — first match wins
@@ -33,6 +34,7 @@ RULES: list[tuple[str, str | None, frozenset[str] | None]] = [
     (r"^/consents(/.*)?$", "GET", CONSENT_READERS),
     (r"^/consents(/.*)?$", "POST", CONSENT_WRITERS),
     (r"^/ops(\.json)?$", None, OPS),
+    (r"^/admin/users(/.*)?$", None, ADMIN),
     (r"^/(alerts|households|meetings|referrals|plans|reports)(/.*|\.csv)?$", None, TEAM),
 ]
 
