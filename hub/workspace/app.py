@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
@@ -111,6 +113,16 @@ def create_workspace_app(ctx: WorkspaceContext) -> FastAPI:
         for k, v in headers.items():
             response.headers[k] = v
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_input(request: Request, exc: RequestValidationError) -> Response:
+        if wants_json(request):  # the JSON API keeps FastAPI's 422 with the field list
+            return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+        principal = getattr(request.state, "principal", None)
+        fields = sorted({str(e["loc"][-1]) for e in exc.errors() if e.get("loc")})
+        named = f"（{', '.join(fields)}）" if fields else ""
+        message = f"入力に誤りがあります{named}。画面に戻って確かめてください。"
+        return render(request, "error.html", {"status": 400, "message": message}, principal, status_code=400)
 
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(routes_auth.router)

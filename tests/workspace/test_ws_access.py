@@ -188,3 +188,17 @@ def test_posts_without_csrf_are_refused_for_every_role(seeded_workspace: Workspa
             assert r.status_code == 403, f"{role} POST {ep.template} without csrf → {r.status_code}"
             r = c.post(ep.path, data={"csrf_token": "forged"}, follow_redirects=False)
             assert r.status_code == 403, f"{role} POST {ep.template} with a forged csrf → {r.status_code}"
+
+
+def test_malformed_form_input_is_a_readable_page_not_json(workspace: Workspace) -> None:
+    """A form field of the wrong type gets the Japanese error page (400) naming the field; /api keeps JSON 422."""
+    c = workspace.client("consent_officer")
+    page = c.get("/consents")
+    r = c.post("/admin/users", data={"csrf_token": csrf_in(page.text)})  # admin-only: 403 before any parsing
+    assert r.status_code == 403
+    team = workspace.client("coordinator")
+    r = team.get("/alerts?page=abc")
+    assert r.status_code == 400 and "text/html" in r.headers["content-type"]
+    assert "入力に誤りがあります（page）" in r.text and "ログアウト" in r.text
+    r = team.get("/api/persons/123/consents", headers={"Authorization": "Bearer none"})
+    assert r.status_code == 401 and r.headers["content-type"].startswith("application/json")
