@@ -58,7 +58,6 @@ def served(seeded_workspace: Workspace) -> Iterator[tuple[str, Workspace]]:
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(ws.app, host="127.0.0.1", port=port, log_config=None, access_log=False,
                                         lifespan="off"))
-    srv.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
     thread = threading.Thread(target=srv.run, name="wc-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
