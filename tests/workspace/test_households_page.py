@@ -19,6 +19,7 @@ from consent.store import ConsentRepository, iter_audit
 from hub.db import make_engine, make_sessionmaker
 from hub.identity import Person
 from hub.store import AlertState
+from hub.workspace.fhir_export import build_bundle
 from hub.workspace.households import load_household
 from hub.workspace.policy import HouseholdFacts, Viewer, minimal_strings, view_household
 from schemas.codes import Field
@@ -77,7 +78,8 @@ def test_the_samples_give_every_route(sample_facts: list[HouseholdFacts]) -> Non
 def test_minimal_form_over_the_samples_never_carries_personal_details(sample_facts: list[HouseholdFacts],
                                                                       data: st.DataObject) -> None:
     """Any sample household, any 支援会議 membership, any viewer and day: the minimal parts hold no name,
-    kana, person id, free text or 要配慮 detail the hub holds about that household."""
+    kana, person id, free text or 要配慮 detail the hub holds about that household, and the FHIR export of
+    that view holds no free text and nothing of a member it masks."""
     facts = data.draw(st.sampled_from(sample_facts))
     fields = data.draw(st.sets(st.sampled_from(list(Field)), min_size=1))
     start = data.draw(st.dates(min_value=date(2025, 4, 1), max_value=date(2026, 11, 30)))
@@ -93,6 +95,13 @@ def test_minimal_form_over_the_samples_never_carries_personal_details(sample_fac
     assert not leaked
     if viewer.agency is not None:
         assert all(i.form == "minimal" for i in view.timeline)
+    if view.allowed:  # the FHIR export of the same view: no free text, nothing of a masked member
+        bundle = json.dumps(build_bundle(view, designated, referrals=[], plan=None, alert_states={}, now=now),
+                            ensure_ascii=False)
+        named = {m.person for m in view.members if m.named}
+        hidden = [x for m in facts.members if m.person not in named for x in (m.person, m.name, m.kana) if x]
+        hidden += [x for e in facts.events for x in (e.summary, *e.notes) if x]
+        assert not [x for x in hidden if x in bundle]
 
 
 # --------------------------------------------------------------------------- the page
