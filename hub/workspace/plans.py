@@ -32,7 +32,7 @@ from hub.workspace.plan_rules import (
 )
 from hub.workspace.publish import build_event, emit
 from hub.workspace.referral_rules import OPEN
-from hub.workspace.referrals import create_referral, household_exists
+from hub.workspace.referrals import create_referral, follow_team_work, household_exists
 from schemas.events import PlanUpdatedV1
 from schemas.wareki import JST
 
@@ -101,6 +101,7 @@ def create_plan(s: Session, principal: Principal, household: str, data: PlanInpu
     audit_access(s, principal, "plan.create", household=household, object_id=f"plan:{plan.id}", at=now)
     _publish(s, prefix, plan, "created", principal.username, now)
     _route_programmes(s, principal, plan, now, prefix)
+    follow_team_work(s, principal, household, "in-progress", now=now, prefix=prefix)
     return plan
 
 
@@ -154,6 +155,8 @@ def record(s: Session, principal: Principal, plan_id: str, action: PlanAction, *
     plan.updated_at = now
     audit_access(s, principal, f"plan.{action}", household=plan.household_id, object_id=f"plan:{plan.id}", at=now)
     _publish(s, prefix, plan, change, principal.username, now)
+    if to in ENDED:
+        follow_team_work(s, principal, plan.household_id, "completed", now=now, prefix=prefix)
     return plan
 
 

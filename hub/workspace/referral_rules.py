@@ -81,6 +81,11 @@ def allowed_next(current: str) -> list[ReferralStatus]:
     return [s for s in STATUSES if s in nxt]
 
 
+def is_forward(current: str, to: str) -> bool:
+    """``to`` is further along than ``current`` on requested → accepted → in-progress → completed."""
+    return current in _RANK and to in _RANK and _RANK[to] > _RANK[current]  # type: ignore[index]
+
+
 def is_overdue(status: str, requested_at: datetime, now: datetime, overdue_days: int) -> bool:
     """Nobody accepted it within ``overdue_days`` days: still ``requested`` after that time."""
     return status == "requested" and now - requested_at > timedelta(days=overdue_days)

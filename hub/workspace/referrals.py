@@ -35,6 +35,7 @@ from hub.workspace.referral_rules import (
     advance,
     allowed_next,
     check_transition,
+    is_forward,
     is_overdue,
     referral_from_event,
 )
@@ -180,6 +181,22 @@ def change_status(s: Session, principal: Principal, referral_id: str, to: str, *
                             "reason code" not in str(exc) else "理由を選んでください") from exc
     _record(s, prefix, r, r.status, to, reason, principal, principal.username, now)
     return r
+
+
+def follow_team_work(s: Session, principal: Principal, household: str, to: str, *, now: datetime,
+                     prefix: str) -> int:
+    """Referrals to 多機関協働 follow the team's own work: a plan made → in-progress, a plan ended → completed.
+
+    Forward moves only; returns how many referrals moved.
+    """
+    moved = 0
+    rows = s.scalars(select(Referral).where(Referral.household_id == household, Referral.target == "multi_agency",
+                                            Referral.status.in_(sorted(OPEN))).with_for_update()).all()
+    for r in rows:
+        if is_forward(r.status, to):
+            _record(s, prefix, r, r.status, to, None, principal, principal.username, now)
+            moved += 1
+    return moved
 
 
 # --------------------------------------------------------------------------- from the hub's events

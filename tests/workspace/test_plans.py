@@ -108,3 +108,25 @@ def test_plan_events_carry_codes_and_dates_but_no_goal_or_role_text(sessions: Se
     blob = b"".join(e.to_json_bytes() for e in events).decode()
     assert "カナリア" not in blob and "山田" not in blob
     assert {e.type for e in events} == {"jp.tsunagu.plan.updated.v1", "jp.tsunagu.referral.status.v1"}
+
+
+def test_a_referral_to_the_team_follows_the_plan(sessions: Sessions) -> None:
+    """An agency's referral to 多機関協働 goes in-progress when the plan is made and completed when it ends."""
+    from hub.workspace.referrals import create_referral
+
+    elderly = Principal("h1", "coordinator", "elderly")
+    with sessions.begin() as s:
+        rid = create_referral(s, elderly, household=H, target="multi_agency", now=NOW, prefix="t",
+                              from_agency="elderly").id
+        other = create_referral(s, elderly, household=H, target="livelihood", now=NOW, prefix="t",
+                                from_agency="elderly").id
+    with sessions.begin() as s:
+        pid = svc.create_plan(s, COORD, H, _input(), now=NOW, prefix="t").id
+    with sessions() as s:
+        assert s.scalars(select(Referral.status).where(Referral.id == rid)).one() == "in-progress"
+        assert s.scalars(select(Referral.status).where(Referral.id == other)).one() == "requested"
+    with sessions.begin() as s:
+        svc.record(s, COORD, pid, "evaluate", on=NOW.date(), text="評価", version=1, now=NOW, prefix="t")
+        svc.record(s, COORD, pid, "close", on=NOW.date(), text="", version=2, now=NOW, prefix="t", reason="stable")
+    with sessions() as s:
+        assert s.scalars(select(Referral.status).where(Referral.id == rid)).one() == "completed"

@@ -161,3 +161,12 @@ def test_advance_is_idempotent_and_every_move_is_allowed(items: list[tuple[str, 
         assert check_transition(current, to) == to
         current = to
     assert advance(current, "livelihood", "P1", T0, sigs) == []
+
+
+def test_forward_follows_the_progress_order_only() -> None:
+    """requested < accepted < in-progress < completed; rejected and cancelled are never 'forward'."""
+    from hub.workspace.referral_rules import is_forward
+
+    assert is_forward("requested", "in-progress") and is_forward("accepted", "completed")
+    assert not is_forward("in-progress", "accepted") and not is_forward("completed", "completed")
+    assert not is_forward("requested", "cancelled") and not is_forward("rejected", "completed")
