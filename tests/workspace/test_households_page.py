@@ -435,3 +435,27 @@ def test_an_agenda_gets_a_planned_date_and_can_be_cancelled(seeded_workspace: Wo
                    and e.action != "meeting.view"]
     assert [(m.state, m.planned_on) for m in meetings] == [("cancelled", date(2026, 12, 10))]
     assert actions == ["meeting.agenda", "meeting.plan", "meeting.cancel"]
+
+
+def test_a_plan_shows_and_exports_only_on_the_team_route(seeded_workspace: Workspace) -> None:
+    """A plan rests on consent: its CarePlan is exported for a consented household, never for a candidate."""
+    from hub.workspace.models import Plan
+
+    ws = seeded_workspace
+    with ws.sessions() as s:
+        facts_all = all_facts(s)
+    team = first(facts_all, "team", now_of(ws))
+    candidate = first(facts_all, "alert_only", now_of(ws))
+    with ws.sessions.begin() as s:
+        for pid, hh in (("plan-team", team.household), ("plan-cand", candidate.household)):
+            s.add(Plan(id=pid, household_id=hh, state="active", lead_agency="livelihood",
+                       roles={"livelihood": "家計相談"}, goals=["目標カナリア"], programmes=["participation"],
+                       next_monitoring_on=date(2027, 1, 10), created_by="t", created_at=ws.clock(),
+                       updated_at=ws.clock(), version=1))
+    bundle = _bundle(ws, "coordinator", team.household)
+    plans = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "CarePlan"]
+    assert len(plans) == 1 and plans[0]["description"] == "目標カナリア" and plans[0]["intent"] == "plan"
+    assert "/plans/plan-team" in ws.client("coordinator").get(f"/households/{team.household}").text
+    cand = _bundle(ws, "coordinator", candidate.household)
+    assert "CarePlan" not in _types(cand) and "目標カナリア" not in json.dumps(cand, ensure_ascii=False)
+    assert "/plans/plan-cand" not in ws.client("coordinator").get(f"/households/{candidate.household}").text
