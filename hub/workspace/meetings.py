@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -153,3 +153,37 @@ def meetings_of(s: Session, household: str | None = None, *, agency: str | None 
 
 def field_choices() -> list[str]:
     return [f.value for f in Field]
+
+
+#: who the audit trail names when a designation ends with the case (no user acted)
+SYSTEM = Principal("system:case-closed", "admin", None)
+
+
+def end_with_cases(s: Session, now: datetime) -> list[str]:
+    """Write the end of every open designation whose member fields have no open case left (it "ends with the
+    case"), so the hub stops routing that household's events to the 支援会議. Returns the designation ids ended.
+
+    The end is the day before the last case closed (a case is no longer active from its closing day), never
+    before the designation's start. The policy already hides an ended-with-the-case designation on screen;
+    this makes the consent registry say so too. Meant for the periodic round; the caller commits.
+    """
+    from consent.store import DesignationRow
+    from hub.store import CaseState
+
+    today = _today(now)
+    ended: list[str] = []
+    repo = ConsentRepository(s)
+    for row in s.scalars(select(DesignationRow).where(DesignationRow.end.is_(None), DesignationRow.start <= today)
+                         .order_by(DesignationRow.designation_id)):
+        cases = s.execute(select(CaseState.field, CaseState.closed_on).where(
+            CaseState.household_id == row.household, CaseState.field.in_(list(row.member_agencies or [])))).all()
+        if not cases or any(closed is None or closed > today for _, closed in cases):
+            continue
+        last = max(closed for _, closed in cases if closed is not None)
+        designation = row.to_designation()
+        end = max(designation.start, last - timedelta(days=1))
+        repo.add_designation(replace(designation, end=end))
+        audit_access(s, SYSTEM, "designation.end_with_case", household=row.household,
+                     object_id=row.designation_id, at=now)
+        ended.append(row.designation_id)
+    return ended

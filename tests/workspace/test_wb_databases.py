@@ -142,3 +142,30 @@ def test_support_meeting_and_consent_route_on_this_database(ws: Workspace) -> No
         views = [(e.user, e.action) for e in iter_audit(s) if e.action in ("household.view",)]
     assert views == [("coordinator", "household.view")] * 2 + [("houkatsu", "household.view")] + [
         ("coordinator", "household.view")] * 2
+
+
+def test_a_designation_ends_with_the_case_in_the_registry(ws: Workspace) -> None:
+    """With one member field's case still open nothing ends; once both are closed the designation gets its end
+    (the day before the last closing, never before its start), audited; a second round changes nothing."""
+    from consent.model import Designation
+    from hub.workspace.meetings import end_with_cases
+
+    now = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+    with ws.sessions.begin() as s:
+        ConsentRepository(s).add_designation(Designation("d-wb", H, (Field.ELDERLY, Field.LIVELIHOOD),
+                                                         date(2026, 10, 1)))
+        mother = s.get(CaseState, M_REC)
+        assert mother is not None
+        mother.closed_on = date(2026, 11, 5)
+    with ws.sessions.begin() as s:
+        assert end_with_cases(s, now) == []
+        son = s.get(CaseState, S_REC)
+        assert son is not None
+        son.closed_on = date(2026, 11, 15)
+    with ws.sessions.begin() as s:
+        assert end_with_cases(s, now) == ["d-wb"]
+    with ws.sessions.begin() as s:
+        assert end_with_cases(s, now) == []
+        assert [d.end for d in ConsentRepository(s).designations_for(H)] == [date(2026, 11, 14)]
+        assert [(e.user, e.action) for e in iter_audit(s) if e.action == "designation.end_with_case"] == [
+            ("system:case-closed", "designation.end_with_case")]
