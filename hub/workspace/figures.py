@@ -63,6 +63,7 @@ class CaseRow:
     field: str
     opened_on: date
     closed_on: date | None
+    person: str | None = None  # an opaque hub id, used only to count people once (実人数)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class Figures:
 
 
 S_CONSULT = "相談受付件数（分野別）"
+S_PEOPLE = "相談者の実人数（分野別）"
 S_CASE_CLOSED = "相談の終結件数（分野別）"
 S_TEAM = "多機関協働事業"
 S_MEETINGS = "会議の開催件数"
@@ -138,7 +140,8 @@ def aggregate(fy: int, cases: Iterable[CaseRow], meetings: Iterable[MeetingRow],
               plan_ends: Iterable[PlanEndRow], referrals: Iterable[ReferralRow]) -> Figures:
     """The figures of 年度 ``fy``: every count is of things whose date falls inside it.
 
-    - consultations received: cases by intake date, per field (and in total);
+    - consultations received: cases by intake date, per field (and in total), and the people
+      behind them counted once (実人数; a case whose person is not resolved is not counted there);
     - case closures: cases by closing date, per field;
     - households taken into 多機関協働: distinct households with a 重層的支援会議 decision
       ``take_into_team`` held in the year, or a plan made in the year; plans made, and those
@@ -159,6 +162,13 @@ def aggregate(fy: int, cases: Iterable[CaseRow], meetings: Iterable[MeetingRow],
     for f in Field:
         rows.append(Figure(S_CONSULT, FIELD_LABELS[f.value], opened[f.value]))
     rows.append(Figure(S_CONSULT, "合計", sum(opened[f.value] for f in Field)))
+    people: dict[str, set[str]] = {f.value: set() for f in Field}
+    for c in case_list:
+        if inside(c.opened_on) and c.person is not None and c.field in people:
+            people[c.field].add(c.person)
+    for f in Field:
+        rows.append(Figure(S_PEOPLE, FIELD_LABELS[f.value], len(people[f.value])))
+    rows.append(Figure(S_PEOPLE, "合計（分野をまたぐ方は1人）", len(set().union(*people.values()))))
     for f in Field:
         rows.append(Figure(S_CASE_CLOSED, FIELD_LABELS[f.value], closed[f.value]))
     rows.append(Figure(S_CASE_CLOSED, "合計", sum(closed[f.value] for f in Field)))

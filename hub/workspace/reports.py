@@ -23,8 +23,8 @@ from schemas.wareki import JST
 def yearly_figures(s: Session, fy: int) -> Figures:
     """The figures of 年度 ``fy`` (no personal data is read beyond codes and dates)."""
     start, end = fiscal_year_range(fy)
-    cases = [CaseRow(f, o, c) for f, o, c in s.execute(select(CaseState.field, CaseState.opened_on,
-                                                             CaseState.closed_on))]
+    cases = [CaseRow(f, o, c, p) for f, o, c, p in s.execute(select(CaseState.field, CaseState.opened_on,
+                                                                   CaseState.closed_on, CaseState.person_id))]
     meetings = [MeetingRow(h, k, st, d, dec) for h, k, st, d, dec in s.execute(
         select(Meeting.household_id, Meeting.kind, Meeting.state, Meeting.held_on, Meeting.decision))]
     plans = [PlanRow(h, at.astimezone(JST).date(), tuple(pr or ())) for h, at, pr in s.execute(

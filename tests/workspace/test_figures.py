@@ -9,6 +9,7 @@ from hub.workspace.figures import (
     S_CASE_CLOSED,
     S_CONSULT,
     S_MEETINGS,
+    S_PEOPLE,
     S_PLAN_ENDS,
     S_REFERRALS,
     S_TEAM,
@@ -38,9 +39,10 @@ def test_fiscal_years_run_april_to_march_with_reiwa_labels() -> None:
 
 def test_counts_fall_in_the_year_by_their_own_dates() -> None:
     """Each figure counts only what happened inside the fiscal year, at its boundaries too."""
-    cases = [CaseRow("elderly", date(2026, 4, 1), None), CaseRow("elderly", date(2026, 3, 31), date(2026, 5, 1)),
-             CaseRow("child", date(2027, 3, 31), None), CaseRow("livelihood", date(2027, 4, 1), None),
-             CaseRow("disability", date(2025, 1, 1), date(2027, 4, 1))]
+    cases = [CaseRow("elderly", date(2026, 4, 1), None, "p1"), CaseRow("elderly", date(2026, 3, 31), date(2026, 5, 1)),
+             CaseRow("child", date(2027, 3, 31), None, "p1"), CaseRow("livelihood", date(2027, 4, 1), None, "p2"),
+             CaseRow("disability", date(2025, 1, 1), date(2027, 4, 1)), CaseRow("child", date(2026, 9, 1), None, "p1"),
+             CaseRow("child", date(2026, 10, 1), None, "p3")]
     meetings = [MeetingRow("H1", "support_meeting", "held", date(2026, 6, 1), "designate"),
                 MeetingRow("H2", "support_meeting", "held", date(2026, 7, 1), "no_action"),
                 MeetingRow("H3", "support_meeting", "agenda", None, None),
@@ -58,9 +60,12 @@ def test_counts_fall_in_the_year_by_their_own_dates() -> None:
             ReferralRow("outreach", "accepted", date(2026, 7, 1)), ReferralRow("child", "rejected", date(2026, 3, 31))]
     f = aggregate(2026, cases, meetings, plans, ends, refs)
     assert f.value(S_CONSULT, "高齢（地域包括）") == 1
-    assert f.value(S_CONSULT, "子ども") == 1
+    assert f.value(S_CONSULT, "子ども") == 3
     assert f.value(S_CONSULT, "生活困窮") == 0
-    assert f.value(S_CONSULT, "合計") == 2
+    assert f.value(S_CONSULT, "合計") == 4
+    assert f.value(S_PEOPLE, "子ども") == 2  # p1 twice, p3
+    assert f.value(S_PEOPLE, "高齢（地域包括）") == 1
+    assert f.value(S_PEOPLE, "合計（分野をまたぐ方は1人）") == 2  # p1 in two fields, p3
     assert f.value(S_CASE_CLOSED, "高齢（地域包括）") == 1
     assert f.value(S_CASE_CLOSED, "障害") == 0
     assert f.value(S_TEAM, TAKEN_IN) == 2  # H1 (meeting and plan, once) and H6
