@@ -18,6 +18,7 @@ from hub.workspace.fhir_export import build_bundle
 from hub.workspace.households import household_exists, load_household, viewer_of
 from hub.workspace.meetings import DECISION_LABELS, KIND_LABELS, meetings_of
 from hub.workspace.models import AlertWork, Plan, Referral
+from hub.workspace.plans import taken_into_team
 from hub.workspace.policy import HouseholdView, view_household
 from hub.workspace.web import get_session, render
 
@@ -84,9 +85,12 @@ def household_page(request: Request, household: str, principal: Principal = Depe
                    s: Session = Depends(get_session)) -> Response:
     view = _load_view(request, s, principal, household, "household.view")
     referrals = visible_referrals(s, view)
+    plan = visible_plan(s, view)
+    can_plan = plan is None and view.route == "team" and principal.agency is None and taken_into_team(s, household)
     return render(request, "household.html", {
+        "can_plan": can_plan,
         "view": view, "labels": labels.ALL, "referrals": _referral_rows(view, referrals),
-        "plan": visible_plan(s, view), "meetings": meetings_of(s, household, agency=principal.agency),
+        "plan": plan, "meetings": meetings_of(s, household, agency=principal.agency),
         "meeting_kinds": KIND_LABELS, "decisions": DECISION_LABELS,
     }, principal)
 

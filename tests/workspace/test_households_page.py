@@ -354,6 +354,10 @@ def test_team_meeting_takes_only_a_consented_household_into_the_team(seeded_work
                    follow_redirects=False)
         assert r.status_code == expected
     assert r.headers["location"] == f"/plans/new?household={consented.household}"
+    form = c.get(r.headers["location"])
+    assert form.status_code == 200 and "この世帯にはまだその決定が記録されていません" not in form.text
+    assert f'href="/plans/new?household={consented.household}"' in c.get(f"/households/{consented.household}").text
+    assert "/plans/new" not in c.get(f"/households/{candidate.household}").text
 
 
 def test_only_the_municipal_team_convenes_meetings(seeded_workspace: Workspace) -> None:
