@@ -7,7 +7,9 @@ thread, until ``stop()``:
 * every ``poll_interval_s``: asks the hub to relay its outbox (``relay``, a coroutine function run on
   the service's event loop), so the CloudEvents the workspace wrote in its transactions (alert,
   referral, plan changes) and the consents recorded on /consents leave promptly;
-* every ``notify_interval_s``: ``hub.workspace.periodic.tick`` (referral sync, notifications);
+* every ``notify_interval_s``: 支援会議 designations whose cases all closed are ended
+  (``hub.workspace.meetings.end_with_cases``), then ``hub.workspace.periodic.tick`` (referral sync,
+  notifications);
 * every round: deletes expired login sessions.
 
 Errors of a round are logged by type only and the round is retried at the next interval.
@@ -86,6 +88,7 @@ class WorkspaceRuntime:
             now_m = time.monotonic()
             if now_m >= next_tick:
                 next_tick = now_m + settings.notify_interval_s
+                self._guarded("designations", self._end_designations)
                 self._guarded("tick", self._tick)
             self._guarded("relay", self._relay)
             self._guarded("sessions", self._purge)
@@ -104,6 +107,15 @@ class WorkspaceRuntime:
 
             self.tick = tick
         self.tick(self.ctx.sessions, self.ctx.settings)
+
+    def _end_designations(self) -> None:
+        """支援会議 designations end with the case (WB's rule), written so consent.decide agrees with the screens."""
+        from hub.workspace.meetings import end_with_cases
+
+        with self.ctx.sessions.begin() as s:
+            ended = end_with_cases(s, self.ctx.clock())
+        if ended:
+            log.info("support-meeting designations ended with their cases", count=len(ended))
 
     def _relay(self) -> None:
         if self.relay is None or self.loop is None or self.loop.is_closed():
