@@ -220,6 +220,54 @@ class SupportMeetingCaseV1(_Frozen):
     change: Literal["opened", "updated", "closed"]
 
 
+#: the workspace's referral targets: an agency, or one of the other 重層 programmes
+#: (``outreach`` = アウトリーチ等を通じた継続的支援事業, ``participation`` = 参加支援事業)
+WorkspaceTarget = ReferralTarget | Literal["outreach", "participation"]
+ReferralStatus = Literal["requested", "accepted", "rejected", "in-progress", "completed", "cancelled"]
+
+
+class AlertWorkV1(_Frozen):
+    """What the multi-agency team did with an alert (workspace): no names, no record keys, no fields."""
+
+    alert: str
+    household: str
+    kind: Literal["multi_field", "8050", "double_care", "young_carer"]
+    state: Literal["acknowledged", "assigned", "closed"]
+    assignee: str | None = PydField(default=None, description="workspace user name (staff), when assigned")
+    closed_reason: str | None = PydField(default=None, description="a reason code, never free text")
+    reopened: bool = False
+    by: str = PydField(description="workspace user name (staff) who made the change")
+
+
+class ReferralStatusV1(_Frozen):
+    """A referral's status changed (HL7 Gravity SDOH referral Task statuses); no names, no case text."""
+
+    referral: str
+    household: str | None = None
+    origin: Literal["event", "coordinator"]
+    from_agency: ReferralTarget | None = None
+    target: WorkspaceTarget
+    status: ReferralStatus
+    previous: ReferralStatus | None = None
+    reason: str | None = PydField(default=None, description="a reason code (rejected, cancelled), never free text")
+    by: str = PydField(description="workspace user name, or 'event' when a case event moved it")
+
+
+class PlanUpdatedV1(_Frozen):
+    """A プラン of the multi-agency team was made or changed; goals, roles and entries stay in the workspace."""
+
+    plan: str
+    household: str
+    change: Literal["created", "updated", "monitored", "evaluated", "resumed", "closed", "handed_over"]
+    state: Literal["active", "evaluated", "closed", "handed_over"]
+    lead_agency: ReferralTarget
+    agencies: list[ReferralTarget] = PydField(default=[], description="agencies with a role (役割分担)")
+    programmes: list[Literal["outreach", "participation"]] = []
+    next_monitoring_on: date | None = None
+    version: int = PydField(ge=1)
+    by: str = PydField(description="workspace user name (staff)")
+
+
 EVENT_TYPES: dict[str, type[BaseModel]] = {
     "jp.tsunagu.resident.observed.v1": ResidentObservedV1,
     "jp.tsunagu.person.observed.v1": PersonObservedV1,
@@ -233,6 +281,11 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "jp.tsunagu.alert.updated.v1": AlertV1,
     "jp.tsunagu.team.withdrawal.v1": WithdrawalNoticeV1,
     "jp.tsunagu.support_meeting.case.v1": SupportMeetingCaseV1,
+    "jp.tsunagu.alert.acknowledged.v1": AlertWorkV1,
+    "jp.tsunagu.alert.assigned.v1": AlertWorkV1,
+    "jp.tsunagu.alert.closed.v1": AlertWorkV1,
+    "jp.tsunagu.referral.status.v1": ReferralStatusV1,
+    "jp.tsunagu.plan.updated.v1": PlanUpdatedV1,
 }
 
 CASE_TYPES = {
