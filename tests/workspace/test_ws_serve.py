@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from workspace.support import BUNDLED_SAMPLES, PASSWORD, add_users
 
-from hub.http.consent.service import API_SOURCE
+from hub.http.consent.models import API_SOURCE
 from hub.pipeline.tables import HubOutbox, ProcessedEvent
 from hub.serve.server import HubServer
 from hub.topics import Topics
