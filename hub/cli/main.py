@@ -29,8 +29,8 @@ def _register_subcommands() -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(consent_app, name="consent")
     app.add_typer(identity_app, name="identity")
-    from hub.workspace.cli import users_app  # the coordinators' workspace (issue 8)
-    from hub.workspace.cli_wc import workspace_app
+    from hub.cli.users import users_app  # the coordinators' workspace (issue 8)
+    from hub.cli.workspace import workspace_app
 
     app.add_typer(users_app, name="users")
     app.add_typer(workspace_app, name="workspace")

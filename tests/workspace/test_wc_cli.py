@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from workspace.wc_fixtures import NAME, add_event, add_household
 
 from consent.store import AuditLogRow
+from hub.cli.workspace import workspace_app
 from hub.db import make_engine, make_sessionmaker
 from hub.pipeline.tables import CaseState
-from hub.workspace.cli_wc import workspace_app
 
 runner = CliRunner()
 
