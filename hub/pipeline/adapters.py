@@ -19,6 +19,7 @@ from consent.audit import AuditInput
 from consent.decide import decide, minimal_form
 from consent.model import Decision, DecisionInput
 from consent.store import ConsentRepository, append_audit, metadata
+from hub.identity.membership import household_at, household_spans
 from hub.identity.resolver import IdentityService
 from hub.identity.tables import Person, PersonRecordRow, Resident
 from hub.pipeline.alerts import (
@@ -30,6 +31,7 @@ from hub.pipeline.alerts import (
     Member,
     derive_child_of,
     diff_alerts,
+    ended,
     evaluate,
     view,
 )
@@ -111,7 +113,8 @@ def resolve_identity(s: Session, ev: CloudEvent, payload: BaseModel) -> tuple[st
 
     svc = IdentityService(s)
     if isinstance(payload, ResidentObservedV1):
-        r = svc.observe_resident(payload)
+        r = svc.observe_resident(payload, ev.id)
+        return r.person_id, r.household_id
     elif isinstance(payload, CaseV1):
         resolved = svc.resolve_case(payload)
         r = resolved.get(ev.sourcerecord) or resolved[payload.subject.record]
@@ -134,7 +137,14 @@ def resolve_identity(s: Session, ev: CloudEvent, payload: BaseModel) -> tuple[st
         return None, None
     else:
         return None, None
-    return r.person_id, r.household_id
+    return r.person_id, household_as_of(s, r.person_id, r.household_id, ev.time)
+
+
+def household_as_of(s: Session, person: str, household: str | None, at: datetime) -> str | None:
+    """The household of a registry person on the event's source day (None once they left, so the
+    old household's team receives nothing new attributed to it); others keep the resolved one."""
+    known, then = household_at(s, person, aware(at).astimezone(JST).date())
+    return then if known else household
 
 
 # --------------------------------------------------------------------------- consent gate
@@ -219,7 +229,8 @@ def household_snapshot(s: Session, household: str) -> Any:
     """Members (registry relations, 同居家族 links and notes) and cases of one household."""
 
     persons = s.scalars(select(Person).where(Person.household_id == household, Person.merged_into.is_(None))).all()
-    ids = {p.id for p in persons}
+    spans = household_spans(s, household, {p.id for p in persons})
+    ids = {p.id for p in persons if p.id not in spans.known} | set(spans.member)
     residents = {r.person_id: r for r in s.scalars(select(Resident).where(Resident.person_id.in_(ids)))} if ids else {}
     birth: dict[str, date | None] = {pid: (residents[pid].birth_date if pid in residents else None) for pid in ids}
     record_person: dict[str, str] = {}
@@ -229,6 +240,11 @@ def household_snapshot(s: Session, household: str) -> Any:
         if birth.get(pid) is None and bd is not None:
             birth[pid] = bd
     cases = s.scalars(select(CaseState).where(CaseState.household_id == household)).all()
+    departed = sorted(pid for pid, m in spans.member.items() if m.get("member_until") is not None)
+    if departed:  # cases of members who left, as long as they were members
+        seen = {c.case for c in cases}
+        cases = [*cases, *(c for c in s.scalars(select(CaseState).where(CaseState.person_id.in_(departed)))
+                          if c.case not in seen)]
     notes: dict[str, set[MemberNote]] = defaultdict(set)
     links: list[tuple[str, str, Relation | None]] = []
     for c in cases:
@@ -247,7 +263,8 @@ def household_snapshot(s: Session, household: str) -> Any:
         Member(person=pid, birth_date=birth.get(pid),
                relation=_relation(residents[pid].relation) if pid in residents else None,
                relation_source="registry" if pid in residents else None,
-               notes=frozenset(notes.get(pid, set())), child_of=child_of.get(pid, frozenset()))
+               notes=frozenset(notes.get(pid, set())), child_of=child_of.get(pid, frozenset()),
+               **spans.member.get(pid, {}))
         for pid in sorted(ids)
     )
     shared = {
@@ -286,7 +303,10 @@ def evaluate_alerts(s: Session, household: str, today: date, settings: Any, *,
             k: ([Field(f) for f in a.fields], list(a.records)) for k, a in existing.items() if k in KINDS
         }
         out: list[bytes] = []
+        closed = {k for k, a in existing.items() if a.status == "closed"}
         for action, finding in diff_alerts(previous, found):
+            if finding.kind in closed:
+                continue  # the hub ended it (a member left); widening a closed alert reopens nothing
             alert_id = stable_event_id("alert", household, finding.kind)
             row = existing.get(finding.kind)
             at = datetime.now(UTC)
@@ -311,7 +331,41 @@ def evaluate_alerts(s: Session, household: str, today: date, settings: Any, *,
                 data=data.model_dump(mode="json"),
             )
             out.append(ev.to_json_bytes())
+        for kind, (day, reason, _person) in sorted(ended(snapshot, found, today, settings or DEFAULT_SETTINGS).items()):
+            out += _end_alert(s, household, found[kind], snapshot, today, day, reason)
         return out
+
+
+#: 住民状態 of the member who left → the alert's close_reason
+CLOSE_REASONS = {"deceased": "member_deceased", "moved_out": "member_moved_out", "removed": "member_removed"}
+
+
+def _end_alert(s: Session, household: str, finding: Any, snapshot: HouseholdSnapshot, today: date,
+               day: date, reason: str) -> list[bytes]:
+    """Close the alert of ``finding``'s kind on ``day``: a person it depended on left the household."""
+    alert_id = stable_event_id("alert", household, finding.kind)
+    row = s.scalar(select(AlertState).where(AlertState.household_id == household,
+                                            AlertState.kind == finding.kind))
+    if row is None or row.status == "closed":
+        return []
+    close_reason = CLOSE_REASONS.get(reason, "member_removed")
+    row.status, row.closed_on, row.close_reason = "closed", day, close_reason
+    row.updated_at = datetime.now(UTC)
+    shown = view(finding, snapshot, today)
+    data = AlertV1(alert=alert_id, kind=finding.kind, household=household, fields=list(finding.fields),
+                   records=list(finding.records) if shown["shareable"] else [], status="closed",
+                   shareable=shown["shareable"], members=shown["members"], age_bands=shown["age_bands"],
+                   closed_on=day, close_reason=close_reason)
+    ev = CloudEvent(
+        id=stable_event_id("alert", household, finding.kind, "ended", day.isoformat()),
+        source="urn:tsunagu:hub:alerts",
+        type="jp.tsunagu.alert.ended.v1",
+        time=datetime.combine(day, datetime.min.time(), JST),
+        sourcerecord=finding.records[0] if finding.records else household,
+        household=household,
+        data=data.model_dump(mode="json"),
+    )
+    return [ev.to_json_bytes()]
 
 
 def payload_model(ev: CloudEvent) -> BaseModel:
