@@ -174,3 +174,23 @@ def household_spans(s: Session, household_id: str, current: Iterable[str]) -> Ho
             member[pid] = {"member_from": last.member_from, "member_until": last.member_until,
                            "left_reason": last.left_reason}
     return HouseholdSpans(frozenset(spans), member)
+
+
+def relation_slices(s: Session, household_id: str, person_ids: Iterable[str]) -> list[list[tuple[str, str | None]]]:
+    """The household's registry relations (続柄) as they stood on each day one of them changed:
+    per such day, ``(person, relation)`` of every member then. Who is whose child is read from every
+    slice (a 世帯主変更 after a death does not make the parent's child stop being their child)."""
+    ids = sorted(set(person_ids))
+    if not ids:
+        return []
+    stmt = select(ResidentObservation).where(ResidentObservation.household_id == household_id,
+                                             ResidentObservation.person_id.in_(ids))
+    rows = sorted(s.scalars(stmt), key=_order)
+    out: list[list[tuple[str, str | None]]] = []
+    for day in sorted({_order(r)[0] for r in rows}):
+        now: dict[str, ResidentObservation] = {}
+        for r in rows:
+            if _order(r)[0] <= day:
+                now[r.person_id] = r
+        out.append([(pid, r.relation) for pid, r in sorted(now.items()) if r.status not in REMOVED])
+    return out

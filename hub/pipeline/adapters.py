@@ -19,7 +19,7 @@ from consent.audit import AuditInput
 from consent.decide import decide, minimal_form
 from consent.model import Decision, DecisionInput
 from consent.store import ConsentRepository, append_audit, metadata
-from hub.identity.membership import household_at, household_spans
+from hub.identity.membership import household_at, household_spans, relation_slices
 from hub.identity.resolver import IdentityService
 from hub.identity.tables import Person, PersonRecordRow, Resident
 from hub.pipeline.alerts import (
@@ -259,6 +259,9 @@ def household_snapshot(s: Session, household: str) -> Any:
                 notes[member].update(MemberNote(n) for n in raw_notes if isinstance(n, str))
     registry_rel = [(pid, _relation(r.relation)) for pid, r in residents.items()]
     child_of = derive_child_of(registry_rel, links)
+    for then in relation_slices(s, household, sorted(spans.member)):  # 続柄 as they stood over time
+        for pid, parents in derive_child_of([(p, _relation(r)) for p, r in then]).items():
+            child_of[pid] = child_of.get(pid, frozenset()) | parents
     members = tuple(
         Member(person=pid, birth_date=birth.get(pid),
                relation=_relation(residents[pid].relation) if pid in residents else None,

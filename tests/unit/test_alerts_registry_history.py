@@ -1,0 +1,98 @@
+"""Alerts from the hub's store when the registry reports a death and a 世帯主変更 (issue 13 item 2), SQLite."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from hub.db import Base, make_engine
+from hub.identity.resolver import IdentityService
+from hub.identity.tables import household_id_for_no
+from hub.pipeline.adapters import evaluate_alerts, household_snapshot
+from hub.pipeline.tables import AlertState, CaseState
+from schemas.codes import Relation, Sex
+from schemas.events import PersonRecord, ResidentObservedV1
+from schemas.registry_codes import MoveReason, ResidentStatus
+
+HH = "5033103552"
+TODAY = date(2026, 12, 1)
+DIED = date(2026, 7, 10)
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[Session]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'alerts.sqlite'}")
+    Base.metadata.create_all(engine)
+    with Session(engine) as s:
+        yield s
+    engine.dispose()
+
+
+def row(no: str, name: str, birth: date, relation: Relation, **extra: object) -> ResidentObservedV1:
+    person = PersonRecord(record=f"registry:{no}", name=name, birth_date=birth, sex=Sex.FEMALE,
+                          resident_no=no, household_no=HH, relation=relation)
+    return ResidentObservedV1(resident=person, snapshot="t", **extra)  # type: ignore[arg-type]
+
+
+MOTHER = row("1055433743", "鈴木　美代子", date(1945, 10, 23), Relation.HEAD, moved_on=date(2024, 4, 1))
+DAUGHTER = row("1055433778", "鈴木　香織", date(1976, 5, 26), Relation.CHILD, moved_on=date(2024, 4, 1))
+DEATH = row("1055433743", "鈴木　美代子", date(1945, 10, 23), Relation.HEAD, moved_on=DIED,
+            status=ResidentStatus.DECEASED, status_on=DIED, move_reason=MoveReason.DIED)
+NEW_HEAD = row("1055433778", "鈴木　香織", date(1976, 5, 26), Relation.HEAD, moved_on=DIED,
+               move_reason=MoveReason.HOUSEHOLD_CHANGED)
+
+
+def _case(s: Session, case: str, person: str, field: str) -> None:
+    s.add(CaseState(case=case, record=f"src:{case}", person_id=person, household_id=household_id_for_no(HH),
+                    feed="jiritsu", field=field, status="open", opened_on=date(2025, 4, 1), closed_on=None,
+                    topics=[], members={}, revision=datetime(2025, 4, 1, tzinfo=UTC)))
+
+
+def _types(events: list[bytes]) -> list[tuple[str, str, str | None]]:
+    out = []
+    for e in events:
+        ev = json.loads(e)
+        out.append((ev["type"].split(".")[-2], ev["data"]["kind"], ev["data"].get("close_reason")))
+    return out
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(["death", "new_head"])))
+def test_8050_ends_on_the_death_whatever_order_the_changes_arrive_in(session: Session, order: tuple[str, ...]) -> None:
+    """The daughter becoming 世帯主 on the day of the death does not unmake her the mother's child: the
+    8050 alert raised before ends on the day of death (member_deceased), in either arrival order, with an
+    evaluation after each change."""
+    svc = IdentityService(session)
+    mother = svc.observe_resident(MOTHER, "full:1").person_id
+    daughter = svc.observe_resident(DAUGHTER, "full:2").person_id
+    _case(session, "E1", mother, "elderly")
+    _case(session, "L1", daughter, "livelihood")
+    hid = household_id_for_no(HH)
+    assert ("raised", "8050", None) in _types(evaluate_alerts(session, hid, TODAY, None))
+    ended = []
+    for step in order:
+        svc.observe_resident(DEATH if step == "death" else NEW_HEAD, f"ido:{step}")
+        ended += [t for t in _types(evaluate_alerts(session, hid, TODAY, None)) if t[0] == "ended"]
+    assert ("ended", "8050", "member_deceased") in ended
+    state = session.query(AlertState).filter_by(household_id=hid, kind="8050").one()
+    assert (state.status, state.closed_on, state.close_reason) == ("closed", DIED, "member_deceased")
+
+
+def test_the_snapshot_keeps_the_departed_member_until_the_day_they_left(session: Session) -> None:
+    """The mother stays in the household's snapshot with member_until = the day of death; the daughter stays
+    her child."""
+    svc = IdentityService(session)
+    mother = svc.observe_resident(MOTHER, "full:1").person_id
+    daughter = svc.observe_resident(DAUGHTER, "full:2").person_id
+    svc.observe_resident(NEW_HEAD, "ido:2")
+    svc.observe_resident(DEATH, "ido:1")
+    _case(session, "E1", mother, "elderly")
+    snap = household_snapshot(session, household_id_for_no(HH))
+    members = {m.person: m for m in snap.members}
+    assert (members[mother].member_until, members[mother].left_reason) == (DIED, "deceased")
+    assert members[daughter].member_until is None and mother in members[daughter].child_of
