@@ -72,3 +72,26 @@ def test_moving_out_ends_multi_field_and_8050_with_reason_moved_out() -> None:
     found = evaluate(s, date(2026, 12, 1))
     gone = ended(s, found, date(2026, 12, 1))
     assert gone["8050"] == (out, "moved_out", "B") and gone["multi_field"] == (out, "moved_out", "B")
+
+
+def test_membership_intervals_do_not_depend_on_arrival_order() -> None:
+    """Any permutation of a resident's observations (転入, 世帯変更, 転居, 死亡) gives the same intervals."""
+    import itertools
+
+    from hub.identity.membership import intervals_from
+    from hub.identity.tables import ResidentObservation
+
+    def obs(eid: str, hh: str, rel: str, on: date, status: str | None = None, reason: str | None = None
+            ) -> ResidentObservation:
+        return ResidentObservation(event_id=eid, resident_no="1", person_id="P", household_id=hh, relation=rel,
+                                   moved_on=on, status=status, status_on=on if status else None, move_reason=reason)
+
+    rows = [obs("a", "H1", "child", date(2020, 1, 1), "resident", "moved_in"),
+            obs("b", "H1", "head", date(2022, 3, 1), "resident", "household_changed"),
+            obs("c", "H2", "head", date(2024, 5, 1), "resident", "moved_within"),
+            obs("d", "H2", "head", date(2026, 7, 10), "deceased", "died")]
+    want = intervals_from(rows)
+    assert [(i.household_id, i.member_from, i.member_until, i.left_reason) for i in want] == [
+        ("H1", date(2020, 1, 1), date(2024, 5, 1), "moved"), ("H2", date(2024, 5, 1), date(2026, 7, 10), "deceased")]
+    for perm in itertools.permutations(rows):
+        assert intervals_from(perm) == want
