@@ -236,7 +236,7 @@ class IdentityService:
             return None
         resident = self.s.get(Resident, no)
         if resident is not None:
-            row_f = features_of_row(resident)
+            row_f = with_names(features_of_row(resident), names_by_resident(self.s, [no]).get(no))
             if number_fits(compare(q.features, row_f), q.features, row_f):
                 return resident.person_id if resident.person_id not in q.kept_apart else None
             q.no_autolink.add(resident.person_id)

@@ -148,3 +148,16 @@ def test_resident_removed_before_any_observation_never_becomes_a_member(session:
                                       moved_on=date(2023, 11, 2), move_reason=MoveReason.DIED), "e1")
     assert intervals_of(session, [r.person_id])[r.person_id] == []
     assert household_at(session, r.person_id, date(2020, 1, 1)) == (True, None)
+
+
+def test_resident_number_with_the_alias_name_is_trusted(session: Session) -> None:
+    """A record carrying the resident's 宛名番号 and written in the 通称 is that resident (the number fits a name
+    the registry knows), not an inconsistent number sent to review."""
+    svc = IdentityService(session, address_prefixes=PREFIXES)
+    r = svc.observe_resident(resident("1099000021", "5099000021", "WANG XIUYING", "ワン　シウイン",
+                                      date(1979, 12, 3), Sex.FEMALE, alias_name="大山　秀子",
+                                      alias_kana="オオヤマ　ヒデコ"), "e1")
+    record = PersonRecord(record="kodomo:X-1", name="大山 秀子", kana="オオヤマ ヒデコ", birth_date=date(1979, 12, 3),
+                          sex=Sex.FEMALE, resident_no="1099000021")
+    got = svc.resolve(record, feed="kodomo")
+    assert (got.person_id, got.outcome) == (r.person_id, "resident_no")
