@@ -439,17 +439,18 @@ def view(finding: Finding, snapshot: HouseholdSnapshot, on: date) -> dict[str, A
         and set(finding.records) <= known_records
         and set(finding.cases) <= {c.case for c in contributing}
     )
-    bands = sorted((age_band(m.birth_date, on) or "unknown" for m in snapshot.members), key=_band_key)
+    present = [m for m in snapshot.members if m.present_on(on)]  # not those who left or are yet to come
+    bands = sorted((age_band(m.birth_date, on) or "unknown" for m in present), key=_band_key)
     out: dict[str, Any] = {
         "kind": finding.kind,
         "household": snapshot.household,
         "fields": [str(f) for f in finding.fields],
         "shareable": shareable,
-        "members": len(snapshot.members),
+        "members": len(present),
         "age_bands": bands,
         "records": list(finding.records) if shareable else [],
     }
     if shareable:
-        out["persons"] = sorted(m.person for m in snapshot.members)
+        out["persons"] = sorted(m.person for m in present)
         out["cases"] = list(finding.cases)
     return out

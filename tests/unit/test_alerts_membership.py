@@ -95,3 +95,14 @@ def test_membership_intervals_do_not_depend_on_arrival_order() -> None:
         ("H1", date(2020, 1, 1), date(2024, 5, 1), "moved"), ("H2", date(2024, 5, 1), date(2026, 7, 10), "deceased")]
     for perm in itertools.permutations(rows):
         assert intervals_from(perm) == want
+
+
+def test_the_alert_view_counts_the_members_of_the_day() -> None:
+    """What an alert shows on a day counts only the members then: not one who died before it."""
+    from hub.pipeline.alerts import view
+
+    s = snap(_parent_died(), [case("A", E), case("B", L)])
+    found = evaluate(s, date(2026, 12, 1))["8050"]
+    assert view(found, s, date(2026, 7, 9))["members"] == 2
+    shown = view(found, s, date(2026, 12, 1))
+    assert shown["members"] == 1 and len(shown["age_bands"]) == 1 and shown["persons"] == ["B"]
