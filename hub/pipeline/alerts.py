@@ -439,7 +439,10 @@ def view(finding: Finding, snapshot: HouseholdSnapshot, on: date) -> dict[str, A
         and set(finding.records) <= known_records
         and set(finding.cases) <= {c.case for c in contributing}
     )
-    present = [m for m in snapshot.members if m.present_on(on)]  # not those who left or are yet to come
+    # the members during the alert: present at some day from its first day to ``on`` (not one who left
+    # before it began or is yet to come)
+    present = [m for m in snapshot.members if (m.member_from is None or m.member_from <= on)
+               and (m.member_until is None or m.member_until > finding.since)]
     bands = sorted((age_band(m.birth_date, on) or "unknown" for m in present), key=_band_key)
     out: dict[str, Any] = {
         "kind": finding.kind,

@@ -97,12 +97,15 @@ def test_membership_intervals_do_not_depend_on_arrival_order() -> None:
         assert intervals_from(perm) == want
 
 
-def test_the_alert_view_counts_the_members_of_the_day() -> None:
-    """What an alert shows on a day counts only the members then: not one who died before it."""
+def test_the_alert_view_counts_the_members_during_the_alert() -> None:
+    """What an alert shows counts the members during it: the parent who died while it held still counts,
+    a member who left before it began or arrives after the day shown does not."""
     from hub.pipeline.alerts import view
 
-    s = snap(_parent_died(), [case("A", E), case("B", L)])
+    parent = parent_and_child(80, 50)[0]
+    gone = replace(parent, person="X", member_until=date(2025, 12, 31), left_reason="moved_out")
+    later = replace(parent, person="Y", member_from=date(2027, 1, 1))
+    s = snap([*_parent_died(), gone, later], [case("A", E), case("B", L)])
     found = evaluate(s, date(2026, 12, 1))["8050"]
-    assert view(found, s, date(2026, 7, 9))["members"] == 2
     shown = view(found, s, date(2026, 12, 1))
-    assert shown["members"] == 1 and len(shown["age_bands"]) == 1 and shown["persons"] == ["B"]
+    assert shown["members"] == 2 and shown["persons"] == ["A", "B"]
