@@ -141,10 +141,11 @@ def resolve_identity(s: Session, ev: CloudEvent, payload: BaseModel) -> tuple[st
 
 
 def household_as_of(s: Session, person: str, household: str | None, at: datetime) -> str | None:
-    """The household of a registry person on the event's source day (None once they left, so the
-    old household's team receives nothing new attributed to it); others keep the resolved one."""
+    """None for a registry person who was in no household of the city on the event's source day (left:
+    死亡, 転出, 消除; or not yet arrived), so the old household's team receives nothing new attributed to
+    it; otherwise the resolved household (a 転居 keeps the registry-move logic: cases follow the person)."""
     known, then = household_at(s, person, aware(at).astimezone(JST).date())
-    return then if known else household
+    return None if known and then is None else household
 
 
 # --------------------------------------------------------------------------- consent gate

@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 from hub.db import Base, make_engine
 from hub.identity.resolver import IdentityService
 from hub.identity.tables import household_id_for_no
-from hub.pipeline.adapters import evaluate_alerts, household_snapshot
+from hub.pipeline.adapters import evaluate_alerts, household_snapshot, resolve_identity
 from hub.pipeline.tables import AlertState, CaseState
-from schemas.codes import Relation, Sex
-from schemas.events import PersonRecord, ResidentObservedV1
+from schemas.codes import CaseStatus, Feed, Relation, Sex
+from schemas.envelope import CloudEvent
+from schemas.events import CaseV1, PersonRecord, ResidentObservedV1
 from schemas.registry_codes import MoveReason, ResidentStatus
 
 HH = "5033103552"
@@ -37,7 +38,7 @@ def session(tmp_path: Path) -> Iterator[Session]:
 def row(no: str, name: str, birth: date, relation: Relation, **extra: object) -> ResidentObservedV1:
     person = PersonRecord(record=f"registry:{no}", name=name, birth_date=birth, sex=Sex.FEMALE,
                           resident_no=no, household_no=HH, relation=relation)
-    return ResidentObservedV1(resident=person, snapshot="t", **extra)  # type: ignore[arg-type]
+    return ResidentObservedV1(resident=person, snapshot="t", **extra)
 
 
 MOTHER = row("1055433743", "鈴木　美代子", date(1945, 10, 23), Relation.HEAD, moved_on=date(2024, 4, 1))
@@ -96,3 +97,28 @@ def test_the_snapshot_keeps_the_departed_member_until_the_day_they_left(session:
     members = {m.person: m for m in snap.members}
     assert (members[mother].member_until, members[mother].left_reason) == (DIED, "deceased")
     assert members[daughter].member_until is None and mother in members[daughter].child_of
+
+
+def _case_event(day: date, resident_no: str) -> tuple[CloudEvent, CaseV1]:
+    subject = PersonRecord(record="jiritsu:J-1", name="鈴木　香織", birth_date=date(1976, 5, 26), sex=Sex.FEMALE,
+                           resident_no=resident_no)
+    case = CaseV1(feed=Feed.JIRITSU, case="jiritsu:J-1", opened_on=date(2025, 4, 1), status=CaseStatus.IN_PROGRESS,
+                  subject=subject, revision=f"{day.isoformat()}T10:00:00+09:00")
+    ev = CloudEvent(id=f"j-{day}", source="urn:tsunagu:connector:jiritsu:J", type="jp.tsunagu.case.updated.v1",
+                    time=datetime(day.year, day.month, day.day, 10, tzinfo=UTC), sourcerecord="jiritsu:J-1",
+                    data=case.model_dump(mode="json"))
+    return ev, case
+
+
+def test_case_events_after_the_person_left_are_attributed_to_no_household(session: Session) -> None:
+    """A case event of the daughter dated while she lived in the household names it; once the registry
+    says she moved out of the city, a later-dated event names no household (keyed by the person only)."""
+    svc = IdentityService(session)
+    svc.observe_resident(MOTHER, "full:1")
+    daughter = svc.observe_resident(DAUGHTER, "full:2").person_id
+    out = row("1055433778", "鈴木　香織", date(1976, 5, 26), Relation.CHILD, moved_on=date(2026, 6, 30),
+              status=ResidentStatus.MOVED_OUT, status_on=date(2026, 6, 30), move_reason=MoveReason.MOVED_OUT)
+    svc.observe_resident(out, "ido:1")
+    hid = household_id_for_no(HH)
+    assert resolve_identity(session, *_case_event(date(2026, 6, 29), "1055433778")) == (daughter, hid)
+    assert resolve_identity(session, *_case_event(date(2026, 10, 9), "1055433778")) == (daughter, None)

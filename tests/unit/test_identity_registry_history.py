@@ -35,7 +35,7 @@ def resident(no: str, household: str, name: str, kana: str, birth: date | None, 
     person = PersonRecord(record=f"registry:{no}", name=name, kana=kana, birth_date=birth, sex=sex,
                           address="さくら県みなと市中央二丁目7番3号", resident_no=no, household_no=household,
                           relation=relation)
-    return ResidentObservedV1(resident=person, moved_on=moved_on, snapshot="test", **extra)  # type: ignore[arg-type]
+    return ResidentObservedV1(resident=person, moved_on=moved_on, snapshot="test", **extra)
 
 
 def agency(record: str, name: str, kana: str | None, birth: date | None, sex: Sex) -> PersonRecord:
