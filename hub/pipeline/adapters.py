@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -33,6 +34,7 @@ from hub.pipeline.alerts import (
     diff_alerts,
     ended,
     evaluate,
+    holds_again,
     view,
 )
 from hub.pipeline.tables import AlertState, CaseEvent, CaseState
@@ -307,7 +309,9 @@ def evaluate_alerts(s: Session, household: str, today: date, settings: Any, *,
             k: ([Field(f) for f in a.fields], list(a.records)) for k, a in existing.items() if k in KINDS
         }
         out: list[bytes] = []
-        closed = {k for k, a in existing.items() if a.status == "closed"}
+        reopened = _reopen_alerts(household, found, existing, snapshot, today, settings or DEFAULT_SETTINGS)
+        out += reopened.values()
+        closed = {k for k, a in existing.items() if a.status == "closed"} | set(reopened)
         for action, finding in diff_alerts(previous, found):
             if finding.kind in closed:
                 continue  # the hub ended it (a member left); widening a closed alert reopens nothing
@@ -338,6 +342,34 @@ def evaluate_alerts(s: Session, household: str, today: date, settings: Any, *,
         for kind, (day, reason, _person) in sorted(ended(snapshot, found, today, settings or DEFAULT_SETTINGS).items()):
             out += _end_alert(s, household, found[kind], snapshot, today, day, reason)
         return out
+
+
+def _reopen_alerts(household: str, found: dict[AlertKind, Any], existing: dict[str, AlertState],
+                   snapshot: HouseholdSnapshot, today: date, settings: Any) -> dict[str, bytes]:
+    """An alert the hub ended whose condition holds again later (a member arrived, a new case) is
+    raised anew from that day, so an ended alert never hides a new one. Kind → the raised event."""
+    out: dict[str, bytes] = {}
+    for kind, row in sorted(existing.items()):
+        if row.status != "closed" or row.closed_on is None or kind not in found:
+            continue
+        day = holds_again(snapshot, found[kind].kind, row.closed_on, today, settings)
+        if day is None:
+            continue
+        finding = replace(found[kind], since=day)
+        row.status, row.closed_on, row.close_reason = "open", None, None
+        row.fields, row.records = [f.value for f in finding.fields], list(finding.records)
+        row.updated_at = datetime.now(UTC)
+        shown = view(finding, snapshot, today)
+        data = AlertV1(alert=row.alert_id, kind=finding.kind, household=household, fields=list(finding.fields),
+                       records=list(finding.records) if shown["shareable"] else [], status="open",
+                       shareable=shown["shareable"], members=shown["members"], age_bands=shown["age_bands"])
+        out[kind] = (CloudEvent(
+            id=stable_event_id("alert", household, kind, "raised_again", day.isoformat()),
+            source="urn:tsunagu:hub:alerts", type="jp.tsunagu.alert.raised.v1",
+            time=datetime.combine(day, datetime.min.time(), JST),
+            sourcerecord=finding.records[0] if finding.records else household, household=household,
+            data=data.model_dump(mode="json")).to_json_bytes())
+    return out
 
 
 #: 住民状態 of the member who left → the alert's close_reason

@@ -389,6 +389,17 @@ def ended(snapshot: HouseholdSnapshot, found: Mapping[AlertKind, Finding], until
     return out
 
 
+def holds_again(snapshot: HouseholdSnapshot, kind: AlertKind, closed_on: date, until: date,
+                settings: AlertSettings = DEFAULT_SETTINGS) -> date | None:
+    """The first day from ``closed_on`` to ``until`` on which the rule of an ended alert holds again
+    (someone arrived, a new case): the alert is raised anew from that day. None: it stays ended."""
+    rule = RULES[kind]
+    for day in moments(snapshot, until, settings):
+        if day >= closed_on and rule(snapshot, day, settings) is not None:
+            return day
+    return None
+
+
 def diff_alerts(
     previous: Mapping[AlertKind, tuple[Sequence[Field], Sequence[str]]],
     current: Mapping[AlertKind, Finding],

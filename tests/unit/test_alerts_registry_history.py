@@ -122,3 +122,34 @@ def test_case_events_after_the_person_left_are_attributed_to_no_household(sessio
     hid = household_id_for_no(HH)
     assert resolve_identity(session, *_case_event(date(2026, 6, 29), "1055433778")) == (daughter, hid)
     assert resolve_identity(session, *_case_event(date(2026, 10, 9), "1055433778")) == (daughter, None)
+
+
+def test_an_ended_alert_is_raised_again_when_its_condition_returns(session: Session) -> None:
+    """After the mother's death ended the 8050 alert, the father moving in (転入, 父 of the new 世帯主) with an
+    elderly case of his own makes it hold again: it is raised anew from his arrival, and stays open."""
+    svc = IdentityService(session)
+    mother = svc.observe_resident(MOTHER, "full:1").person_id
+    daughter = svc.observe_resident(DAUGHTER, "full:2").person_id
+    _case(session, "E1", mother, "elderly")
+    _case(session, "L1", daughter, "livelihood")
+    hid = household_id_for_no(HH)
+    evaluate_alerts(session, hid, TODAY, None)
+    svc.observe_resident(NEW_HEAD, "ido:1")
+    svc.observe_resident(DEATH, "ido:2")
+    assert ("ended", "8050", "member_deceased") in _types(evaluate_alerts(session, hid, TODAY, None))
+    assert evaluate_alerts(session, hid, TODAY, None) == []  # nothing new: it stays ended
+    arrived = date(2026, 9, 1)
+    father = PersonRecord(record="registry:1055433999", name="鈴木　一郎", birth_date=date(1944, 2, 2),
+                          sex=Sex.MALE, resident_no="1055433999", household_no=HH, relation=Relation.FATHER)
+    dad = svc.observe_resident(ResidentObservedV1(resident=father, snapshot="t", moved_on=arrived,
+                                                  move_reason=MoveReason.MOVED_IN), "ido:3").person_id
+    s = session
+    s.add(CaseState(case="E2", record="src:E2", person_id=dad, household_id=hid, feed="houkatsu", field="elderly",
+                    status="open", opened_on=date(2026, 9, 5), closed_on=None, topics=[], members={},
+                    revision=datetime(2026, 9, 5, tzinfo=UTC)))
+    again = [json.loads(e) for e in evaluate_alerts(session, hid, TODAY, None)]
+    raised = [e for e in again if e["data"]["kind"] == "8050"]
+    assert [(e["type"], e["time"][:10], e["data"]["status"]) for e in raised] == [
+        ("jp.tsunagu.alert.raised.v1", "2026-09-05", "open")]
+    state = session.query(AlertState).filter_by(household_id=hid, kind="8050").one()
+    assert (state.status, state.closed_on) == ("open", None)
