@@ -1,4 +1,4 @@
-"""Alerts from the hub's store when the registry reports a death and a 世帯主変更 (issue 13 item 2), SQLite."""
+"""Alerts from the hub's store when the registry reports a death and a 世帯主変更 (issue 13 item 2), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import itertools
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
@@ -27,8 +26,9 @@ DIED = date(2026, 7, 10)
 
 
 @pytest.fixture
-def session(tmp_path: Path) -> Iterator[Session]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'alerts.sqlite'}")
+def session(database_url: str) -> Iterator[Session]:
+    """Fresh hub tables on SQLite and on PostgreSQL."""
+    engine = make_engine(database_url)
     Base.metadata.create_all(engine)
     with Session(engine) as s:
         yield s

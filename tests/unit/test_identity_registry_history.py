@@ -1,10 +1,9 @@
-"""Resident status history and other names as identity evidence (issue 13 items 2 and 3), on SQLite."""
+"""Resident status history and other names as identity evidence (issue 13 items 2 and 3), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
@@ -22,8 +21,9 @@ PREFIXES = ("さくら県", "みなと市")
 
 
 @pytest.fixture
-def session(tmp_path: Path) -> Iterator[Session]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'history.sqlite'}")
+def session(database_url: str) -> Iterator[Session]:
+    """Fresh hub tables on SQLite and on PostgreSQL."""
+    engine = make_engine(database_url)
     Base.metadata.create_all(engine)
     with Session(engine) as s:
         yield s
