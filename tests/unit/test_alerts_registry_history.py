@@ -1,4 +1,4 @@
-"""Alerts from the hub's store when the registry reports a death and a 世帯主変更 (issue 13 item 2), on SQLite and PostgreSQL."""
+"""Alerts from the hub's store when the registry reports a death or a 世帯主変更 (issue 13 item 2), both databases."""
 
 from __future__ import annotations
 
