@@ -195,10 +195,13 @@ class AlertV1(_Frozen):
     household: str
     fields: list[Field]
     records: list[str]
-    status: Literal["open", "acknowledged"] = "open"
+    status: Literal["open", "acknowledged", "closed"] = "open"
     shareable: bool = PydField(description="every contributing record may flow to the team")
     members: int
     age_bands: list[str]
+    closed_on: date | None = PydField(default=None, description="the day the hub ended the alert")
+    close_reason: Literal["member_deceased", "member_moved_out", "member_removed"] | None = PydField(
+        default=None, description="why the hub ended it: a person it depended on left the household")
 
 
 class WithdrawalNoticeV1(_Frozen):
@@ -279,6 +282,7 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "jp.tsunagu.consent.withdrawn.v1": ConsentV1,
     "jp.tsunagu.alert.raised.v1": AlertV1,
     "jp.tsunagu.alert.updated.v1": AlertV1,
+    "jp.tsunagu.alert.ended.v1": AlertV1,
     "jp.tsunagu.team.withdrawal.v1": WithdrawalNoticeV1,
     "jp.tsunagu.support_meeting.case.v1": SupportMeetingCaseV1,
     "jp.tsunagu.alert.acknowledged.v1": AlertWorkV1,

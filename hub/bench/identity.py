@@ -61,7 +61,8 @@ PREFIXES = ("さくら県", "みなと市")
 EPOCH = date(1925, 1, 1)
 CHUNK = 20_000
 _MASK = (1 << 64) - 1
-_IDENTITY_TABLES = ("persons", "households", "residents", "person_records", "identity_reviews", "identity_decisions")
+_IDENTITY_TABLES = ("persons", "households", "residents", "person_records", "identity_reviews", "identity_decisions",
+                    "resident_names", "resident_observations")
 
 
 def _mix(x: int) -> int:

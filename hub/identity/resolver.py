@@ -44,6 +44,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from hub.identity.membership import fill_status, observe
+from hub.identity.names import blocking_statements as name_blocking_statements
+from hub.identity.names import names_by_resident, store_names, unknown_birth_statements, with_names
 from hub.identity.scoring import (
     BLOCK_LIMIT,
     LINK,
@@ -113,7 +116,9 @@ class IdentityService:
         self.address_prefixes = tuple(address_prefixes)
 
     # ---------------------------------------------------------------- registry
-    def observe_resident(self, ev: ResidentObservedV1) -> Resolution:
+    def observe_resident(self, ev: ResidentObservedV1, event_id: str | None = None) -> Resolution:
+        """Record the observation (history); only the newest one (by moved_on, event id) updates
+        the resident's current row and household, so arrival order does not matter."""
         r = ev.resident
         no, household_no = r.resident_no, r.household_no
         assert no is not None and household_no is not None  # ResidentObservedV1 guarantees both
@@ -121,18 +126,24 @@ class IdentityService:
         household = self._ensure_household(household_no, origin="registry")
         row = self.s.get(Resident, no)
         if row is not None:
-            self._fill_resident(row, r, f, ev.moved_on)
-            self._move_person(row.person_id, household)
+            if observe(self.s, ev, row.person_id, household, event_id):
+                self._fill_resident(row, r, f, ev.moved_on, ev)
+                self._move_person(row.person_id, household)
             return Resolution(row.person_id, household, "known")
         person_id, outcome, score = self._person_for_new_resident(r.record, no, f)
         self._move_person(person_id, household)
+        observe(self.s, ev, person_id, household, event_id)
         row = Resident(resident_no=no, person_id=person_id)
-        self._fill_resident(row, r, f, ev.moved_on)
+        self._fill_resident(row, r, f, ev.moved_on, ev)
         self.s.add(row)
         self.s.flush()
         return Resolution(person_id, household, outcome, score)
 
-    def _fill_resident(self, row: Resident, r: PersonRecord, f: Features, moved_on: date | None) -> None:
+    def _fill_resident(self, row: Resident, r: PersonRecord, f: Features, moved_on: date | None,
+                       ev: ResidentObservedV1 | None = None) -> None:
+        if ev is not None:
+            fill_status(row, ev)
+            store_names(self.s, ev, row.person_id, f.birth_date)
         row.household_no = r.household_no or ""
         row.relation = r.relation.value if r.relation else None
         row.name = r.name
@@ -225,7 +236,7 @@ class IdentityService:
             return None
         resident = self.s.get(Resident, no)
         if resident is not None:
-            row_f = features_of_row(resident)
+            row_f = with_names(features_of_row(resident), names_by_resident(self.s, [no]).get(no))
             if number_fits(compare(q.features, row_f), q.features, row_f):
                 return resident.person_id if resident.person_id not in q.kept_apart else None
             q.no_autolink.add(resident.person_id)
@@ -293,6 +304,10 @@ class IdentityService:
             if cond is not None:
                 stmt = select(pid).where(cond)
                 stmts.append(stmt if f.birth_date is not None else stmt.limit(BLOCK_LIMIT))
+        if residents:
+            stmts += name_blocking_statements(f)
+            if f.birth_date is not None:
+                stmts += unknown_birth_statements(f)
         if f.birth_date is not None and household_no:
             stmts.append(select(Resident.person_id).where(Resident.household_no == household_no,
                                                           Resident.birth_date == f.birth_date))
@@ -339,12 +354,17 @@ class IdentityService:
         out: dict[str, list[Features]] = {}
         if not person_ids:
             return out
-        for res in self.s.scalars(select(Resident).where(Resident.person_id.in_(person_ids))):
-            out.setdefault(res.person_id, []).append(features_of_row(res))
+        residents = list(self.s.scalars(select(Resident).where(Resident.person_id.in_(person_ids))))
+        alt = names_by_resident(self.s, [res.resident_no for res in residents])
+        known_as: dict[str, tuple[tuple[str | None, str | None, str | None], ...]] = {}
+        for res in residents:
+            out.setdefault(res.person_id, []).append(with_names(features_of_row(res), alt.get(res.resident_no)))
+            if res.resident_no in alt:  # a record of this person may use any name the registry knows
+                known_as[res.person_id] = ((res.name_key, res.folded_key, res.kana_key), *alt[res.resident_no])
         stmt = select(PersonRecordRow).where(PersonRecordRow.person_id.in_(person_ids),
                                              PersonRecordRow.record != exclude)
         for pr in self.s.scalars(stmt):
-            out.setdefault(pr.person_id, []).append(features_of_row(pr))
+            out.setdefault(pr.person_id, []).append(with_names(features_of_row(pr), known_as.get(pr.person_id)))
         return out
 
     def _households_of(self, person_ids: Sequence[str]) -> dict[str, str | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from schemas.events import PersonRecord
@@ -47,6 +47,8 @@ class Features:
     address_key: str | None
     phone_key: str | None
     resident_no: str | None = None
+    #: other names the registry knows the person by (旧氏, 通称, 外国人 names): (name, folded, kana) keys
+    alt_names: tuple[tuple[str | None, str | None, str | None], ...] = ()
 
 
 def _opt(value: str | None) -> str | None:
@@ -76,6 +78,8 @@ def _kana_loose(k: str) -> str:
 
 def compare(a: Features, b: Features) -> dict[str, str]:
     """Which features agree, feature → agree / differ / … / unknown (the evidence; no values)."""
+    if a.alt_names or b.alt_names:
+        return compare_names(a, b)
     ev: dict[str, str] = {}
     ev["birth"] = _eq(a.birth_date, b.birth_date)
     if a.name_key and b.name_key:
@@ -89,6 +93,25 @@ def compare(a: Features, b: Features) -> dict[str, str]:
     ev["address"] = _address_eq(a.address_key, b.address_key)
     ev["phone"] = _eq(a.phone_key, b.phone_key)
     return ev
+
+
+def name_variants(f: Features) -> list[Features]:
+    """The record as written, then once per other name it is known by (no other names of its own)."""
+    plain = replace(f, alt_names=())
+    return [plain] + [replace(plain, name_key=n, folded_key=fo, kana_key=k) for n, fo, k in f.alt_names]
+
+
+def compare_names(a: Features, b: Features) -> dict[str, str]:
+    """:func:`compare` with the name and reading of the best-matching name variant of each side: an
+    agency may record the 旧氏 or the 通称 (a variant is evidence, never a contradiction of its own)."""
+    best: dict[str, str] | None = None
+    for x in name_variants(a):
+        for y in name_variants(b):
+            ev = compare(x, y)
+            if best is None or points(ev) > points(best):
+                best = ev
+    assert best is not None
+    return best
 
 
 def _eq(a: object, b: object) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     Float,
     ForeignKey,
@@ -85,6 +86,12 @@ class Resident(Base):
     phone_key: Mapped[str | None] = mapped_column(String(32))
     moved_on: Mapped[date | None] = mapped_column(Date)
     person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), index=True)
+    #: 住民状態 (resident / moving_out / moved_out / deceased / removed); None: the simplified file
+    status: Mapped[str | None] = mapped_column(String(16))
+    status_on: Mapped[date | None] = mapped_column(Date)
+    move_reason: Mapped[str | None] = mapped_column(String(32))
+    #: 生年月日 不詳: the missing birth date is no evidence either way
+    birth_date_unknown: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         Index("ix_residents_birth_kana", "birth_date", "kana_key"),
@@ -92,6 +99,49 @@ class Resident(Base):
         Index("ix_residents_kana", "kana_key"),
         Index("ix_residents_folded", "folded_key"),
         Index("ix_residents_address_birth", "address_key", "birth_date"),
+    )
+
+
+class ResidentObservation(Base):
+    """One resident event as observed (history): which household, relation and status from which day.
+
+    Membership intervals are derived from these rows in (moved_on, event id) order, so the order in
+    which the events arrived does not matter (:mod:`hub.identity.membership`).
+    """
+
+    __tablename__ = "resident_observations"
+
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    resident_no: Mapped[str] = mapped_column(String(10), index=True)
+    person_id: Mapped[str] = mapped_column(String(40), index=True)
+    household_id: Mapped[str] = mapped_column(String(40), index=True)
+    relation: Mapped[str | None] = mapped_column(String(32))
+    moved_on: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str | None] = mapped_column(String(16))
+    status_on: Mapped[date | None] = mapped_column(Date)
+    move_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class ResidentName(Base):
+    """Another name a resident is known by (旧氏, 通称, 外国人 ローマ字 / 漢字), with its reading when the
+    registry gives one: candidate key and evidence, indexed like ``residents`` (personal data)."""
+
+    __tablename__ = "resident_names"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resident_no: Mapped[str] = mapped_column(String(10), index=True)
+    person_id: Mapped[str] = mapped_column(String(40), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # former_surname | alias | alphabet | foreign_kanji
+    name_key: Mapped[str | None] = mapped_column(String(100))
+    folded_key: Mapped[str | None] = mapped_column(String(100))
+    kana_key: Mapped[str | None] = mapped_column(String(100))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+
+    __table_args__ = (
+        Index("ix_resident_names_birth_kana", "birth_date", "kana_key"),
+        Index("ix_resident_names_birth_folded", "birth_date", "folded_key"),
+        Index("ix_resident_names_kana", "kana_key"),
+        Index("ix_resident_names_folded", "folded_key"),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -19,6 +20,7 @@ from consent.audit import AuditInput
 from consent.decide import decide, minimal_form
 from consent.model import Decision, DecisionInput
 from consent.store import ConsentRepository, append_audit, metadata
+from hub.identity.membership import household_at, household_spans, relation_slices
 from hub.identity.resolver import IdentityService
 from hub.identity.tables import Person, PersonRecordRow, Resident
 from hub.pipeline.alerts import (
@@ -30,7 +32,9 @@ from hub.pipeline.alerts import (
     Member,
     derive_child_of,
     diff_alerts,
+    ended,
     evaluate,
+    holds_again,
     view,
 )
 from hub.pipeline.tables import AlertState, CaseEvent, CaseState
@@ -111,7 +115,8 @@ def resolve_identity(s: Session, ev: CloudEvent, payload: BaseModel) -> tuple[st
 
     svc = IdentityService(s)
     if isinstance(payload, ResidentObservedV1):
-        r = svc.observe_resident(payload)
+        r = svc.observe_resident(payload, ev.id)
+        return r.person_id, r.household_id
     elif isinstance(payload, CaseV1):
         resolved = svc.resolve_case(payload)
         r = resolved.get(ev.sourcerecord) or resolved[payload.subject.record]
@@ -134,7 +139,15 @@ def resolve_identity(s: Session, ev: CloudEvent, payload: BaseModel) -> tuple[st
         return None, None
     else:
         return None, None
-    return r.person_id, r.household_id
+    return r.person_id, household_as_of(s, r.person_id, r.household_id, ev.time)
+
+
+def household_as_of(s: Session, person: str, household: str | None, at: datetime) -> str | None:
+    """None for a registry person who was in no household of the city on the event's source day (left:
+    死亡, 転出, 消除; or not yet arrived), so the old household's team receives nothing new attributed to
+    it; otherwise the resolved household (a 転居 keeps the registry-move logic: cases follow the person)."""
+    known, then = household_at(s, person, aware(at).astimezone(JST).date())
+    return None if known and then is None else household
 
 
 # --------------------------------------------------------------------------- consent gate
@@ -219,7 +232,8 @@ def household_snapshot(s: Session, household: str) -> Any:
     """Members (registry relations, 同居家族 links and notes) and cases of one household."""
 
     persons = s.scalars(select(Person).where(Person.household_id == household, Person.merged_into.is_(None))).all()
-    ids = {p.id for p in persons}
+    spans = household_spans(s, household, {p.id for p in persons})
+    ids = {p.id for p in persons if p.id not in spans.known} | set(spans.member)
     residents = {r.person_id: r for r in s.scalars(select(Resident).where(Resident.person_id.in_(ids)))} if ids else {}
     birth: dict[str, date | None] = {pid: (residents[pid].birth_date if pid in residents else None) for pid in ids}
     record_person: dict[str, str] = {}
@@ -229,6 +243,11 @@ def household_snapshot(s: Session, household: str) -> Any:
         if birth.get(pid) is None and bd is not None:
             birth[pid] = bd
     cases = s.scalars(select(CaseState).where(CaseState.household_id == household)).all()
+    departed = sorted(pid for pid, m in spans.member.items() if m.get("member_until") is not None)
+    if departed:  # cases of members who left, as long as they were members
+        seen = {c.case for c in cases}
+        cases = [*cases, *(c for c in s.scalars(select(CaseState).where(CaseState.person_id.in_(departed)))
+                          if c.case not in seen)]
     notes: dict[str, set[MemberNote]] = defaultdict(set)
     links: list[tuple[str, str, Relation | None]] = []
     for c in cases:
@@ -243,11 +262,15 @@ def household_snapshot(s: Session, household: str) -> Any:
                 notes[member].update(MemberNote(n) for n in raw_notes if isinstance(n, str))
     registry_rel = [(pid, _relation(r.relation)) for pid, r in residents.items()]
     child_of = derive_child_of(registry_rel, links)
+    for then in relation_slices(s, household, sorted(spans.member)):  # 続柄 as they stood over time
+        for pid, parents in derive_child_of([(p, _relation(r)) for p, r in then]).items():
+            child_of[pid] = child_of.get(pid, frozenset()) | parents
     members = tuple(
         Member(person=pid, birth_date=birth.get(pid),
                relation=_relation(residents[pid].relation) if pid in residents else None,
                relation_source="registry" if pid in residents else None,
-               notes=frozenset(notes.get(pid, set())), child_of=child_of.get(pid, frozenset()))
+               notes=frozenset(notes.get(pid, set())), child_of=child_of.get(pid, frozenset()),
+               **spans.member.get(pid, {}))
         for pid in sorted(ids)
     )
     shared = {
@@ -286,7 +309,12 @@ def evaluate_alerts(s: Session, household: str, today: date, settings: Any, *,
             k: ([Field(f) for f in a.fields], list(a.records)) for k, a in existing.items() if k in KINDS
         }
         out: list[bytes] = []
+        reopened = _reopen_alerts(household, found, existing, snapshot, today, settings or DEFAULT_SETTINGS)
+        out += reopened.values()
+        closed = {k for k, a in existing.items() if a.status == "closed"} | set(reopened)
         for action, finding in diff_alerts(previous, found):
+            if finding.kind in closed:
+                continue  # the hub ended it (a member left); widening a closed alert reopens nothing
             alert_id = stable_event_id("alert", household, finding.kind)
             row = existing.get(finding.kind)
             at = datetime.now(UTC)
@@ -311,7 +339,69 @@ def evaluate_alerts(s: Session, household: str, today: date, settings: Any, *,
                 data=data.model_dump(mode="json"),
             )
             out.append(ev.to_json_bytes())
+        for kind, (day, reason, _person) in sorted(ended(snapshot, found, today, settings or DEFAULT_SETTINGS).items()):
+            out += _end_alert(s, household, found[kind], snapshot, today, day, reason)
         return out
+
+
+def _reopen_alerts(household: str, found: dict[AlertKind, Any], existing: dict[str, AlertState],
+                   snapshot: HouseholdSnapshot, today: date, settings: Any) -> dict[str, bytes]:
+    """An alert the hub ended whose condition holds again later (a member arrived, a new case) is
+    raised anew from that day, so an ended alert never hides a new one. Kind → the raised event."""
+    out: dict[str, bytes] = {}
+    for kind, row in sorted(existing.items()):
+        if row.status != "closed" or row.closed_on is None or kind not in found:
+            continue
+        day = holds_again(snapshot, found[kind].kind, row.closed_on, today, settings)
+        if day is None:
+            continue
+        finding = replace(found[kind], since=day)
+        row.status, row.closed_on, row.close_reason = "open", None, None
+        row.fields, row.records = [f.value for f in finding.fields], list(finding.records)
+        row.updated_at = datetime.now(UTC)
+        shown = view(finding, snapshot, today)
+        data = AlertV1(alert=row.alert_id, kind=finding.kind, household=household, fields=list(finding.fields),
+                       records=list(finding.records) if shown["shareable"] else [], status="open",
+                       shareable=shown["shareable"], members=shown["members"], age_bands=shown["age_bands"])
+        out[kind] = (CloudEvent(
+            id=stable_event_id("alert", household, kind, "raised_again", day.isoformat()),
+            source="urn:tsunagu:hub:alerts", type="jp.tsunagu.alert.raised.v1",
+            time=datetime.combine(day, datetime.min.time(), JST),
+            sourcerecord=finding.records[0] if finding.records else household, household=household,
+            data=data.model_dump(mode="json")).to_json_bytes())
+    return out
+
+
+#: 住民状態 of the member who left → the alert's close_reason
+CLOSE_REASONS = {"deceased": "member_deceased", "moved_out": "member_moved_out", "removed": "member_removed"}
+
+
+def _end_alert(s: Session, household: str, finding: Any, snapshot: HouseholdSnapshot, today: date,
+               day: date, reason: str) -> list[bytes]:
+    """Close the alert of ``finding``'s kind on ``day``: a person it depended on left the household."""
+    alert_id = stable_event_id("alert", household, finding.kind)
+    row = s.scalar(select(AlertState).where(AlertState.household_id == household,
+                                            AlertState.kind == finding.kind))
+    if row is None or row.status == "closed":
+        return []
+    close_reason = CLOSE_REASONS.get(reason, "member_removed")
+    row.status, row.closed_on, row.close_reason = "closed", day, close_reason
+    row.updated_at = datetime.now(UTC)
+    shown = view(finding, snapshot, today)
+    data = AlertV1(alert=alert_id, kind=finding.kind, household=household, fields=list(finding.fields),
+                   records=list(finding.records) if shown["shareable"] else [], status="closed",
+                   shareable=shown["shareable"], members=shown["members"], age_bands=shown["age_bands"],
+                   closed_on=day, close_reason=close_reason)
+    ev = CloudEvent(
+        id=stable_event_id("alert", household, finding.kind, "ended", day.isoformat()),
+        source="urn:tsunagu:hub:alerts",
+        type="jp.tsunagu.alert.ended.v1",
+        time=datetime.combine(day, datetime.min.time(), JST),
+        sourcerecord=finding.records[0] if finding.records else household,
+        household=household,
+        data=data.model_dump(mode="json"),
+    )
+    return [ev.to_json_bytes()]
 
 
 def payload_model(ev: CloudEvent) -> BaseModel:

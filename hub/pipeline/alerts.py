@@ -52,9 +52,19 @@ class Member:
     relation_source: RelationSource | None = None
     notes: frozenset[MemberNote] = frozenset()
     child_of: frozenset[str] = frozenset()
+    #: the registry's membership interval [member_from, member_until); None: open on that side
+    member_from: date | None = None
+    member_until: date | None = None
+    #: 住民状態 that ended the membership (moved_out, deceased, removed), if it ended
+    left_reason: str | None = None
 
     def age(self, on: date) -> int | None:
         return None if self.birth_date is None else age_on(self.birth_date, on)
+
+    def present_on(self, on: date) -> bool:
+        """A member on ``on``: arrived by then and not yet left (死亡, 転出, 消除)."""
+        return (self.member_from is None or self.member_from <= on) and (
+            self.member_until is None or on < self.member_until)
 
 
 @dataclass(frozen=True)
@@ -185,6 +195,20 @@ def derive_child_of(
 
 
 # --------------------------------------------------------------------------- rules (one day each)
+def _absent(snapshot: HouseholdSnapshot, on: date) -> set[str]:
+    """Persons of the snapshot who are not members on ``on`` (not yet arrived, or left)."""
+    return {m.person for m in snapshot.members if not m.present_on(on)}
+
+
+def _on_day(snapshot: HouseholdSnapshot, on: date) -> HouseholdSnapshot:
+    """The household as it stood on ``on``: its members then, and only their cases."""
+    absent = _absent(snapshot, on)
+    if not absent:
+        return snapshot
+    return replace(snapshot, members=tuple(m for m in snapshot.members if m.person not in absent),
+                   cases=tuple(c for c in snapshot.cases if c.person not in absent))
+
+
 def _active(snapshot: HouseholdSnapshot, on: date) -> list[CaseFact]:
     return [c for c in snapshot.cases if c.active_on(on)]
 
@@ -196,6 +220,7 @@ def _aged(member: Member | None, on: date, low: int, high: int | None = None) ->
 
 def multi_field(snapshot: HouseholdSnapshot, on: date, settings: AlertSettings = DEFAULT_SETTINGS) -> Finding | None:
     """Active cases in ``multi_field_min_fields`` or more different fields."""
+    snapshot = _on_day(snapshot, on)
     active = _active(snapshot, on)
     if len({c.field for c in active}) < settings.multi_field_min_fields:
         return None
@@ -205,6 +230,7 @@ def multi_field(snapshot: HouseholdSnapshot, on: date, settings: AlertSettings =
 def rule_8050(snapshot: HouseholdSnapshot, on: date, settings: AlertSettings = DEFAULT_SETTINGS) -> Finding | None:
     """An active elderly case of a member aged 70+, and a child of theirs aged 40–64 with an active
     livelihood or disability case, or noted ひきこもり / 無職 / 障害 in 同居家族."""
+    snapshot = _on_day(snapshot, on)
     active = _active(snapshot, on)
     elders: dict[str, list[CaseFact]] = {}
     members = {m.person: m for m in snapshot.members}
@@ -228,6 +254,7 @@ def rule_8050(snapshot: HouseholdSnapshot, on: date, settings: AlertSettings = D
 
 def double_care(snapshot: HouseholdSnapshot, on: date, settings: AlertSettings = DEFAULT_SETTINGS) -> Finding | None:
     """An active child case and an active elderly case, at the same time."""
+    snapshot = _on_day(snapshot, on)
     active = [c for c in _active(snapshot, on) if c.field in (Field.CHILD, Field.ELDERLY)]
     if {c.field for c in active} != {Field.CHILD, Field.ELDERLY}:
         return None
@@ -238,6 +265,7 @@ def young_carer(snapshot: HouseholdSnapshot, on: date, settings: AlertSettings =
     """A 10–17 member with an active child case that lists ヤングケアラー; or a 10–17 member with an
     active child case while another member has an active disability or elderly case and every other
     member aged 18–64 is one of those cared-for members (no healthy adult shares the care)."""
+    snapshot = _on_day(snapshot, on)
     active = _active(snapshot, on)
     cared_for: dict[str, list[CaseFact]] = {}
     for c in active:
@@ -299,6 +327,8 @@ def moments(snapshot: HouseholdSnapshot, until: date, settings: AlertSettings = 
         days.add(c.opened_on)
         if c.closed_on is not None:
             days.add(c.closed_on)
+    for m in snapshot.members:
+        days.update(d for d in (m.member_from, m.member_until) if d is not None)
     thresholds = settings.age_thresholds()
     for m in snapshot.members:
         if m.birth_date is not None:
@@ -322,6 +352,52 @@ def evaluate(
             if f is not None:
                 found[kind] = found[kind].widened(f) if kind in found else f
     return found
+
+
+Ending = tuple[date, str, str]
+
+
+def ended(snapshot: HouseholdSnapshot, found: Mapping[AlertKind, Finding], until: date,
+          settings: AlertSettings = DEFAULT_SETTINGS) -> dict[AlertKind, Ending]:
+    """Per kind found, whether it ENDED because a person it depended on left the household:
+    ``(the day, the 住民状態 that ended the membership, that person)``.
+
+    A kind ends when it does not hold on ``until`` and the first day after its last holding moment is
+    a day on which a member left (死亡, 転出, 消除) — the rule held the day before and not on that day.
+    An alert whose cases closed stays open (a coordinator acknowledges it); only a departure ends it.
+    """
+    out: dict[AlertKind, Ending] = {}
+    leaving = sorted((m.member_until, m.left_reason, m.person) for m in snapshot.members
+                     if m.member_until is not None and m.left_reason and m.left_reason != "moved"
+                     and m.member_until <= until)
+    if not leaving:
+        return out
+    days = moments(snapshot, until, settings)
+    for kind in found:
+        rule = RULES[kind]
+        held = [d for d in days if rule(snapshot, d, settings) is not None]
+        if not held or rule(snapshot, until, settings) is not None:
+            continue
+        after = [d for d in days if d > held[-1]]
+        if not after:
+            continue
+        stop = after[0]
+        for day, reason, person in leaving:
+            if day == stop and reason:
+                out[kind] = (day, reason, person)
+                break
+    return out
+
+
+def holds_again(snapshot: HouseholdSnapshot, kind: AlertKind, closed_on: date, until: date,
+                settings: AlertSettings = DEFAULT_SETTINGS) -> date | None:
+    """The first day from ``closed_on`` to ``until`` on which the rule of an ended alert holds again
+    (someone arrived, a new case): the alert is raised anew from that day. None: it stays ended."""
+    rule = RULES[kind]
+    for day in moments(snapshot, until, settings):
+        if day >= closed_on and rule(snapshot, day, settings) is not None:
+            return day
+    return None
 
 
 def diff_alerts(
@@ -374,17 +450,21 @@ def view(finding: Finding, snapshot: HouseholdSnapshot, on: date) -> dict[str, A
         and set(finding.records) <= known_records
         and set(finding.cases) <= {c.case for c in contributing}
     )
-    bands = sorted((age_band(m.birth_date, on) or "unknown" for m in snapshot.members), key=_band_key)
+    # the members during the alert: present at some day from its first day to ``on`` (not one who left
+    # before it began or is yet to come)
+    present = [m for m in snapshot.members if (m.member_from is None or m.member_from <= on)
+               and (m.member_until is None or m.member_until > finding.since)]
+    bands = sorted((age_band(m.birth_date, on) or "unknown" for m in present), key=_band_key)
     out: dict[str, Any] = {
         "kind": finding.kind,
         "household": snapshot.household,
         "fields": [str(f) for f in finding.fields],
         "shareable": shareable,
-        "members": len(snapshot.members),
+        "members": len(present),
         "age_bands": bands,
         "records": list(finding.records) if shareable else [],
     }
     if shareable:
-        out["persons"] = sorted(m.person for m in snapshot.members)
+        out["persons"] = sorted(m.person for m in present)
         out["cases"] = list(finding.cases)
     return out

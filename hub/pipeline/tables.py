@@ -103,6 +103,9 @@ class AlertState(Base):
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    #: the hub ended the alert: a person it depended on left the household (死亡, 転出, 消除)
+    closed_on: Mapped[date | None] = mapped_column(Date)
+    close_reason: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (Index("ix_alerts_household_kind", "household_id", "kind", unique=True),)
 

@@ -114,3 +114,87 @@ def test_households_and_alerts_unchanged_where_nothing_new_is_known(
 
     assert alerts(jumin) - closing, "the samples raise alerts"
     assert alerts(std) - closing == alerts(jumin) - closing
+
+
+REASONS = {"member deceased": "member_deceased", "member moved out": "member_moved_out"}
+
+
+def test_alerts_that_depended_on_a_person_who_left_end_on_that_day(
+    runs: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    """Each alert expected_differences.json names is raised as with jumin.csv and then ended by the hub on
+    the day the member it depended on died or moved out, with that reason; with jumin.csv it never ends."""
+    from hub.identity.tables import household_id_for_no
+
+    jumin, std = runs
+    for want in expected()["alerts"]:
+        household = household_id_for_no(want["household"])
+        day = want["expect"].rsplit(" ", 1)[1]
+        reason = REASONS[want["reason"].split(" (")[0]]
+
+        def of(export: dict[str, Any], household: str = household, kind: str = want["kind"]) -> list[dict[str, Any]]:
+            return [a for a in export["alerts"] if a["data"]["household"] == household and a["data"]["kind"] == kind]
+
+        assert any(a["type"] == "jp.tsunagu.alert.raised.v1" for a in of(jumin)), want
+        assert not any(a["type"] == "jp.tsunagu.alert.ended.v1" for a in of(jumin)), want
+        raised = [a for a in of(std) if a["type"] == "jp.tsunagu.alert.raised.v1"]
+        ends = [a for a in of(std) if a["type"] == "jp.tsunagu.alert.ended.v1"]
+        assert len(raised) == 1 and len(ends) == 1, (want, [a["type"] for a in of(std)])
+        end = ends[0]["data"]
+        assert (end["status"], end["closed_on"], end["close_reason"]) == ("closed", day, reason), want
+        assert raised[0]["time"] < ends[0]["time"]
+        before = next(a for a in of(jumin) if a["type"] == "jp.tsunagu.alert.raised.v1")
+        assert {k: raised[0]["data"][k] for k in ("records", "fields", "members")} == {
+            k: before["data"][k] for k in ("records", "fields", "members")}, want
+        assert raised[0]["time"] == before["time"], want
+
+
+def test_alert_events_unchanged_where_nothing_new_is_known(runs: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    """Every alert event of a household and kind expected_differences.json does not name is the same as with
+    jumin.csv: its day, fields, records and the members shown."""
+    from hub.identity.tables import household_id_for_no
+
+    jumin, std = runs
+    named = {(household_id_for_no(a["household"]), a["kind"]) for a in expected()["alerts"]}
+
+    def events(export: dict[str, Any]) -> set[tuple[Any, ...]]:
+        return {(a["type"], a["time"], a["data"]["household"], a["data"]["kind"], tuple(a["data"]["fields"]),
+                 tuple(a["data"]["records"]), a["data"]["members"]) for a in export["alerts"]
+                if (a["data"]["household"], a["data"]["kind"]) not in named}
+
+    assert events(jumin) and events(std) == events(jumin)
+
+
+def test_no_other_alert_ends(runs: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    """Only the alerts expected_differences.json names are ended by the hub."""
+    from hub.identity.tables import household_id_for_no
+
+    _, std = runs
+    named = {(household_id_for_no(a["household"]), a["kind"]) for a in expected()["alerts"]}
+    ended = {(a["data"]["household"], a["data"]["kind"]) for a in std["alerts"]
+             if a["type"] == "jp.tsunagu.alert.ended.v1"}
+    assert ended == named
+
+
+def test_team_gets_nothing_new_attributed_to_a_household_the_person_left(
+    runs: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    """The jiritsu case of the child who moved out on 2026-06-30 goes on, but its later events reach the team
+    keyed by the person, not attributed to the household he left; with jumin.csv they still name it."""
+    from hub.identity.tables import household_id_for_no
+
+    jumin, std = runs
+    left = {c["record"]: c for c in expected()["status_changes"] if c.get("status") == "moved_out"}
+    for want in expected()["team"]:
+        record = want["record"]
+        change = next(c for c in left.values() if c["household"] in want["expect"])
+        household = household_id_for_no(change["household"])
+        cutoff = change["status_on"]
+
+        def after(export: dict[str, Any], record: str = record, cutoff: str = cutoff) -> list[dict[str, Any]]:
+            return [e for e in export["team"] if e.get("sourcerecord") == record and e["time"][:10] >= cutoff]
+
+        assert after(jumin) and all(e.get("household") == household for e in after(jumin)), want
+        assert after(std), want
+        assert all(e.get("household") != household for e in after(std)), want
+        assert all(e.get("person") for e in after(std)), want
