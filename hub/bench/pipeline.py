@@ -216,10 +216,10 @@ def _hub_process(settings: Settings, bootstrap: str, url: str, instance: str,
     busy = {"intake": 0.0, "household": 0.0}
 
     def timed_step(name: str, step: Any) -> Any:
-        def run(batch: Any) -> None:
+        def run(batch: Any) -> Any:
             t = time.perf_counter()
             try:
-                step(batch)
+                return step(batch)
             finally:
                 busy[name] += time.perf_counter() - t
         run.__name__ = step.__name__

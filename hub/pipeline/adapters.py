@@ -217,18 +217,58 @@ def store_consent(s: Session, ev: CloudEvent, consent: ConsentV1) -> bool:
 # --------------------------------------------------------------------------- alerts
 def household_snapshot(s: Session, household: str) -> Any:
     """Members (registry relations, 同居家族 links and notes) and cases of one household."""
+    return household_snapshots(s, [household])[household]
 
-    persons = s.scalars(select(Person).where(Person.household_id == household, Person.merged_into.is_(None))).all()
-    ids = {p.id for p in persons}
-    residents = {r.person_id: r for r in s.scalars(select(Resident).where(Resident.person_id.in_(ids)))} if ids else {}
+
+def household_snapshots(s: Session, households: Sequence[str]) -> dict[str, HouseholdSnapshot]:
+    """The snapshots of several households with one set query per table (IN-lists in chunks)."""
+    persons: dict[str, list[str]] = {h: [] for h in households}
+    for chunk in _chunks(list(households)):
+        for pid, hid in s.execute(select(Person.id, Person.household_id).where(
+                Person.household_id.in_(chunk), Person.merged_into.is_(None))):
+            persons[str(hid)].append(pid)
+    ids = sorted({p for ps in persons.values() for p in ps})
+    residents: dict[str, Any] = {}
+    record_person: dict[str, str] = {}
+    record_birth: dict[str, date | None] = {}
+    for chunk in _chunks(ids):
+        residents.update((r.person_id, r) for r in s.scalars(select(Resident).where(Resident.person_id.in_(chunk))))
+        for rec, pid, bd in s.execute(select(PersonRecordRow.record, PersonRecordRow.person_id,
+                                             PersonRecordRow.birth_date).where(PersonRecordRow.person_id.in_(chunk))):
+            record_person[rec] = pid
+            record_birth[rec] = bd
+    cases: dict[str, list[CaseState]] = defaultdict(list)
+    shared: dict[str, set[str]] = defaultdict(set)
+    for chunk in _chunks(list(households)):
+        for c in s.scalars(select(CaseState).where(CaseState.household_id.in_(chunk))):
+            assert c.household_id is not None
+            cases[c.household_id].append(c)
+        for rec, hid in s.execute(select(CaseEvent.record, CaseEvent.household_id).where(
+                CaseEvent.household_id.in_(chunk), CaseEvent.team_published.is_(True))):
+            shared[str(hid)].add(rec)
+    out: dict[str, HouseholdSnapshot] = {}
+    for household in households:
+        out[household] = _snapshot(household, set(persons[household]), residents, record_person, record_birth,
+                                   cases[household], shared[household])
+    return out
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _snapshot(household: str, ids: set[str], all_residents: dict[str, Any], all_record_person: dict[str, str],
+              record_birth: dict[str, date | None], cases: list[CaseState], shared: set[str]) -> HouseholdSnapshot:
+    residents = {pid: all_residents[pid] for pid in ids if pid in all_residents}
     birth: dict[str, date | None] = {pid: (residents[pid].birth_date if pid in residents else None) for pid in ids}
     record_person: dict[str, str] = {}
-    for rec, pid, bd in s.execute(select(PersonRecordRow.record, PersonRecordRow.person_id, PersonRecordRow.birth_date)
-                                  .where(PersonRecordRow.person_id.in_(ids))):
+    for rec, pid in all_record_person.items():
+        if pid not in ids:
+            continue
         record_person[rec] = pid
+        bd = record_birth.get(rec)
         if birth.get(pid) is None and bd is not None:
             birth[pid] = bd
-    cases = s.scalars(select(CaseState).where(CaseState.household_id == household)).all()
     notes: dict[str, set[MemberNote]] = defaultdict(set)
     links: list[tuple[str, str, Relation | None]] = []
     for c in cases:
@@ -250,10 +290,6 @@ def household_snapshot(s: Session, household: str) -> Any:
                notes=frozenset(notes.get(pid, set())), child_of=child_of.get(pid, frozenset()))
         for pid in sorted(ids)
     )
-    shared = {
-        rec for (rec,) in s.execute(select(CaseEvent.record).where(
-            CaseEvent.household_id == household, CaseEvent.team_published.is_(True)))
-    }
     facts = tuple(
         CaseFact(record=c.record, case=c.case, person=c.person_id, field=Field(c.field), opened_on=c.opened_on,
                  closed_on=c.closed_on, topics=frozenset(Topic(t) for t in c.topics or []),
@@ -275,42 +311,54 @@ def _relation(value: str | None) -> Relation | None:
 def evaluate_alerts(s: Session, household: str, today: date, settings: Any, *,
                     timers: StageTimers | None = None) -> list[bytes]:
     """Re-evaluate the household's timeline; publish raised/updated alerts (never lowers one)."""
+    return [value for _, value in evaluate_alerts_many(s, [household], today, settings, timers=timers)]
+
+
+def evaluate_alerts_many(s: Session, households: Sequence[str], today: date, settings: Any, *,
+                         timers: StageTimers | None = None) -> list[tuple[str, bytes]]:
+    """``evaluate_alerts`` for several households, with set reads: (household, alert event) in household order."""
 
     with timed(timers, "alerts"):
-        snapshot = household_snapshot(s, household)
-        if not snapshot.cases:
-            return []
-        found = evaluate(snapshot, today, settings or DEFAULT_SETTINGS)
-        existing = {a.kind: a for a in s.scalars(select(AlertState).where(AlertState.household_id == household))}
-        previous: dict[AlertKind, tuple[Sequence[Field], Sequence[str]]] = {
-            k: ([Field(f) for f in a.fields], list(a.records)) for k, a in existing.items() if k in KINDS
-        }
-        out: list[bytes] = []
-        for action, finding in diff_alerts(previous, found):
-            alert_id = stable_event_id("alert", household, finding.kind)
-            row = existing.get(finding.kind)
-            at = datetime.now(UTC)
-            if row is None:
-                row = AlertState(alert_id=alert_id, household_id=household, kind=finding.kind, status="open",
-                                 raised_at=at, fields=[], records=[])
-                s.add(row)
-            row.fields = [f.value for f in finding.fields]
-            row.records = list(finding.records)
-            row.updated_at = at
-            shown = view(finding, snapshot, today)
-            data = AlertV1(alert=alert_id, kind=finding.kind, household=household, fields=list(finding.fields),
-                           records=list(finding.records), status="open", shareable=shown["shareable"],
-                           members=shown["members"], age_bands=shown["age_bands"])
-            ev = CloudEvent(
-                id=stable_event_id("alert", household, finding.kind, action, *finding.fields, *finding.records),
-                source="urn:tsunagu:hub:alerts",
-                type=f"jp.tsunagu.alert.{action}.v1",
-                time=datetime.combine(finding.since, datetime.min.time(), JST),
-                sourcerecord=finding.records[0] if finding.records else household,
-                household=household,
-                data=data.model_dump(mode="json"),
-            )
-            out.append(ev.to_json_bytes())
+        snapshots = household_snapshots(s, households)
+        with_cases = [h for h in households if snapshots[h].cases]
+        existing_all: dict[str, dict[str, AlertState]] = defaultdict(dict)
+        for chunk in _chunks(with_cases):
+            for a in s.scalars(select(AlertState).where(AlertState.household_id.in_(chunk))):
+                existing_all[a.household_id][a.kind] = a
+        out: list[tuple[str, bytes]] = []
+        for household in with_cases:
+            snapshot = snapshots[household]
+            found = evaluate(snapshot, today, settings or DEFAULT_SETTINGS)
+            existing = existing_all[household]
+            previous: dict[AlertKind, tuple[Sequence[Field], Sequence[str]]] = {
+                k: ([Field(f) for f in a.fields], list(a.records)) for k, a in existing.items() if k in KINDS
+            }
+            for action, finding in diff_alerts(previous, found):
+                alert_id = stable_event_id("alert", household, finding.kind)
+                row = existing.get(finding.kind)
+                at = datetime.now(UTC)
+                if row is None:
+                    row = AlertState(alert_id=alert_id, household_id=household, kind=finding.kind, status="open",
+                                     raised_at=at, fields=[], records=[])
+                    s.add(row)
+                    existing[finding.kind] = row
+                row.fields = [f.value for f in finding.fields]
+                row.records = list(finding.records)
+                row.updated_at = at
+                shown = view(finding, snapshot, today)
+                data = AlertV1(alert=alert_id, kind=finding.kind, household=household, fields=list(finding.fields),
+                               records=list(finding.records), status="open", shareable=shown["shareable"],
+                               members=shown["members"], age_bands=shown["age_bands"])
+                ev = CloudEvent(
+                    id=stable_event_id("alert", household, finding.kind, action, *finding.fields, *finding.records),
+                    source="urn:tsunagu:hub:alerts",
+                    type=f"jp.tsunagu.alert.{action}.v1",
+                    time=datetime.combine(finding.since, datetime.min.time(), JST),
+                    sourcerecord=finding.records[0] if finding.records else household,
+                    household=household,
+                    data=data.model_dump(mode="json"),
+                )
+                out.append((household, ev.to_json_bytes()))
         return out
 
 
