@@ -21,6 +21,7 @@ from sqlalchemy import delete, event, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.db import get_row
 from hub.logging import get_logger
 from hub.pipeline import adapters
 from hub.pipeline.reattribute import current_attribution, reattribute
@@ -190,6 +191,12 @@ class HubCore:
                 except ValueError:
                     self.dead_letter(s, stage, msg, "message is not JSON")
             seen = self._seen_keys(s, stage, [ev for _, ev in parsed])
+            fresh = [ev for _, ev in parsed if ev.dedupe_key not in seen]
+            if stage == INTAKE:
+                adapters.read_ahead_identity(s, fresh)
+            else:
+                adapters.read_ahead_household(s, fresh)
+                adapters.read_ahead_gate(s, fresh)
             for msg, ev in parsed:
                 if ev.dedupe_key in seen:
                     continue  # redelivery (or a repeat within the batch): already handled
@@ -291,6 +298,8 @@ class HubCore:
         handler = HOUSEHOLD_HANDLERS.get(type(payload))
         if handler is None:
             raise Rejected("event type not handled at the household stage")
+        if not isinstance(payload, (CaseV1, ReferralRequestedV1)):
+            adapters.forget_gate(s)  # consents or identity may change: decide from the database again
         self._mark(s, HOUSEHOLD, ev, handler(self, s, ev, payload))
 
     def _on_case(self, s: Session, ev: CloudEvent, payload: Any) -> str:
@@ -323,7 +332,7 @@ class HubCore:
 
     def _case(self, s: Session, ev: CloudEvent, case: CaseV1) -> str:
         revision = parse_jst_datetime(case.revision)
-        state = s.get(CaseState, case.case)
+        state = get_row(s, CaseState, case.case)
         stale = state is not None and adapters.aware(state.revision) > revision
         if not stale:
             if state is None:
@@ -357,7 +366,6 @@ class HubCore:
                         household_id=ev.household, field=ev.field.value if ev.field else None, type=ev.type,
                         time=ev.time, team_published=False, payload=ev.to_json_bytes())
         s.add(row)
-        s.flush()
         self._decide_and_publish(s, row, ev, payload)
 
     def _decide_and_publish(self, s: Session, row: CaseEvent, ev: CloudEvent,
