@@ -182,22 +182,26 @@ class HubCore:
                 # Identity resolution reads then creates persons: serialize it across hub instances,
                 # or two instances could each create a person for the same human at the same time.
                 s.execute(text("SELECT pg_advisory_xact_lock(7200501)"))
-            parsed: list[tuple[RawMessage, CloudEvent]] = []
+            parsed: list[tuple[RawMessage, CloudEvent | str]] = []  # the event, or why its envelope is bad
             for msg in batch:
                 try:
                     parsed.append((msg, CloudEvent.from_json_bytes(msg.value)))
                 except ValidationError as exc:
-                    self.dead_letter(s, stage, msg, validation_reason(exc, "CloudEvent envelope"))
+                    parsed.append((msg, validation_reason(exc, "CloudEvent envelope")))
                 except ValueError:
-                    self.dead_letter(s, stage, msg, "message is not JSON")
-            seen = self._seen_keys(s, stage, [ev for _, ev in parsed])
-            fresh = [ev for _, ev in parsed if ev.dedupe_key not in seen]
+                    parsed.append((msg, "message is not JSON"))
+            events = [ev for _, ev in parsed if isinstance(ev, CloudEvent)]
+            seen = self._seen_keys(s, stage, events)
+            fresh = [ev for ev in events if ev.dedupe_key not in seen]
             if stage == INTAKE:
                 adapters.read_ahead_identity(s, fresh)
             else:
                 adapters.read_ahead_household(s, fresh)
                 adapters.read_ahead_gate(s, fresh)
             for msg, ev in parsed:
+                if isinstance(ev, str):
+                    self.dead_letter(s, stage, msg, ev)
+                    continue
                 if ev.dedupe_key in seen:
                     continue  # redelivery (or a repeat within the batch): already handled
                 seen.add(ev.dedupe_key)
