@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, MetaData, create_engine, event, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 # one aware-datetime column type for every table of the hub's database (consent's tables too)
 from consent.store import UTCDateTime
 
-__all__ = ["NAMING", "Base", "UTCDateTime", "make_engine", "make_sessionmaker"]
+__all__ = ["NAMING", "Base", "UTCDateTime", "get_row", "make_engine", "make_sessionmaker", "prefetch"]
+
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -49,3 +55,44 @@ def make_engine(url: str) -> Engine:
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
+
+
+# --------------------------------------------------------------------------- per-transaction read-ahead
+def prefetch(session: Session, model: type[Any], keys: Iterable[str], *, chunk: int = 500) -> list[Any]:
+    """Load the rows of ``model`` (single string primary key) with these keys in IN-list queries.
+
+    The loaded rows are held by the session for its lifetime, so ``get_row`` finds them without SQL,
+    and the keys not found are remembered as absent (until an object with that key is added).
+    """
+    wanted = sorted({k for k in keys if k})
+    if not wanted:
+        return []
+    [pk] = sa_inspect(model).primary_key
+    held: list[Any] = session.info.setdefault("tsunagu_held", [])
+    absent: set[tuple[type[Any], str]] = session.info.setdefault("tsunagu_absent", set())
+    found: list[Any] = []
+    for i in range(0, len(wanted), chunk):
+        part = wanted[i:i + chunk]
+        rows: list[Any] = list(session.scalars(select(model).where(pk.in_(part))))
+        found.extend(rows)
+        have = {getattr(r, pk.key) for r in rows}
+        absent.update((model, k) for k in part if k not in have)
+    held.extend(found)
+    return found
+
+
+def get_row(session: Session, model: type[T], key: str) -> T | None:
+    """``session.get`` that answers from the read-ahead: a key known absent costs no query."""
+    absent = session.info.get("tsunagu_absent")
+    if absent and (model, key) in absent:
+        return None
+    return session.get(model, key)
+
+
+@event.listens_for(Session, "transient_to_pending")
+def _no_longer_absent(session: Session, instance: Any) -> None:
+    absent = session.info.get("tsunagu_absent")
+    if absent:
+        mapper = sa_inspect(instance).mapper
+        for key in mapper.primary_key_from_instance(instance):
+            absent.discard((mapper.class_, key))

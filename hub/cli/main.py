@@ -121,14 +121,25 @@ def demo(
 def bench(
     ctx: typer.Context,
     events: Annotated[int, typer.Option("--events", "-n", help="synthetic houkatsu events")] = 5000,
+    hubs: Annotated[int, typer.Option("--hubs", help="hub processes sharing the consumer groups")] = 1,
+    database: Annotated[str | None, typer.Option(
+        "--database", help="scratch database URL without tables (created and dropped); default: SQLite file")] = None,
+    latency_events: Annotated[int, typer.Option(help="events sent at the steady rate for latency")] = 1000,
+    rate: Annotated[float, typer.Option(help="steady rate (events/s) of the latency leg")] = 100.0,
 ) -> None:
-    """Full pipeline vs. raw produce→consume passthrough on the same broker; prints JSON."""
+    """Full pipeline vs. raw produce→consume passthrough on the same broker; prints one JSON object."""
     if ctx.invoked_subcommand is not None:
         return
     from hub.bench.pipeline import pipeline_bench
 
     settings = _settings()
-    typer.echo(json.dumps(pipeline_bench(settings, events), ensure_ascii=False, indent=2))
+    try:
+        result = pipeline_bench(settings, events, hubs=hubs, database_url=database, latency_events=latency_events,
+                                rate=rate)
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    typer.echo(json.dumps(result, ensure_ascii=False))
 
 
 @bench_app.command("identity")

@@ -44,6 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from hub.db import get_row, prefetch
 from hub.identity.membership import fill_status, observe
 from hub.identity.names import blocking_statements as name_blocking_statements
 from hub.identity.names import names_by_resident, store_names, unknown_birth_statements, with_names
@@ -114,6 +115,23 @@ class IdentityService:
     def __init__(self, session: Session, *, address_prefixes: Sequence[str] = ()) -> None:
         self.s = session
         self.address_prefixes = tuple(address_prefixes)
+
+    # ---------------------------------------------------------------- batch read-ahead
+    def read_ahead(self, records: Iterable[str], household_nos: Iterable[str] = ()) -> None:
+        """Before resolving a batch: load the records' rows, the persons and households their keys would
+        name, in a few IN-list queries; what does not exist is then known without a query per record."""
+        records = sorted(set(records))
+        rows = prefetch(self.s, PersonRecordRow, records)
+        prefetch(self.s, Person, [*("p-" + digest(r) for r in records), *(r.person_id for r in rows)])
+        prefetch(self.s, Household, [*(household_id_for_record(r) for r in records),
+                                     *(household_id_for_no(n) for n in household_nos if n)])
+        kept: dict[str, set[str]] = {}
+        for i in range(0, len(records), 500):
+            for record, pid in self.s.execute(select(IdentityDecision.record, IdentityDecision.person_id).where(
+                    IdentityDecision.record.in_(records[i:i + 500]), IdentityDecision.decision == "keep_apart")):
+                kept.setdefault(record, set()).add(pid)
+        # keep-apart decisions are made by reviewers only, never while a batch is resolved
+        self.s.info["tsunagu_kept_apart"] = (set(records), kept)
 
     # ---------------------------------------------------------------- registry
     def observe_resident(self, ev: ResidentObservedV1, event_id: str | None = None) -> Resolution:
@@ -192,7 +210,7 @@ class IdentityService:
         f = features_of(person, self.address_prefixes)
         hint = household_hint or (self._ensure_household(source_household_no, "source") if source_household_no
                                   else None)
-        existing = self.s.get(PersonRecordRow, person.record)
+        existing = get_row(self.s, PersonRecordRow, person.record)
         if existing is not None:
             return self._known(existing, person, f, feed, hint)
         q = _Query(f, person.record, household_id=hint, household_no=self._household_no(hint),
@@ -448,7 +466,7 @@ class IdentityService:
         if person.household_id is None:
             person.household_id = hint or household_id_for_record(record)
             self.ensure_named_household(person.household_id, record)
-        row = self.s.get(PersonRecordRow, record)
+        row = get_row(self.s, PersonRecordRow, record)
         if row is None:
             row = PersonRecordRow(record=record, feed=feed)
             self.s.add(row)
@@ -463,7 +481,7 @@ class IdentityService:
     def new_person(self, record: str, *, resident_no: str | None = None, household_id: str | None = None) -> str:
         base = digest(record)
         pid, n = "p-" + base, 0
-        while self.s.get(Person, pid) is not None:
+        while get_row(self.s, Person, pid) is not None:
             n += 1
             pid = "p-" + digest(f"{record}#{n}")
         if household_id is not None:
@@ -475,7 +493,7 @@ class IdentityService:
 
     def _ensure_household(self, household_no: str, origin: Literal["registry", "source"]) -> str:
         hid = household_id_for_no(household_no)
-        row = self.s.get(Household, hid)
+        row = get_row(self.s, Household, hid)
         if row is None:
             self.s.add(Household(id=hid, household_no=household_no, origin=origin))
             self.s.flush()
@@ -484,7 +502,7 @@ class IdentityService:
         return hid
 
     def ensure_named_household(self, household_id: str, record: str) -> None:
-        if self.s.get(Household, household_id) is None:
+        if get_row(self.s, Household, household_id) is None:
             self.s.add(Household(id=household_id, household_no=None, origin="source", named_by=record))
             self.s.flush()
 
@@ -507,6 +525,9 @@ class IdentityService:
 
     # ---------------------------------------------------------------- reviews
     def _kept_apart(self, record: str) -> set[str]:
+        read = self.s.info.get("tsunagu_kept_apart")
+        if read is not None and record in read[0]:
+            return set(read[1].get(record, ()))
         stmt = select(IdentityDecision.person_id).where(IdentityDecision.record == record,
                                                         IdentityDecision.decision == "keep_apart")
         return set(self.s.scalars(stmt))

@@ -8,10 +8,15 @@ case state, asks the consent gate, writes the audit trail and publishes team, �
 and alert events. Several hub instances in the same groups share the partitions.
 
 Each batch: process and commit to the database (state, dedupe markers and an outbox of
-what to publish, in one transaction) → publish the outbox and await the broker's
-acknowledgements → delete those outbox rows → commit the Kafka offsets. A crash anywhere
-in between redelivers the batch; dedupe on (source, id) makes that harmless, and outbox
-leftovers are published at the next batch.
+what to publish, in one transaction) → publish exactly the outbox rows that batch wrote (no
+re-read) and await the broker's acknowledgements → commit the Kafka offsets; the published
+rows are deleted in the background. A crash anywhere in between redelivers the batch; dedupe on
+(source, id) makes that harmless, and outbox leftovers are relayed at start-up and after a
+failed batch.
+
+Every message the hub publishes is a CloudEvent in structured mode (CloudEvents Kafka protocol
+binding): the value is the event, the header ``content-type`` is
+``application/cloudevents+json; charset=UTF-8``, the key is the partitioning key; no other headers.
 """
 
 from __future__ import annotations
@@ -21,15 +26,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
 from hub.logging import get_logger
-from hub.pipeline.stages import HubCore, RawMessage
+from hub.pipeline.stages import HubCore, OutboxMessage, RawMessage
 from hub.settings import Settings
 from hub.topics import Topics
 
 log = get_logger("tsunagu.hub")
+
+#: CloudEvents Kafka protocol binding, structured content mode
+CLOUDEVENTS_HEADERS: list[tuple[str, bytes]] = [("content-type", b"application/cloudevents+json; charset=UTF-8")]
 
 
 def _raw(records: Sequence[Any]) -> list[RawMessage]:
@@ -51,7 +60,11 @@ class HubService:
             logger=None,
             acks="all",
         )
+        self.bootstrap = bootstrap
+        self.instance = instance
+        self._producer: AIOKafkaProducer | None = None
         self._relay_lock = asyncio.Lock()
+        self._cleanup: set[asyncio.Task[None]] = set()
         common: dict[str, Any] = {
             "batch": True,
             "max_records": 500,
@@ -69,7 +82,7 @@ class HubService:
             self._stage_router(self.topics.resolved, f"{settings.hub_group}-household", self.core.process_household,
                                common))
 
-    def _stage_router(self, topic: str, group: str, step: Callable[[Sequence[RawMessage]], None],
+    def _stage_router(self, topic: str, group: str, step: Callable[[Sequence[RawMessage]], list[OutboxMessage]],
                       common: dict[str, Any]) -> KafkaRouter:
         """One FastStream router per stage: its topic, its consumer group, its step of the hub core."""
         router = KafkaRouter()
@@ -86,38 +99,65 @@ class HubService:
             records = [records]
         t0 = time.perf_counter()
         try:
-            await asyncio.to_thread(step, _raw(records))
+            written = await asyncio.to_thread(step, _raw(records))
             t1 = time.perf_counter()
-            await self.relay()
+            await self._publish(written or [])
         except Exception as exc:
             log.error("batch failed; it will be redelivered", error_type=type(exc).__name__, count=len(records))
             await message.nack()
             await asyncio.sleep(0.5)
+            try:
+                await self.relay()  # what the failed batch may have committed but not published
+            except Exception as relay_exc:
+                log.error("relay failed", error_type=type(relay_exc).__name__)
             return
-        await message.ack()
+        await message.ack()  # offsets only now: the batch's outbox is acknowledged by the broker
+        if written:
+            self._forget([m.seq for m in written])
         log.debug("batch done", stage=getattr(step, "__name__", "?"), count=len(records),
-                  elapsed_s=round(t1 - t0, 4), rate=round(time.perf_counter() - t1, 4))
+                  elapsed_s=round(t1 - t0, 4), publish_s=round(time.perf_counter() - t1, 4))
+
+    async def _publish(self, rows: Sequence[OutboxMessage]) -> None:
+        """Send the rows in order with the CloudEvents headers and await every acknowledgement."""
+        if not rows:
+            return
+        assert self._producer is not None, "start() the service first"
+        futures = [await self._producer.send(r.topic, value=r.value, key=r.key, headers=CLOUDEVENTS_HEADERS)
+                   for r in rows]
+        await asyncio.gather(*futures)
+
+    def _forget(self, seqs: list[int]) -> None:
+        """Delete published outbox rows in the background (a crash first only means a re-publish)."""
+        task = asyncio.create_task(asyncio.to_thread(self.core.outbox_done, seqs))
+        self._cleanup.add(task)
+        task.add_done_callback(self._cleanup.discard)
 
     async def relay(self) -> int:
-        """Publish outbox rows in order, await acknowledgements, then delete them."""
+        """Publish every outbox row in order, await acknowledgements, then delete them."""
         total = 0
         async with self._relay_lock:
             while True:
                 rows = await asyncio.to_thread(self.core.outbox_batch, 2000)
                 if not rows:
                     return total
-                futures = [
-                    await self.broker.publish(r.value, r.topic, key=r.key, no_confirm=True) for r in rows
-                ]
-                await asyncio.gather(*futures)
+                await self._publish(rows)
                 await asyncio.to_thread(self.core.outbox_done, [r.seq for r in rows])
                 total += len(rows)
 
     async def start(self) -> None:
-        await self.broker.start()
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id=f"tsunagu-{self.instance}",
+                                          acks="all", linger_ms=5,
+                                          max_batch_size=512 * 1024, request_timeout_ms=30000)
+        await self._producer.start()
         await self.relay()  # leftovers of a crash between commit and publish
+        await self.broker.start()
         log.info("hub started", group=self.settings.hub_group)
 
     async def stop(self) -> None:
         await self.broker.stop()
+        if self._cleanup:
+            await asyncio.gather(*self._cleanup, return_exceptions=True)
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
         log.info("hub stopped")

@@ -7,7 +7,7 @@ pipeline reads as the sharing rules do and each rule stays testable on its own.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from consent.audit import AuditInput
 from consent.decide import decide, minimal_form
 from consent.model import Decision, DecisionInput
-from consent.store import ConsentRepository, append_audit, metadata
+from consent.store import ConsentRepository, ConsentVersionRow, append_audit, metadata
+from hub.db import prefetch
 from hub.identity.membership import household_at, household_spans, relation_slices
 from hub.identity.resolver import IdentityService
 from hub.identity.tables import Person, PersonRecordRow, Resident
@@ -151,6 +152,38 @@ def household_as_of(s: Session, person: str, household: str | None, at: datetime
 
 
 # --------------------------------------------------------------------------- consent gate
+def _values_of(data: Any, keys: frozenset[str]) -> Iterator[str]:
+    """Every string value under one of ``keys`` anywhere in a JSON document."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k in keys and isinstance(v, str):
+                yield v
+            else:
+                yield from _values_of(v, keys)
+    elif isinstance(data, list):
+        for v in data:
+            yield from _values_of(v, keys)
+
+
+_RECORD_KEYS = frozenset({"record"})
+_HOUSEHOLD_NO_KEYS = frozenset({"household_no", "source_household_no"})
+
+
+def read_ahead_identity(s: Session, events: Sequence[CloudEvent]) -> None:
+    """Stage 1, once per batch: the person records, persons and households the batch may touch, read in set queries."""
+    records = [r for ev in events for r in _values_of(ev.data, _RECORD_KEYS)]
+    nos = [n for ev in events for n in _values_of(ev.data, _HOUSEHOLD_NO_KEYS)]
+    IdentityService(s).read_ahead(records, nos)
+
+
+def read_ahead_household(s: Session, events: Sequence[CloudEvent]) -> None:
+    """Stage 2, once per batch: the batch's cases, its records' attributions and persons, read in set queries."""
+    prefetch(s, CaseState, [c for ev in events if isinstance(c := ev.data.get("case"), str)])
+    rows = prefetch(s, PersonRecordRow, [ev.sourcerecord for ev in events])
+    prefetch(s, Person, [*(r.person_id for r in rows), *(ev.person for ev in events if ev.person)])
+
+
+# --------------------------------------------------------------------------- consent gate
 def subject_keys(s: Session, person: str | None) -> tuple[set[str], set[str]]:
     """The resident numbers and record keys under which consents for this hub person may be filed."""
     if person is None:
@@ -185,9 +218,15 @@ def decide_for(s: Session, ev: CloudEvent, *, timers: StageTimers | None = None)
 
     with timed(timers, "decide"):
         repo = ConsentRepository(s)
-        resident_nos, records = subject_keys(s, ev.person)
-        records.add(ev.sourcerecord)
-        consents = repo.versions_for(resident_nos, records) if ev.person else []
+        gate = s.info.get(_GATE)
+        if gate is not None and ev.person in gate[0] and ev.sourcerecord in gate[2]:
+            resident_nos, records = (set(k) for k in gate[0][ev.person])
+            records.add(ev.sourcerecord)
+            consents = [v for v in gate[1] if v.subject_resident_no in resident_nos or v.subject_record in records]
+        else:
+            resident_nos, records = subject_keys(s, ev.person)
+            records.add(ev.sourcerecord)
+            consents = repo.versions_for(resident_nos, records) if ev.person else []
         designations = repo.designations_for(ev.household) if ev.household and _any_rows(s, "designations") else []
         emergencies = repo.emergencies_for(ev.person) if ev.person and _any_rows(s, "emergency_overrides") else []
         inp = DecisionInput.of(ev)
@@ -195,6 +234,45 @@ def decide_for(s: Session, ev: CloudEvent, *, timers: StageTimers | None = None)
         emergency = next((e for e in reversed(emergencies)
                           if e.covers(ev.person, ev.field) and e.at <= at < e.at + EMERGENCY_WINDOW), None)
         return decide(inp, consents, designations, at, emergency)
+
+
+_GATE = "tsunagu_gate"
+
+
+def read_ahead_gate(s: Session, events: Sequence[CloudEvent]) -> None:
+    """Stage 2, once per batch: every subject key of the batch's persons and every consent version filed under
+    them, in three set queries. ``decide_for`` answers from it until ``forget_gate`` (a consent or identity
+    change within the batch)."""
+    persons = sorted({ev.person for ev in events if ev.person})
+    if not persons:
+        return
+    keys: dict[str, tuple[set[str], set[str]]] = {p: (set(), set()) for p in persons}
+    for chunk in _chunks(persons):
+        for pid, no in s.execute(select(Person.id, Person.resident_no).where(Person.id.in_(chunk))):
+            if no:
+                keys[pid][0].add(no)
+                keys[pid][1].add(f"registry:{no}")
+        for rec, no, pid in s.execute(select(PersonRecordRow.record, PersonRecordRow.resident_no,
+                                             PersonRecordRow.person_id).where(PersonRecordRow.person_id.in_(chunk))):
+            keys[pid][1].add(rec)
+            if no:
+                keys[pid][0].add(no)
+    sources = {ev.sourcerecord for ev in events if ev.person}
+    all_nos = sorted({n for nos, _ in keys.values() for n in nos})
+    all_records = sorted({r for _, recs in keys.values() for r in recs} | sources)
+    rows: dict[int, ConsentVersionRow] = {}
+    for chunk in _chunks(all_nos):
+        rows.update((r.id, r) for r in s.scalars(select(ConsentVersionRow).where(
+            ConsentVersionRow.subject_resident_no.in_(chunk))))
+    for chunk in _chunks(all_records):
+        rows.update((r.id, r) for r in s.scalars(select(ConsentVersionRow).where(
+            ConsentVersionRow.subject_record.in_(chunk))))
+    ordered = sorted(rows.values(), key=lambda r: (r.consent_id, r.version, r.id))  # versions_for's order
+    s.info[_GATE] = (keys, [r.to_version() for r in ordered], sources)
+
+
+def forget_gate(s: Session) -> None:
+    s.info.pop(_GATE, None)
 
 
 def _any_rows(s: Session, table: str) -> bool:
@@ -286,6 +364,15 @@ def household_snapshot(s: Session, household: str) -> Any:
     return HouseholdSnapshot(household=household, members=members, cases=facts)
 
 
+def household_snapshots(s: Session, households: Sequence[str]) -> dict[str, HouseholdSnapshot]:
+    """The snapshots of several households (membership over time is read per household)."""
+    return {h: household_snapshot(s, h) for h in households}
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
 def _relation(value: str | None) -> Relation | None:
     if not value:
         return None
@@ -298,50 +385,63 @@ def _relation(value: str | None) -> Relation | None:
 def evaluate_alerts(s: Session, household: str, today: date, settings: Any, *,
                     timers: StageTimers | None = None) -> list[bytes]:
     """Re-evaluate the household's timeline; publish raised/updated alerts (never lowers one)."""
+    return [value for _, value in evaluate_alerts_many(s, [household], today, settings, timers=timers)]
 
+
+def evaluate_alerts_many(s: Session, households: Sequence[str], today: date, settings: Any, *,
+                         timers: StageTimers | None = None) -> list[tuple[str, bytes]]:
+    """``evaluate_alerts`` for several households, alert states read in set queries: (household, event) in order."""
     with timed(timers, "alerts"):
-        snapshot = household_snapshot(s, household)
-        if not snapshot.cases:
-            return []
-        found = evaluate(snapshot, today, settings or DEFAULT_SETTINGS)
-        existing = {a.kind: a for a in s.scalars(select(AlertState).where(AlertState.household_id == household))}
-        previous: dict[AlertKind, tuple[Sequence[Field], Sequence[str]]] = {
-            k: ([Field(f) for f in a.fields], list(a.records)) for k, a in existing.items() if k in KINDS
-        }
-        out: list[bytes] = []
-        reopened = _reopen_alerts(household, found, existing, snapshot, today, settings or DEFAULT_SETTINGS)
-        out += reopened.values()
-        closed = {k for k, a in existing.items() if a.status == "closed"} | set(reopened)
-        for action, finding in diff_alerts(previous, found):
-            if finding.kind in closed:
-                continue  # the hub ended it (a member left); widening a closed alert reopens nothing
-            alert_id = stable_event_id("alert", household, finding.kind)
-            row = existing.get(finding.kind)
-            at = datetime.now(UTC)
-            if row is None:
-                row = AlertState(alert_id=alert_id, household_id=household, kind=finding.kind, status="open",
-                                 raised_at=at, fields=[], records=[])
-                s.add(row)
-            row.fields = [f.value for f in finding.fields]
-            row.records = list(finding.records)
-            row.updated_at = at
-            shown = view(finding, snapshot, today)
-            data = AlertV1(alert=alert_id, kind=finding.kind, household=household, fields=list(finding.fields),
-                           records=list(finding.records), status="open", shareable=shown["shareable"],
-                           members=shown["members"], age_bands=shown["age_bands"])
-            ev = CloudEvent(
-                id=stable_event_id("alert", household, finding.kind, action, *finding.fields, *finding.records),
-                source="urn:tsunagu:hub:alerts",
-                type=f"jp.tsunagu.alert.{action}.v1",
-                time=datetime.combine(finding.since, datetime.min.time(), JST),
-                sourcerecord=finding.records[0] if finding.records else household,
-                household=household,
-                data=data.model_dump(mode="json"),
-            )
-            out.append(ev.to_json_bytes())
-        for kind, (day, reason, _person) in sorted(ended(snapshot, found, today, settings or DEFAULT_SETTINGS).items()):
-            out += _end_alert(s, household, found[kind], snapshot, today, day, reason)
-        return out
+        snapshots = household_snapshots(s, households)
+        with_cases = [h for h in households if snapshots[h].cases]
+        existing_all: dict[str, dict[str, AlertState]] = defaultdict(dict)
+        for chunk in _chunks(with_cases):
+            for a in s.scalars(select(AlertState).where(AlertState.household_id.in_(chunk))):
+                existing_all[a.household_id][a.kind] = a
+        return [(h, value) for h in with_cases
+                for value in _evaluate_one(s, h, snapshots[h], existing_all[h], today, settings)]
+
+
+def _evaluate_one(s: Session, household: str, snapshot: HouseholdSnapshot, existing: dict[str, AlertState],
+                  today: date, settings: Any) -> list[bytes]:
+    found = evaluate(snapshot, today, settings or DEFAULT_SETTINGS)
+    previous: dict[AlertKind, tuple[Sequence[Field], Sequence[str]]] = {
+        k: ([Field(f) for f in a.fields], list(a.records)) for k, a in existing.items() if k in KINDS
+    }
+    out: list[bytes] = []
+    reopened = _reopen_alerts(household, found, existing, snapshot, today, settings or DEFAULT_SETTINGS)
+    out += reopened.values()
+    closed = {k for k, a in existing.items() if a.status == "closed"} | set(reopened)
+    for action, finding in diff_alerts(previous, found):
+        if finding.kind in closed:
+            continue  # the hub ended it (a member left); widening a closed alert reopens nothing
+        alert_id = stable_event_id("alert", household, finding.kind)
+        row = existing.get(finding.kind)
+        at = datetime.now(UTC)
+        if row is None:
+            row = AlertState(alert_id=alert_id, household_id=household, kind=finding.kind, status="open",
+                             raised_at=at, fields=[], records=[])
+            s.add(row)
+        row.fields = [f.value for f in finding.fields]
+        row.records = list(finding.records)
+        row.updated_at = at
+        shown = view(finding, snapshot, today)
+        data = AlertV1(alert=alert_id, kind=finding.kind, household=household, fields=list(finding.fields),
+                       records=list(finding.records), status="open", shareable=shown["shareable"],
+                       members=shown["members"], age_bands=shown["age_bands"])
+        ev = CloudEvent(
+            id=stable_event_id("alert", household, finding.kind, action, *finding.fields, *finding.records),
+            source="urn:tsunagu:hub:alerts",
+            type=f"jp.tsunagu.alert.{action}.v1",
+            time=datetime.combine(finding.since, datetime.min.time(), JST),
+            sourcerecord=finding.records[0] if finding.records else household,
+            household=household,
+            data=data.model_dump(mode="json"),
+        )
+        out.append(ev.to_json_bytes())
+    for kind, (day, reason, _person) in sorted(ended(snapshot, found, today, settings or DEFAULT_SETTINGS).items()):
+        out += _end_alert(s, household, found[kind], snapshot, today, day, reason)
+    return out
 
 
 def _reopen_alerts(household: str, found: dict[AlertKind, Any], existing: dict[str, AlertState],

@@ -8,17 +8,20 @@ only then commits the Kafka offsets.
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import delete, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import delete, event, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.db import get_row
 from hub.logging import get_logger
 from hub.pipeline import adapters
 from hub.pipeline.reattribute import current_attribution, reattribute
@@ -27,7 +30,7 @@ from hub.pipeline.timers import StageTimers
 from hub.topics import Topics
 from schemas.codes import Field
 from schemas.deadletter import DeadLetter
-from schemas.envelope import CloudEvent
+from schemas.envelope import CloudEvent, stable_event_id
 from schemas.events import (
     CaseV1,
     ConsentV1,
@@ -96,6 +99,8 @@ class HubCore:
         self.timers = StageTimers()
         # per-batch work queues; thread-local because stages and instances run batches in threads
         self._local = threading.local()
+        if not event.contains(sessions, "before_flush", _collect_outbox):
+            event.listen(sessions, "before_flush", _collect_outbox)
 
     @property
     def _audit(self) -> list[tuple[CloudEvent, Any]]:
@@ -141,14 +146,10 @@ class HubCore:
         )
         s.add(HubDeadLetter(stage=stage, source=dl.source, event_id=dl.event, record=dl.record,
                             reason=reason, at=now()))
-        self.emit(s, self.topics.deadletter, dl.record, dl.to_json_bytes())
+        self.emit(s, self.topics.deadletter, dl.record, deadletter_event(dl).to_json_bytes())
         if event is not None:
             self._mark(s, stage, event, "dead")
         log.warning("dead letter", stage=stage, where=msg.where, reason=reason, event_id=dl.event)
-
-    @staticmethod
-    def _seen(s: Session, stage: str, ev: CloudEvent) -> bool:
-        return s.get(ProcessedEvent, (stage, ev.source, ev.id)) is not None
 
     @staticmethod
     def _mark(s: Session, stage: str, ev: CloudEvent, outcome: str) -> None:
@@ -156,28 +157,54 @@ class HubCore:
                              feed=adapters.feed_of(ev.source), processed_at=now()))
 
     # ------------------------------------------------------------------ batches
-    def _run_batch(self, stage: str, batch: Iterable[RawMessage],
-                   handle: Callable[[Session, RawMessage, CloudEvent, BaseModel], None]) -> None:
+    def _seen_keys(self, s: Session, stage: str, events: Sequence[CloudEvent]) -> set[tuple[str, str]]:
+        """The batch's events already durably handled: one IN query per source on the full primary key."""
+        by_source: dict[str, set[str]] = {}
+        for ev in events:
+            by_source.setdefault(ev.source, set()).add(ev.id)
+        seen: set[tuple[str, str]] = set()
+        for source, ids in by_source.items():
+            for chunk in _chunks(sorted(ids), 500):
+                stmt = select(ProcessedEvent.event_id).where(
+                    ProcessedEvent.stage == stage, ProcessedEvent.source == source, ProcessedEvent.event_id.in_(chunk))
+                seen.update((source, i) for (i,) in s.execute(stmt))
+        return seen
+
+    def _run_batch(self, stage: str, batch: Sequence[RawMessage],
+                   handle: Callable[[Session, RawMessage, CloudEvent, BaseModel], None]) -> list[OutboxMessage]:
+        """One transaction for the whole batch; returns the outbox rows it wrote (to publish after commit)."""
         self._audit = []
         self._households = set()
         with self.sessions.begin() as s:
+            written: list[HubOutbox] = []
+            s.info["tsunagu_outbox"] = written
             if stage == INTAKE and s.get_bind().dialect.name == "postgresql":
                 # Identity resolution reads then creates persons: serialize it across hub instances,
                 # or two instances could each create a person for the same human at the same time.
                 s.execute(text("SELECT pg_advisory_xact_lock(7200501)"))
-            seen_in_batch: set[tuple[str, str]] = set()
+            parsed: list[tuple[RawMessage, CloudEvent | str]] = []  # the event, or why its envelope is bad
             for msg in batch:
                 try:
-                    ev = CloudEvent.from_json_bytes(msg.value)
+                    parsed.append((msg, CloudEvent.from_json_bytes(msg.value)))
                 except ValidationError as exc:
-                    self.dead_letter(s, stage, msg, validation_reason(exc, "CloudEvent envelope"))
-                    continue
+                    parsed.append((msg, validation_reason(exc, "CloudEvent envelope")))
                 except ValueError:
-                    self.dead_letter(s, stage, msg, "message is not JSON")
+                    parsed.append((msg, "message is not JSON"))
+            events = [ev for _, ev in parsed if isinstance(ev, CloudEvent)]
+            seen = self._seen_keys(s, stage, events)
+            fresh = [ev for ev in events if ev.dedupe_key not in seen]
+            if stage == INTAKE:
+                adapters.read_ahead_identity(s, fresh)
+            else:
+                adapters.read_ahead_household(s, fresh)
+                adapters.read_ahead_gate(s, fresh)
+            for msg, ev in parsed:
+                if isinstance(ev, str):
+                    self.dead_letter(s, stage, msg, ev)
                     continue
-                if ev.dedupe_key in seen_in_batch or self._seen(s, stage, ev):
-                    continue  # redelivery: already durably handled
-                seen_in_batch.add(ev.dedupe_key)
+                if ev.dedupe_key in seen:
+                    continue  # redelivery (or a repeat within the batch): already handled
+                seen.add(ev.dedupe_key)
                 try:
                     payload = parse_payload(ev.type, ev.data)
                 except UnknownEventType:
@@ -186,64 +213,81 @@ class HubCore:
                 except ValidationError as exc:
                     self.dead_letter(s, stage, msg, validation_reason(exc, ev.type), event=ev)
                     continue
-                mark = (len(self._audit), set(self._households))
                 try:
-                    with s.begin_nested():
-                        handle(s, msg, ev, payload)
+                    handle(s, msg, ev, payload)  # raises Rejected before it writes anything
                 except Rejected as exc:
-                    del self._audit[mark[0]:]  # what the rolled-back message had queued
-                    self._households.intersection_update(mark[1])
                     self.dead_letter(s, stage, msg, exc.reason, event=ev, record=exc.record)
-                except IntegrityError:
-                    raise  # concurrent instance: let the batch be redelivered
             self._finish_batch(s)
+            s.flush()
+            return [OutboxMessage(o.seq, o.topic, o.key.encode() if o.key else None, o.value) for o in written]
 
     def _finish_batch(self, s: Session) -> None:
         """Once per batch: append the queued decisions to the audit chain, evaluate touched households."""
         try:
             if self._audit:
                 adapters.audit_many(s, self._audit, timers=self.timers)
-            for household in sorted(self._households):
-                for alert_event in adapters.evaluate_alerts(s, household, self.today(), self.alert_settings,
-                                                            timers=self.timers):
+            if self._households:
+                for household, alert_event in adapters.evaluate_alerts_many(
+                        s, sorted(self._households), self.today(), self.alert_settings, timers=self.timers):
                     self.emit(s, self.topics.alerts, household, alert_event)
         finally:
             self._audit = []
             self._households = set()
 
+    #: a message that fails alone is retried this many times (capped, jittered backoff) before it is dead-lettered
+    RETRIES = 3
+    BACKOFF_BASE_S = 0.05
+    BACKOFF_CAP_S = 1.0
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter: a random wait up to min(cap, base·2^attempt) seconds."""
+        return random.uniform(0, min(self.BACKOFF_CAP_S, self.BACKOFF_BASE_S * (2 ** attempt)))
+
     def _process(self, stage: str, batch: Sequence[RawMessage],
-                 handle: Callable[[Session, RawMessage, CloudEvent, BaseModel], None]) -> None:
-        """One transaction per batch; if it fails, one per message, so a poison message cannot block.
+                 handle: Callable[[Session, RawMessage, CloudEvent, BaseModel], None]) -> list[OutboxMessage]:
+        """One transaction per batch; if it fails, halves of it, down to single messages, so a poison
+        message cannot block the partition: alone, it is retried ``RETRIES`` times with capped, jittered
+        backoff and then dead-lettered with its topic, partition and offset while the rest flows.
 
         A database that is unreachable (OperationalError) fails the whole batch, which is then
-        redelivered; any other unexpected error of a single message makes it a dead letter
-        naming the error type, and the rest flows.
+        redelivered; the error of a single message is named by its type only (no personal data).
         """
         try:
-            self._run_batch(stage, batch, handle)
-            return
+            return self._run_batch(stage, batch, handle)
         except OperationalError:
             raise
-        except Exception:
-            if len(batch) == 1:
-                raise
-        for msg in batch:
+        except Exception as exc:
+            if len(batch) > 1:
+                mid = len(batch) // 2
+                return self._process(stage, batch[:mid], handle) + self._process(stage, batch[mid:], handle)
+            error = exc
+        [msg] = batch
+        for attempt in range(self.RETRIES):
+            time.sleep(self._backoff(attempt))
             try:
-                self._run_batch(stage, [msg], handle)
+                return self._run_batch(stage, [msg], handle)
             except OperationalError:
                 raise
             except Exception as exc:
-                with self.sessions.begin() as s:
-                    ev = _try_event(msg)
-                    if ev is not None and self._seen(s, stage, ev):
-                        continue
-                    self.dead_letter(s, stage, msg, f"internal error ({type(exc).__name__})", event=ev)
+                error = exc
+        with self.sessions.begin() as s:
+            written: list[HubOutbox] = []
+            s.info["tsunagu_outbox"] = written
+            ev = _try_event(msg)
+            if ev is not None and self._seen_keys(s, stage, [ev]):
+                return []
+            self.dead_letter(s, stage, msg, f"internal error ({type(error).__name__}) after {self.RETRIES + 1} "
+                                            "attempts", event=ev)
+            s.flush()
+            return [OutboxMessage(o.seq, o.topic, o.key.encode() if o.key else None, o.value) for o in written]
 
-    def process_intake(self, batch: Sequence[RawMessage]) -> None:
-        self._process(INTAKE, batch, self._intake_one)
+    def process_intake(self, batch: Sequence[RawMessage]) -> list[OutboxMessage]:
+        """Stage 1 on one batch, committed; the outbox rows written (the caller publishes them)."""
+        return self._process(INTAKE, batch, self._intake_one)
 
-    def process_household(self, batch: Sequence[RawMessage]) -> None:
-        self._process(HOUSEHOLD, batch, self._household_one)
+    def process_household(self, batch: Sequence[RawMessage]) -> list[OutboxMessage]:
+        """Stage 2 on one batch, committed; the outbox rows written (the caller publishes them)."""
+        return self._process(HOUSEHOLD, batch, self._household_one)
 
     # ------------------------------------------------------------------ stage 1: identity
     def _intake_one(self, s: Session, msg: RawMessage, ev: CloudEvent, payload: BaseModel) -> None:
@@ -258,6 +302,8 @@ class HubCore:
         handler = HOUSEHOLD_HANDLERS.get(type(payload))
         if handler is None:
             raise Rejected("event type not handled at the household stage")
+        if not isinstance(payload, (CaseV1, ReferralRequestedV1)):
+            adapters.forget_gate(s)  # consents or identity may change: decide from the database again
         self._mark(s, HOUSEHOLD, ev, handler(self, s, ev, payload))
 
     def _on_case(self, s: Session, ev: CloudEvent, payload: Any) -> str:
@@ -290,7 +336,7 @@ class HubCore:
 
     def _case(self, s: Session, ev: CloudEvent, case: CaseV1) -> str:
         revision = parse_jst_datetime(case.revision)
-        state = s.get(CaseState, case.case)
+        state = get_row(s, CaseState, case.case)
         stale = state is not None and adapters.aware(state.revision) > revision
         if not stale:
             if state is None:
@@ -324,7 +370,6 @@ class HubCore:
                         household_id=ev.household, field=ev.field.value if ev.field else None, type=ev.type,
                         time=ev.time, team_published=False, payload=ev.to_json_bytes())
         s.add(row)
-        s.flush()
         self._decide_and_publish(s, row, ev, payload)
 
     def _decide_and_publish(self, s: Session, row: CaseEvent, ev: CloudEvent,
@@ -364,11 +409,39 @@ class HubCore:
         self._households.add(household)
 
 
+#: the CloudEvents type of a hub dead letter on the dead-letter topic (data: the DeadLetter record)
+DEADLETTER_TYPE = "jp.tsunagu.deadletter.v1"
+
+
+def deadletter_event(dl: DeadLetter) -> CloudEvent:
+    """A dead letter as a CloudEvent: a stable id per (stage, origin, event), the DeadLetter as data."""
+    return CloudEvent(
+        id=stable_event_id("deadletter", dl.stage, dl.source, dl.where, dl.event or "", dl.reason),
+        source="urn:tsunagu:hub",
+        type=DEADLETTER_TYPE,
+        time=dl.at or now(),
+        sourcerecord=dl.record or dl.where or dl.source,
+        data=dl.model_dump(mode="json"),
+    )
+
+
 def _try_event(msg: RawMessage) -> CloudEvent | None:
     try:
         return CloudEvent.from_json_bytes(msg.value)
     except ValueError:
         return None
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _collect_outbox(session: Session, _context: Any, _instances: Any) -> None:
+    """Before each flush: keep the batch's new outbox rows (their seq is known after the flush)."""
+    written = session.info.get("tsunagu_outbox")
+    if written is not None:
+        written.extend(o for o in session.new if isinstance(o, HubOutbox))
 
 
 def fields_of(values: Iterable[str]) -> list[Field]:

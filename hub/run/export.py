@@ -49,6 +49,8 @@ def write_export(export: Path, core: HubCore, bootstrap: str, topics: Topics,
     seen_dead: set[tuple[Any, ...]] = set()
     for raw in read_topic(bootstrap, topics.deadletter):
         dl = json.loads(raw)
+        if isinstance(dl.get("data"), dict) and str(dl.get("type", "")).startswith("jp.tsunagu.deadletter."):
+            dl = dl["data"]  # a dead letter as a CloudEvent (hub side)
         key = (dl.get("source"), dl.get("where"), dl.get("record"), dl.get("reason"))
         if key not in seen_dead:
             seen_dead.add(key)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.runner import ConnectorState, OutboxRow
 from hub.logging import get_logger
-from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore, RawMessage
+from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore, OutboxMessage, RawMessage
 from hub.pipeline.tables import HubDeadLetter, HubOutbox
 from schemas.codes import Feed
 
@@ -99,12 +99,14 @@ class CountingCore(HubCore):
 
     on_processed: Callable[[str, int], None] | None = None
 
-    def process_intake(self, batch: Sequence[RawMessage]) -> None:
-        super().process_intake(batch)
+    def process_intake(self, batch: Sequence[RawMessage]) -> list[OutboxMessage]:
+        written = super().process_intake(batch)
         if self.on_processed is not None:
             self.on_processed(INTAKE, len(batch))
+        return written
 
-    def process_household(self, batch: Sequence[RawMessage]) -> None:
-        super().process_household(batch)
+    def process_household(self, batch: Sequence[RawMessage]) -> list[OutboxMessage]:
+        written = super().process_household(batch)
         if self.on_processed is not None:
             self.on_processed(HOUSEHOLD, len(batch))
+        return written
