@@ -108,11 +108,12 @@ def hub(database_url: str) -> Iterator[Hub]:
     h.close()
 
 
-def resident(no: str, household_no: str, name: str, kana: str, birth: date) -> CloudEvent:
+def resident(no: str, household_no: str, name: str, kana: str, birth: date,
+             moved_on: date = date(2020, 4, 1)) -> CloudEvent:
     data = ResidentObservedV1(
         resident=PersonRecord(record=f"registry:{no}", name=name, kana=kana, birth_date=birth, resident_no=no,
                               household_no=household_no, relation=Relation.HEAD, address=CLIENT_ADDRESS),
-        snapshot="jumin.csv:test",
+        snapshot="jumin.csv:test", moved_on=moved_on,
     )
     return CloudEvent(id=stable_event_id("registry", no), source="urn:tsunagu:connector:registry",
                       type="jp.tsunagu.resident.observed.v1", time=at(1, 4), sourcerecord=f"registry:{no}",
@@ -317,7 +318,8 @@ def test_a_registry_move_takes_the_persons_cases_to_the_new_household(hub: Hub) 
     person, before = hub.person(ELDER_NO)
     with hub.sessions() as s:
         assert s.get(CaseState, "houkatsu:C01-2026-0042").household_id == before
-    moved = resident(ELDER_NO, "0000000009", ELDER_NAME, ELDER_KANA, date(1950, 2, 3))
+    # the registry's 異動日 of the move is later than the resident's first observation
+    moved = resident(ELDER_NO, "0000000009", ELDER_NAME, ELDER_KANA, date(1950, 2, 3), moved_on=date(2026, 5, 2))
     hub.send(moved.model_copy(update={"id": stable_event_id("moved", ELDER_NO)}))
     same_person, after = hub.person(ELDER_NO)
     assert same_person == person and after != before
