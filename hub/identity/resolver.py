@@ -55,6 +55,7 @@ from hub.identity.scoring import (
     compare_rows,
     contradicts,
     features_of,
+    features_of_resident,
     may_link,
     number_fits,
     points,
@@ -120,7 +121,7 @@ class IdentityService:
         r = ev.resident
         no, household_no = r.resident_no, r.household_no
         assert no is not None and household_no is not None  # ResidentObservedV1 guarantees both
-        f = features_of(r, self.address_prefixes)
+        f = features_of_resident(ev, self.address_prefixes)
         household = self._ensure_household(household_no, origin="registry")
         row = self.s.get(Resident, no)
         if row is not None:

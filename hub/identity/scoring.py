@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
-from schemas.events import PersonRecord
+from schemas.events import PersonRecord, ResidentObservedV1
 from schemas.name_evidence import (
     REVIEW_REASONS,
     VARIANCE_WEIGHTS,
@@ -84,8 +84,6 @@ def features_of(person: PersonRecord, address_prefixes: Sequence[str] = ()) -> F
     sex = person.sex.value if person.sex.value in ("male", "female") else None
     family, given = name_parts(person.name, person.family_name, person.given_name)
     family_kana, given_kana = reading_parts(person.kana)
-    former = getattr(person, "former_surname", None)  # 旧氏 of a registry event, where the schema has it
-    former_kana = getattr(person, "former_surname_kana", None)
     return Features(
         name_key=nk,
         folded_key=fold_kanji(nk) if nk else None,
@@ -99,9 +97,16 @@ def features_of(person: PersonRecord, address_prefixes: Sequence[str] = ()) -> F
         given_key=given,
         family_kana=family_kana,
         given_kana=given_kana,
-        former_family_key=_opt(name_key(former)) if former else None,
-        former_family_kana=_opt(kana_key(former_kana)) if former_kana else None,
     )
+
+
+def features_of_resident(ev: ResidentObservedV1, address_prefixes: Sequence[str] = ()) -> Features:
+    """:func:`features_of` the registry's resident, with the event's 旧氏 (``former_surname`` and its
+    reading, when the registry extract carries them) as a second family name."""
+    f = features_of(ev.resident, address_prefixes)
+    former, former_kana = getattr(ev, "former_surname", None), getattr(ev, "former_surname_kana", None)
+    return replace(f, former_family_key=_opt(name_key(former)) if former else None,
+                   former_family_kana=_opt(kana_key(former_kana)) if former_kana else None)
 
 _LOOSE_KANA = str.maketrans({"ヂ": "ジ", "ヅ": "ズ", "ヴ": "ブ", "ヲ": "オ", "ー": ""})
 
@@ -129,18 +134,24 @@ def compare(a: Features, b: Features) -> dict[str, str]:
 
 
 def compare_rows(query: Features, rows: Sequence[Features]) -> list[dict[str, str]]:
-    """:func:`compare` against every row of one candidate person, with a birth slip carried over: once
-    one row names the slip (name, reading and address or phone agreeing), another row of the same
-    person with the same name and the true birth date but no address to confirm it is the same slip,
-    not a contradiction. A different name, a different reading or a different sex is never carried."""
+    """:func:`compare` against every row of one candidate person, with a birth slip carried over.
+
+    Once one row names the slip (name, reading and address or phone agreeing), another row of the
+    same person with the same name and the true birth date but no address to confirm it is the same
+    slip, not a contradiction; and once a row agrees on the birth date, the person's own rows that
+    carry a slip of it (same name, reading not differing) do not veto either. A different name, a
+    different reading or a different sex is never carried over, so twins and namesakes keep the veto.
+    """
     evs = [compare(query, r) for r in rows]
     named = {e["birth"] for e in evs if e["birth"].startswith("slip_")}
-    if not named:
+    anchored = any(e["birth"] == "agree" and not contradicts(e) and e["name"] in ("exact", "folded") for e in evs)
+    if not named and not anchored:
         return evs
     for e, r in zip(evs, rows, strict=True):
-        if (e["birth"] == "differ" and f"slip_{birth_slip(query.birth_date, r.birth_date)}" in named
+        slip = f"slip_{birth_slip(query.birth_date, r.birth_date)}"
+        if (e["birth"] == "differ" and (slip in named or (anchored and slip != "slip_differ"))
                 and e["name"] in ("exact", "folded") and e["kana"] in ("agree", "unknown") and e["sex"] != "differ"):
-            e["birth"] = f"slip_{birth_slip(query.birth_date, r.birth_date)}"
+            e["birth"] = slip
     return evs
 
 

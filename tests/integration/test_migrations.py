@@ -44,11 +44,11 @@ def test_upgrade_is_idempotent_and_downgrade_removes_everything(database_url: st
         engine.dispose()
 
 
-def test_0003_rekeys_stored_names_and_splits_registry_names(database_url: str) -> None:
+def test_0004_rekeys_stored_names_and_splits_registry_names(database_url: str) -> None:
     """Rows keyed before NFC and variation selectors get new name and folded keys, residents their name parts."""
     from sqlalchemy import text
 
-    upgrade(database_url, "0002")
+    upgrade(database_url, "0003")
     engine = create_engine(database_url)
     old_key = "\ufa26築\U000e0100邊太郎"  # 都 as a compatibility ideograph, a variation selector, 邊
     try:

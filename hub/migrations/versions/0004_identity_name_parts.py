@@ -10,8 +10,8 @@ given name keys come from its stored name; readings are stored without the separ
 parts (and every part of an agency record, whose raw name is not stored) stay empty until the record is
 seen again.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01
 """
 import sqlalchemy as sa
@@ -20,8 +20,8 @@ from alembic import op
 from schemas.name_evidence import name_parts
 from schemas.normalize import fold_kanji, name_key
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
