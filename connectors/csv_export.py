@@ -48,6 +48,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from connectors.contract import Checkpoint, Connector, Item
+from connectors.forbidden import is_forbidden_header
 from connectors.mapping import CsvMapping, default_mapping
 from connectors.safety import display_name, text_problem
 from schemas.codes import Field, Sex, UnknownCode, lookup
@@ -200,6 +201,12 @@ def read_csv(
             yield CsvRecord(file, h + 1, {}, error or "unreadable header")
         return
     width = len(header)
+    # 個人番号 / 住民票コード columns are dropped here: no row dict ever holds their cells
+    keep = [n for n, name in enumerate(header) if not is_forbidden_header(name)]
+    header = [header[n] for n in keep]
+
+    def kept(cells: list[str]) -> list[str]:
+        return [cells[n] for n in keep if n < len(cells)]
 
     i = h + 1
     while i < len(lines):
@@ -230,7 +237,8 @@ def read_csv(
             i = start + 1
             if line_no > after_line:
                 cells = _parse_cells(chunks[0])
-                yield CsvRecord(file, line_no, dict(zip(header, cells, strict=False)), "unterminated quoted field")
+                values = dict(zip(header, kept(cells), strict=False))
+                yield CsvRecord(file, line_no, values, "unterminated quoted field")
             continue
         i = j
         if line_no <= after_line:
@@ -240,11 +248,13 @@ def read_csv(
         except csv.Error:
             yield CsvRecord(file, line_no, {}, "malformed CSV line")
             continue
-        values = dict(zip(header, cells, strict=False))
+        count = len(cells)
+        values = dict(zip(header, kept(cells), strict=False))
+        del cells
         if undecodable:
             yield CsvRecord(file, line_no, values, "undecodable bytes")
-        elif len(cells) != width:
-            yield CsvRecord(file, line_no, values, f"wrong column count (expected {width}, got {len(cells)})")
+        elif count != width:
+            yield CsvRecord(file, line_no, values, f"wrong column count (expected {width}, got {count})")
         else:
             yield CsvRecord(file, line_no, values)
 
@@ -429,6 +439,10 @@ class CsvFeedConnector(Connector):
     def record_key(self, row: Row) -> str | None:
         """The record key when the key columns parse, else None."""
 
+    def required_for(self, mapping: CsvMapping) -> tuple[str, ...]:
+        """Canonical columns a file read through this mapping must have."""
+        return self.required_columns or self.columns
+
     def scope(self, file: SourceFile, data: bytes) -> str:
         """Checkpoint scope of a file: its (displayable) name."""
         return file.display
@@ -450,24 +464,26 @@ class CsvFeedConnector(Connector):
                     break
         return sorted(out, key=SourceFile.sort_key)
 
+    def unreadable(self, file: SourceFile, exc: OSError, checkpoints: Mapping[str, str]) -> Iterator[Item]:
+        """A file that cannot be read: one dead letter; its content is unknown, so scope = its name at
+        position 0 and the next read tries it again."""
+        if checkpoints.get(file.display) != POSITION_DONE:
+            letter = DeadLetter(source=self.name, where=file.display, reason=f"unreadable file ({type(exc).__name__})")
+            yield Item(checkpoint=Checkpoint(file.display, position_of(0)), dead_letter=letter)
+
     def read(self, checkpoints: Mapping[str, str]) -> Iterator[Item]:
         for file in self.files():
             try:
                 data = file.path.read_bytes()
             except OSError as exc:
-                # its content is unknown: scope = its name, position 0, so the next read tries it again
-                if checkpoints.get(file.display) != POSITION_DONE:
-                    letter = DeadLetter(
-                        source=self.name, where=file.display, reason=f"unreadable file ({type(exc).__name__})"
-                    )
-                    yield Item(checkpoint=Checkpoint(file.display, position_of(0)), dead_letter=letter)
+                yield from self.unreadable(file, exc, checkpoints)
                 continue
             scope = self.scope(file, data)
             pos = checkpoints.get(scope)
             if pos == POSITION_DONE:
                 continue
             after = int(pos) if pos and pos.isdigit() else 0
-            required = file.mapping.required_headers(self.required_columns or self.columns)
+            required = file.mapping.required_headers(self.required_for(file.mapping))
             for record in read_csv(
                 data, file.display, encodings=file.mapping.encodings, required=required, after_line=after
             ):

@@ -40,6 +40,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from connectors.forbidden import is_forbidden_header
 from connectors.safety import display_name
 
 
@@ -59,6 +60,8 @@ class CsvMapping:
     constants: Mapping[str, str] = field(default_factory=dict)
     codes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     separators: Mapping[str, str] = field(default_factory=dict)
+    #: which layout of the feed this mapping reads (the registry: "jumin" or "standard"); "" = the feed's only one
+    layout: str = ""
 
     def header(self, column: str) -> str:
         """The source header holding a canonical column."""
@@ -97,6 +100,8 @@ class CsvMapping:
             unknown = sorted(set(names) - known)
             if unknown:
                 raise MappingError(f"mapping {self.name!r}: [{section}] names unknown columns {unknown}")
+        if any(is_forbidden_header(h) for h in self.columns.values()):
+            raise MappingError(f"mapping {self.name!r}: [columns] points at a 個人番号/住民票コード column")
 
 
 def _str_table(raw: Any, where: str) -> dict[str, str]:
@@ -133,6 +138,9 @@ def parse_mapping(doc: Mapping[str, Any], origin: str = "<mapping>") -> CsvMappi
     if not isinstance(codes_raw, dict):
         raise MappingError(f"{origin}: [codes] must be a table")
     codes = {col: _str_table(table, f"{origin}: [codes.{col}]") for col, table in codes_raw.items()}
+    layout = doc.get("layout", "")
+    if not isinstance(layout, str):
+        raise MappingError(f"{origin}: layout must be a string")
     return CsvMapping(
         name=name,
         feed=feed,
@@ -142,6 +150,7 @@ def parse_mapping(doc: Mapping[str, Any], origin: str = "<mapping>") -> CsvMappi
         constants=_str_table(doc.get("constants"), f"{origin}: [constants]"),
         codes=codes,
         separators=_str_table(doc.get("separators"), f"{origin}: [separators]"),
+        layout=layout,
     )
 
 
@@ -167,7 +176,11 @@ def load_mapping(path: Path | str) -> CsvMapping:
 
 
 def default_mapping(feed: str) -> CsvMapping:
-    """The mapping shipped for a feed as the vendor delivers it (``connectors/mappings/{feed}.toml``)."""
+    """The mapping shipped for a feed as the vendor delivers it (``connectors/mappings/{feed}.toml``).
+
+    ``feed`` may also name another built-in mapping of a feed (``registry_std``: the registry's
+    標準準拠システム layout).
+    """
     ref = resources.files("connectors").joinpath("mappings", f"{feed}.toml")
     try:
         doc = tomllib.loads(ref.read_text(encoding="utf-8"))

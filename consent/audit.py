@@ -7,6 +7,10 @@ An entry holds exactly the ``audit.jsonl`` fields of ../shared/domain/outputs.md
 entry breaks the chain at that line. The first entry's ``prev_hash`` is ``GENESIS``.
 A chain cut short at its end is only visible against a known head (``verify(expected_head=…)``;
 the store keeps one in ``audit_head``).
+
+Two optional keys record who did what in the workspace: ``user`` (a username, never a name of a
+resident) and ``action`` (a code such as ``household.view``). They are part of an entry, and of its
+hash, only when set, so every chain written before they existed still verifies unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from schemas.codes import Field
 GENESIS = "0" * 64
 FIELDS = ("event", "sourcerecord", "person", "field", "route", "decision", "basis", "at", "rule_version",
           "prev_hash", "hash")
+#: keys an entry carries (and hashes) only when they are set
+OPTIONAL_FIELDS = ("user", "action")
 _HASHED = frozenset(FIELDS) - {"hash"}
 
 
@@ -40,6 +46,8 @@ class AuditInput:
     basis: str
     at: datetime
     rule_version: str = RULE_VERSION
+    user: str | None = None
+    action: str | None = None
 
     def __post_init__(self) -> None:
         require_aware(self.at, "at")
@@ -55,8 +63,8 @@ class AuditInput:
                    rule_version=decision.rule_version)
 
     def fields(self) -> dict[str, Any]:
-        """The entry's JSON fields except the two hashes."""
-        return {
+        """The entry's JSON fields except the two hashes (``user`` / ``action`` only when set)."""
+        out: dict[str, Any] = {
             "event": self.event,
             "sourcerecord": self.sourcerecord,
             "person": self.person,
@@ -67,6 +75,11 @@ class AuditInput:
             "at": self.at.isoformat(),
             "rule_version": self.rule_version,
         }
+        if self.user is not None:
+            out["user"] = self.user
+        if self.action is not None:
+            out["action"] = self.action
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +97,16 @@ class AuditEntry:
     rule_version: str
     prev_hash: str
     hash: str
+    user: str | None = None
+    action: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The line's fields; ``user`` and ``action`` only when set (older lines have neither)."""
+        out = asdict(self)
+        for key in OPTIONAL_FIELDS:
+            if out[key] is None:
+                del out[key]
+        return out
 
     def line(self) -> str:
         """The JSON Lines form (UTF-8 text, no newline)."""
@@ -140,11 +160,13 @@ def verify(lines: Iterable[Mapping[str, Any]], *, start: str = GENESIS,
     for n, line in enumerate(lines, start=1):
         if not isinstance(line, Mapping):
             return VerifyResult(False, n - 1, n, "not a JSON object")
-        if set(line) != set(FIELDS):
+        extra = set(line) - set(FIELDS)
+        if not set(FIELDS) <= set(line) or not extra <= set(OPTIONAL_FIELDS) \
+                or any(line[k] is None for k in extra):
             return VerifyResult(False, n - 1, n, "unexpected or missing fields")
         if line["prev_hash"] != prev:
             return VerifyResult(False, n - 1, n, "prev_hash does not link to the line before")
-        if entry_hash(prev, {k: line[k] for k in _HASHED}) != line["hash"]:
+        if entry_hash(prev, {k: line[k] for k in _HASHED | extra}) != line["hash"]:
             return VerifyResult(False, n - 1, n, "hash does not match the line's content")
         prev = str(line["hash"])
     if expected_head is not None and prev != expected_head:

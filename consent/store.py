@@ -167,11 +167,15 @@ class AuditLogRow(Base):
     rule_version: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: who did it in the workspace (a username) and what (a code); null on the hub's sharing decisions
+    user: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str | None] = mapped_column(String(64))
 
     def to_entry(self) -> AuditEntry:
         return AuditEntry(event=self.event, sourcerecord=self.sourcerecord, person=self.person, field=self.field,
                           route=self.route, decision=self.decision, basis=self.basis, at=self.at,
-                          rule_version=self.rule_version, prev_hash=self.prev_hash, hash=self.hash)
+                          rule_version=self.rule_version, prev_hash=self.prev_hash, hash=self.hash,
+                          user=self.user, action=self.action)
 
 
 class AuditHeadRow(Base):

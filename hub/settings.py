@@ -44,6 +44,36 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535)
     #: alert thresholds (alerts.md: each is configurable)
     alert_multi_field_min_fields: int = Field(default=2, ge=2, le=4)
+    # -- the coordinators' workspace (hub.workspace) ------------------------------------------
+    #: a login session ends after this many minutes without a request
+    web_session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    #: and after this many hours whatever happens
+    web_session_max_hours: int = Field(default=12, ge=1, le=72)
+    #: this many failed logins in a row lock the account …
+    web_lockout_failures: int = Field(default=5, ge=1, le=100)
+    #: … for this many minutes
+    web_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    #: cookies carry the Secure flag: true / false; unset → when the request came over https
+    web_secure_cookies: bool | None = None
+    #: key signing the login form's pre-session CSRF cookie; empty → a random key per process
+    web_secret_key: SecretStr = SecretStr("")
+    #: the workspace's public address, for links in notifications (e.g. https://tsunagu.example.lg.jp)
+    web_base_url: str = "http://127.0.0.1:8080"
+    #: a referral nobody accepted within this many days is overdue
+    referral_overdue_days: int = Field(default=14, ge=1, le=365)
+    #: notifications: webhook URL (POST JSON) and/or SMTP; empty → that channel is off
+    notify_webhook_url: str = ""
+    notify_smtp_host: str = ""
+    notify_smtp_port: int = Field(default=25, ge=1, le=65535)
+    notify_mail_from: str = ""
+    notify_mail_to: list[str] = []
+    notify_smtp_starttls: bool = False
+    notify_smtp_username: str = ""
+    notify_smtp_password: SecretStr = SecretStr("")
+    #: HMAC-SHA256 of the webhook body in the header X-Tsunagu-Signature; empty → unsigned
+    notify_webhook_secret: SecretStr = SecretStr("")
+    #: service mode: seconds between the workspace's periodic rounds (referral sync, notifications)
+    notify_interval_s: float = Field(default=60.0, gt=0)
 
 
 def get_settings() -> Settings:

@@ -26,6 +26,7 @@ from schemas.codes import (
     Topic,
 )
 from schemas.digits import ascii_digits
+from schemas.registry_codes import MoveReason, NamePreference, ResidentStatus
 
 
 def _number_in_ascii(value: object) -> object:
@@ -90,11 +91,30 @@ class Sensitive(_Frozen):
 
 
 class ResidentObservedV1(_Frozen):
-    """住民記録: one resident as the registry snapshot lists them."""
+    """住民記録: one resident as the registry snapshot lists them.
+
+    The optional fields after ``snapshot`` come from the 住民記録 標準準拠システム extract; the
+    simplified ``jumin.csv`` leaves them unset. Names are as the registry wrote them (MJ+ glyphs:
+    variation selectors and plane-16 private-use characters kept). There is never a 個人番号 or
+    住民票コード here.
+    """
 
     resident: PersonRecord
     moved_on: date | None = None
     snapshot: str = PydField(description="snapshot identity (file name and content hash)")
+    status: ResidentStatus | None = PydField(default=None, description="住民状態")
+    status_on: date | None = PydField(default=None, description="the day the 住民状態 began (消除: 異動年月日)")
+    move_reason: MoveReason | None = PydField(default=None, description="異動事由 of the change this row reports")
+    notified_on: date | None = PydField(default=None, description="異動届出年月日")
+    birth_date_unknown: bool = PydField(default=False, description="生年月日 不詳: no birth date is evidence")
+    former_surname: str | None = PydField(default=None, description="旧氏")
+    former_surname_kana: str | None = PydField(default=None, description="旧氏_フリガナ")
+    alias_name: str | None = PydField(default=None, description="通称")
+    alias_kana: str | None = PydField(default=None, description="通称_フリガナ")
+    foreign_name_alphabet: str | None = PydField(default=None, description="氏名_外国人ローマ字")
+    foreign_name_kanji: str | None = PydField(default=None, description="氏名_外国人漢字")
+    name_preference: NamePreference | None = PydField(default=None, description="氏名優先区分")
+    address_building: str | None = PydField(default=None, description="方書 (building, room), not part of address")
 
     @model_validator(mode="after")
     def _registry_keys(self) -> ResidentObservedV1:
@@ -200,6 +220,54 @@ class SupportMeetingCaseV1(_Frozen):
     change: Literal["opened", "updated", "closed"]
 
 
+#: the workspace's referral targets: an agency, or one of the other 重層 programmes
+#: (``outreach`` = アウトリーチ等を通じた継続的支援事業, ``participation`` = 参加支援事業)
+WorkspaceTarget = ReferralTarget | Literal["outreach", "participation"]
+ReferralStatus = Literal["requested", "accepted", "rejected", "in-progress", "completed", "cancelled"]
+
+
+class AlertWorkV1(_Frozen):
+    """What the multi-agency team did with an alert (workspace): no names, no record keys, no fields."""
+
+    alert: str
+    household: str
+    kind: Literal["multi_field", "8050", "double_care", "young_carer"]
+    state: Literal["acknowledged", "assigned", "closed"]
+    assignee: str | None = PydField(default=None, description="workspace user name (staff), when assigned")
+    closed_reason: str | None = PydField(default=None, description="a reason code, never free text")
+    reopened: bool = False
+    by: str = PydField(description="workspace user name (staff) who made the change")
+
+
+class ReferralStatusV1(_Frozen):
+    """A referral's status changed (HL7 Gravity SDOH referral Task statuses); no names, no case text."""
+
+    referral: str
+    household: str | None = None
+    origin: Literal["event", "coordinator"]
+    from_agency: ReferralTarget | None = None
+    target: WorkspaceTarget
+    status: ReferralStatus
+    previous: ReferralStatus | None = None
+    reason: str | None = PydField(default=None, description="a reason code (rejected, cancelled), never free text")
+    by: str = PydField(description="workspace user name, or 'event' when a case event moved it")
+
+
+class PlanUpdatedV1(_Frozen):
+    """A プラン of the multi-agency team was made or changed; goals, roles and entries stay in the workspace."""
+
+    plan: str
+    household: str
+    change: Literal["created", "updated", "monitored", "evaluated", "resumed", "closed", "handed_over"]
+    state: Literal["active", "evaluated", "closed", "handed_over"]
+    lead_agency: ReferralTarget
+    agencies: list[ReferralTarget] = PydField(default=[], description="agencies with a role (役割分担)")
+    programmes: list[Literal["outreach", "participation"]] = []
+    next_monitoring_on: date | None = None
+    version: int = PydField(ge=1)
+    by: str = PydField(description="workspace user name (staff)")
+
+
 EVENT_TYPES: dict[str, type[BaseModel]] = {
     "jp.tsunagu.resident.observed.v1": ResidentObservedV1,
     "jp.tsunagu.person.observed.v1": PersonObservedV1,
@@ -213,6 +281,11 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "jp.tsunagu.alert.updated.v1": AlertV1,
     "jp.tsunagu.team.withdrawal.v1": WithdrawalNoticeV1,
     "jp.tsunagu.support_meeting.case.v1": SupportMeetingCaseV1,
+    "jp.tsunagu.alert.acknowledged.v1": AlertWorkV1,
+    "jp.tsunagu.alert.assigned.v1": AlertWorkV1,
+    "jp.tsunagu.alert.closed.v1": AlertWorkV1,
+    "jp.tsunagu.referral.status.v1": ReferralStatusV1,
+    "jp.tsunagu.plan.updated.v1": PlanUpdatedV1,
 }
 
 CASE_TYPES = {

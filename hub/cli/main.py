@@ -29,6 +29,11 @@ def _register_subcommands() -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(consent_app, name="consent")
     app.add_typer(identity_app, name="identity")
+    from hub.cli.users import users_app  # the coordinators' workspace (issue 8)
+    from hub.cli.workspace import workspace_app
+
+    app.add_typer(users_app, name="users")
+    app.add_typer(workspace_app, name="workspace")
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
@@ -78,6 +83,8 @@ def run(
 @app.command()
 def demo(
     export: Annotated[Path | None, typer.Option("--export", help="where to leave the export")] = None,
+    serve: Annotated[bool, typer.Option("--serve", help="then serve the workspace on 127.0.0.1 until Ctrl-C")] = False,
+    port: Annotated[int, typer.Option("--port", help="port of --serve")] = 8080,
 ) -> None:
     """Run the bundled sample feeds through the embedded broker and the hub, and explain the result."""
     from hub.demo import print_summary
@@ -86,12 +93,28 @@ def demo(
 
     settings = _settings()
     out = export or Path(tempfile.mkdtemp(prefix="tsunagu-demo-"))
+    state = Path(tempfile.mkdtemp(prefix="tsunagu-demo-state-")) if serve else None
+    if serve:
+        from hub.workspace.demo import demo_passwords
+
+        try:
+            passwords = demo_passwords()
+        except ValueError as exc:
+            _fail(str(exc))
+            return
     try:
-        result = batch_run(SAMPLES, out, settings=settings, progress=sys.stderr)
+        result = batch_run(SAMPLES, out, settings=settings, state=state, progress=sys.stderr)
     except RunError as exc:
         _fail(str(exc))
         return
     print_summary(result.summary, out)
+    if serve and state is not None:  # the workspace (issue 8) over the demo's database
+        from hub.workspace.demo import serve_demo
+
+        try:
+            serve_demo(settings, SAMPLES, state, port, passwords, typer.echo)
+        except OSError as exc:
+            _fail(f"cannot serve on 127.0.0.1:{port} ({exc.strerror or type(exc).__name__})")
 
 
 @bench_app.callback()

@@ -1,4 +1,4 @@
-"""The service's FastAPI app: the kodomo webhook, the operations view, ``/healthz`` and ``/metrics``."""
+"""The service's FastAPI app: the kodomo webhook, ``/healthz`` and ``/metrics`` (the workspace mounts the rest)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.kodomo import WEBHOOK_PATH, KodomoWebhook, make_router
-from connectors.runner import ConnectorState
-from hub.http.ops import make_ops_router
 from hub.http.webhook import WebhookPublisher
 from hub.logging import get_logger
 from hub.serve.metrics import Metrics
-from hub.topics import Topics
 
 log = get_logger("tsunagu.serve")
 
@@ -25,12 +21,14 @@ log = get_logger("tsunagu.serve")
 Health = Callable[[], tuple[dict[str, Any], bool]]
 
 
-def make_service_app(webhook: KodomoWebhook, publisher: WebhookPublisher, sessions: sessionmaker[Session],
-                     cstate: ConnectorState, topics: Topics, metrics: Metrics, health: Health) -> FastAPI:
-    """One app for the service's HTTP server; webhook answers are counted by status code."""
+def make_service_app(webhook: KodomoWebhook, publisher: WebhookPublisher, metrics: Metrics,
+                     health: Health) -> FastAPI:
+    """One app for the service's HTTP server; webhook answers are counted by status code.
+
+    The operations view (``/ops``, ``/ops.json``) is part of the workspace, behind its login.
+    """
     app = FastAPI(title="tsunagu", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(make_router(webhook, publisher))
-    app.include_router(make_ops_router(sessions, cstate, topics))  # GET /ops, /ops.json
 
     @app.middleware("http")
     async def count_webhooks(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

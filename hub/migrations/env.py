@@ -6,7 +6,8 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import hub.identity.tables
-import hub.pipeline.tables  # noqa: F401
+import hub.pipeline.tables
+import hub.workspace.models  # noqa: F401
 from consent.store import metadata as consent_metadata
 from hub.db import Base
 

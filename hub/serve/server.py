@@ -56,6 +56,7 @@ from hub.serve.feeds import ServiceRunner, connector_loop, first_pass, forget_ch
 from hub.serve.metrics import CountingCore, Metrics, StoreCollector
 from hub.settings import Settings
 from hub.topics import Topics
+from hub.workspace.service import attach_workspace
 
 log = get_logger("tsunagu.serve")
 
@@ -107,6 +108,7 @@ class HubServer:
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
+        self.workspace: Any = None  # hub.workspace.service.WorkspaceRuntime once the app is built
 
     # -- control ------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -188,7 +190,7 @@ class HubServer:
         self.port = int(sock.getsockname()[1])
         try:
             await hub.start()
-            http = QuietUvicorn(uvicorn.Config(self._app(rt), log_config=None, access_log=False, lifespan="off",
+            http = QuietUvicorn(uvicorn.Config(self._app(rt, hub), log_config=None, access_log=False, lifespan="off",
                                            timeout_graceful_shutdown=30))
             http_task = asyncio.create_task(http.serve(sockets=[sock]))
             while not http.started and not http_task.done():
@@ -235,6 +237,8 @@ class HubServer:
     async def _shutdown(self, rt: _Runtime, hub: HubService, http: QuietUvicorn | None,
                         http_task: asyncio.Task[None] | None, feeds_task: asyncio.Task[None] | None) -> None:
         self._stop_flag.set()
+        if self.workspace is not None:  # the workspace's periodic round ends first
+            await asyncio.to_thread(self.workspace.stop)
         # 1. stop accepting webhooks; requests in flight finish (their items are acknowledged)
         if http is not None and http_task is not None:
             http.should_exit = True
@@ -288,11 +292,15 @@ class HubServer:
                 and group_lag(rt.bootstrap, f"{group}-household", rt.topics.resolved) == 0)
 
     # -- the FastAPI app -----------------------------------------------------------------------
-    def _app(self, rt: _Runtime) -> FastAPI:
+    def _app(self, rt: _Runtime, hub: HubService | None = None) -> FastAPI:
         assert rt.kodomo is not None and isinstance(rt.kodomo.connector, PushedFeed)
         webhook = KodomoWebhook(self.settings.kodomo_webhook_secret.get_secret_value().encode("utf-8"), rt.ledger)
-        return make_service_app(webhook, WebhookPublisher(rt.kodomo, rt.kodomo.connector), rt.core.sessions,
-                                rt.cstate, rt.topics, self.metrics, self._health)
+        app = make_service_app(webhook, WebhookPublisher(rt.kodomo, rt.kodomo.connector), self.metrics, self._health)
+        # the coordinators' workspace, /ops included (behind the ops/admin roles), last: it mounts "/"
+        self.workspace = attach_workspace(app, rt.core.sessions, self.settings, connector_state=rt.cstate,
+                                          topics=rt.topics, relay=hub.relay if hub is not None else None,
+                                          loop=asyncio.get_running_loop(), bootstrap=rt.bootstrap)
+        return app
 
     def _health(self) -> tuple[dict[str, Any], bool]:
         alive = {t.name.removeprefix("connector-"): t.is_alive() for t in self._threads}

@@ -123,3 +123,49 @@ class TestRegistryContract(ConnectorContract):
         # the snapshot (file name + content hash) legitimately changes with every line of the file
         data = {k: v for k, v in event.data.items() if k != "snapshot"}
         return (event.type, event.sourcerecord, event.time, json.dumps(data, sort_keys=True, ensure_ascii=False))
+
+
+STD_SAMPLES = Path(__file__).resolve().parents[2] / "hub" / "samples" / "registry_std"
+
+
+class TestRegistryStandardLayoutContract(ConnectorContract):
+    """The registry connector reading 住民記録 標準準拠システム extracts (full and out-of-order change)."""
+
+    def make_source(self, tmp_path: Path, kind: SourceKind) -> Path:
+        folder = tmp_path / "registry"
+        folder.mkdir()
+        header = (STD_SAMPLES / "jumin_std_20260601.csv").read_bytes().split(b"\r\n", 1)[0]
+        if kind == "empty":
+            (folder / "jumin_std_20260601.csv").write_bytes(header + b"\r\n")
+            return folder
+        for csv_file in STD_SAMPLES.glob("*.csv"):
+            shutil.copy(csv_file, folder / csv_file.name)
+        if kind == "broken":
+            cells = header.decode("utf-8-sig").split(",")
+            good = dict.fromkeys(cells, "")
+            good.update({"宛名番号": "1099999991", "世帯番号": "5099999991", "住民状態": "1", "異動年月日": "20261020",
+                         "氏名": "山田　花", "性別": "2", "生年月日": "19900203", "続柄コード1": "02"})
+
+            def line(**kw: str) -> bytes:
+                return ",".join({**good, **kw}[c] for c in cells).encode()
+
+            insert_lines(
+                folder / "jumin_ido_20261101.csv",
+                3,
+                [
+                    line(生年月日="19900230"),  # impossible date
+                    line(宛名番号="1099999992")[:-40],  # wrong column count
+                    line(宛名番号="1099999993", 住民状態="7"),  # unknown code
+                    line(宛名番号="1099999994", 続柄コード1="88"),  # unknown 続柄コード
+                    line(宛名番号="1099999995", 異動年月日="2026-13-01"),  # impossible 異動年月日 (sorted first)
+                ],
+                b"\r\n",
+            )
+        return folder
+
+    def make_connector(self, source: Path) -> Connector:
+        return RegistryConnector(source)
+
+    def good_event_identity(self, event: CloudEvent) -> Hashable:
+        data = {k: v for k, v in event.data.items() if k != "snapshot"}
+        return (event.type, event.sourcerecord, event.time, json.dumps(data, sort_keys=True, ensure_ascii=False))

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from connectors.contract import Checkpoint, Connector, Item
 from connectors.runner import DEFAULT_MAX_MESSAGE_BYTES, ConnectorRunner, ConnectorState, OutboxRow, make_producer
-from hub.broker import Topics, ensure_topics
-from hub.topicreader import read_topic
+from hub.kafka.broker import ensure_topics
+from hub.kafka.topicreader import read_topic
+from hub.topics import Topics
 from schemas.deadletter import DeadLetter
 from schemas.envelope import CloudEvent, stable_event_id
 

@@ -152,3 +152,43 @@ def test_property_any_single_tampering_is_found_at_the_right_line(n: int, data: 
         ls[k - 1], ls[k] = ls[k], ls[k - 1]
     result = verify(ls)
     assert not result.ok and result.first_broken == k and result.problem
+
+
+# -- the workspace's optional keys: who did what (issue 8) ---------------------------------------------
+
+
+def _with_user(n: int) -> list[AuditInput]:
+    from dataclasses import replace
+
+    return [replace(r, user="coordinator", action="household.view") if i % 2 else r for i, r in enumerate(rows(n))]
+
+
+def test_old_chain_hashes_are_unchanged_by_the_optional_keys() -> None:
+    """An entry without user/action hashes exactly as before they existed (old chains still verify)."""
+    entry = lines(1)[0]
+    legacy = {k: entry[k] for k in FIELDS if k not in ("hash", "prev_hash")}
+    expected = hashlib.sha256(json.dumps({**legacy, "prev_hash": GENESIS}, ensure_ascii=False, sort_keys=True,
+                                         separators=(",", ":")).encode("utf-8")).hexdigest()
+    assert entry["hash"] == expected and "user" not in entry and "action" not in entry
+
+
+def test_user_and_action_are_recorded_hashed_and_verified() -> None:
+    """Entries with user and action carry them, mixed chains verify, and editing either breaks the chain there."""
+    out = [e.to_json() for e in chain(GENESIS, _with_user(4))]
+    assert out[1]["user"] == "coordinator" and out[1]["action"] == "household.view"
+    assert "user" not in out[0]
+    assert verify(out).ok
+    for key, value in (("user", "admin"), ("action", "household.fhir")):
+        tampered = [dict(x) for x in out]
+        tampered[1][key] = value
+        result = verify(tampered)
+        assert not result.ok and result.first_broken == 2
+    dropped = [dict(x) for x in out]
+    del dropped[1]["user"]  # removing the user from an entry is tampering too
+    assert verify(dropped).first_broken == 2
+    added = [dict(x) for x in out]
+    added[0]["user"] = "someone"  # adding one to an old entry as well
+    assert verify(added).first_broken == 1
+    nulled = [dict(x) for x in out]
+    nulled[1]["user"] = None
+    assert not verify(nulled).ok
