@@ -235,3 +235,16 @@ def test_a_changed_surname_never_softens_another_given_name(fam: tuple[str, str]
     ev = compare(a, b)
     assert ev["name"] != "surname_differs" and contradicts(ev)
     assert not may_link(a, ev, [b]) or points(ev) < LINK
+
+
+def test_a_registry_events_former_surname_links_the_agency_record(svc: IdentityService) -> None:
+    """An agency record under the resident event's 旧氏 links as ``former_surname`` (another name does not)."""
+    rec = PersonRecord(record="registry:1000000110", name="佐藤　花子", kana="サトウ　ハナコ", birth_date=HANAKO,
+                       sex=Sex.FEMALE, address=ADDR, resident_no="1000000110", household_no="5000000110",
+                       relation=Relation.HEAD)
+    pid = svc.observe_resident(ResidentObservedV1(resident=rec, moved_on=date(2024, 4, 1), snapshot="t",
+                                                  former_surname="鈴木", former_surname_kana="スズキ")).person_id
+    out = svc.resolve(source("鈴木　花子", "スズキ　ハナコ", HANAKO, sex=Sex.FEMALE, address=ADDR), feed="kodomo")
+    assert (out.person_id, out.outcome) == (pid, "matched")
+    other = svc.resolve(source("田中　花子", "タナカ　ハナコ", HANAKO, sex=Sex.FEMALE, address=ADDR), feed="kodomo")
+    assert other.person_id != pid and other.outcome == "review"
