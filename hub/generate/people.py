@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
@@ -129,6 +130,7 @@ class Household:
     members: list[Person]
     registered: bool = True
     agencies: set[str] = field(default_factory=set)
+    rng: random.Random | None = None  # the household's own stream, continued by the feed writers
 
 
 def atena_for(index: int, member: int) -> str:
@@ -147,9 +149,14 @@ def rng_for(seed: int, index: int) -> random.Random:
     return random.Random(seed * 1_000_003 + index)
 
 
+def _randint(rng: random.Random, lo: int, hi: int) -> int:
+    """``lo..hi`` inclusive; cheaper than ``Random.randint`` in the hot loop."""
+    return lo + int(rng.random() * (hi - lo + 1))
+
+
 def _pick(rng: random.Random, table: tuple[tuple[str, int], ...]) -> str:
     total = sum(w for _, w in table)
-    x = rng.randrange(total)
+    x = int(rng.random() * total)
     for name, w in table:
         if x < w:
             return name
@@ -158,7 +165,7 @@ def _pick(rng: random.Random, table: tuple[tuple[str, int], ...]) -> str:
 
 
 def _birth(rng: random.Random, age_lo: int, age_hi: int) -> date:
-    return REFERENCE - timedelta(days=rng.randint(age_lo * 365 + 1, age_hi * 365 + 300))
+    return REFERENCE - timedelta(days=_randint(rng, age_lo * 365 + 1, age_hi * 365 + 300))
 
 
 @lru_cache(maxsize=1)
@@ -184,7 +191,7 @@ def glyph_variant(rng: random.Random, text: str) -> str:
         if ch in COMPAT_IDEOGRAPHS and rng.random() < 0.8:
             chars[i] = COMPAT_IDEOGRAPHS[ch]
         elif ch in IVS_BASES and rng.random() < 0.5:
-            chars[i] = ch + chr(0xE0100 + rng.randrange(2))
+            chars[i] = ch + chr(0xE0100 + int(rng.random() * 2))
         elif ch in old_forms() and rng.random() < 0.6:
             chars[i] = rng.choice(old_forms()[ch])
     return "".join(chars)
@@ -201,7 +208,7 @@ class _Maker:
         rng = self.rng
         pool = MALE if sex == 1 else FEMALE
         for _ in range(20):
-            given, gkana, homs = pool[rng.randrange(len(pool))]
+            given, gkana, homs = pool[int(rng.random() * len(pool))]
             if gkana not in self.used_given:
                 break
         self.used_given.add(gkana)
@@ -214,13 +221,18 @@ class _Maker:
         return p
 
 
-def household(seed: int, index: int, opts: Options, *, padding: bool = False) -> Household:
-    """Household ``index`` of ``seed``: its kind, members and the agencies that know it (none when ``padding``)."""
-    rng = rng_for(seed, index)
+def household(seed: int, index: int, opts: Options, *, padding: bool = False,
+              rng: random.Random | None = None) -> Household:
+    """Household ``index`` of ``seed``: its kind, members and the agencies that know it (none when ``padding``).
+
+    Drawn from its own random stream seeded by (seed, index), or from ``rng`` when a caller streams
+    a block of padding households from one stream (see :func:`padding_households`).
+    """
+    rng = rng or rng_for(seed, index)
     kind = _pick(rng, PAD_KINDS if padding else KINDS)
-    fam = FAMILIES[rng.randrange(len(FAMILIES))]
+    fam = FAMILIES[int(rng.random() * len(FAMILIES))]
     m = _Maker(rng, index, fam)
-    s = rng.randrange(2) + 1
+    s = int(rng.random() * 2) + 1
     if kind == "elderly_single":
         m.add("世帯主", s, 70, 95)
     elif kind == "elderly_couple":
@@ -246,16 +258,16 @@ def household(seed: int, index: int, opts: Options, *, padding: bool = False) ->
         if kind == "twins":
             m.add("子", 3 - s if rng.random() < 0.5 else s, 0, 0, birth=first.birth)
         elif rng.random() < 0.5:
-            m.add("子", rng.randrange(2) + 1, 0, 16)
+            m.add("子", int(rng.random() * 2) + 1, 0, 16)
     elif kind == "couple":
         m.add("世帯主", 1, 25, 65)
         m.add("妻", 2, 25, 65)
     else:  # single_adult
         m.add("世帯主", s, 20, 64)
     hh = Household(index=index, number=household_no(index), kind=kind,
-                   address=(TOWNS[rng.randrange(len(TOWNS))], rng.randint(1, 5), rng.randint(1, 30),
-                            rng.randint(1, 20)),
-                   phone=f"0{rng.randint(10, 99)}-{rng.randint(100, 9999)}-{rng.randint(1000, 9999)}",
+                   address=(TOWNS[int(rng.random() * len(TOWNS))], _randint(rng, 1, 5), _randint(rng, 1, 30),
+                            _randint(rng, 1, 20)),
+                   phone=f"0{_randint(rng, 10, 99)}-{_randint(rng, 100, 9999)}-{_randint(rng, 1000, 9999)}",
                    members=m.members)
     for p in hh.members:
         old = p.family_old if p.family_old and rng.random() < 0.4 else p.family
@@ -265,11 +277,12 @@ def household(seed: int, index: int, opts: Options, *, padding: bool = False) ->
             p.registry_given = glyph_variant(rng, p.given)
         if opts.birth_slips and rng.random() < opts.birth_slips:
             p.slip = _slip(rng, p.birth)
+    hh.rng = rng
     if padding:
         return hh
     wife = next((p for p in hh.members if p.rel == "妻"), None)
     if wife is not None and opts.changed_surnames and rng.random() < opts.changed_surnames:
-        maiden = FAMILIES[rng.randrange(len(FAMILIES))]
+        maiden = FAMILIES[int(rng.random() * len(FAMILIES))]
         if maiden[2] != wife.family_kana:
             wife.maiden, wife.maiden_kana = maiden[0], maiden[2]
     if opts.outside_registry and rng.random() < opts.outside_registry:
@@ -278,6 +291,25 @@ def household(seed: int, index: int, opts: Options, *, padding: bool = False) ->
             p.atena = None
     hh.agencies = _agencies(rng, hh)
     return hh
+
+
+PAD_BLOCK = 1024
+
+
+def padding_households(seed: int, start: int, opts: Options) -> Iterator[Household]:
+    """Registry-only households from index ``start`` on, one random stream per block of PAD_BLOCK indexes.
+
+    Seeding a stream costs more than drawing a household, so blocks keep 2,000,000 residents fast;
+    the households are still a pure function of (seed, index) as long as they are read in order
+    from the block's start, which is how the generator reads them.
+    """
+    index = start
+    rng = random.Random((seed * 1_000_003 + index) ^ 0xB10C)
+    while True:
+        if index % PAD_BLOCK == 0:
+            rng = random.Random((seed * 1_000_003 + index) ^ 0xB10C)
+        yield household(seed, index, opts, padding=True, rng=rng)
+        index += 1
 
 
 def _slip(rng: random.Random, d: date) -> date | None:
@@ -358,7 +390,7 @@ def wareki(d: date, rng: random.Random) -> str:
         return d.strftime("%Y/%m/%d")
     letter, kanji, start = era
     y = d.year - start.year + 1
-    style = rng.randrange(6)
+    style = int(rng.random() * 6)
     if style == 0:
         return f"{letter}{y:02d}.{d.month:02d}.{d.day:02d}"
     if style == 1:
@@ -383,7 +415,7 @@ def registry_address(a: tuple[str, int, int, int]) -> str:
 
 def agency_address(a: tuple[str, int, int, int], rng: random.Random) -> str:
     town, chome, ban, go = a
-    style = rng.randrange(4)
+    style = int(rng.random() * 4)
     if style == 0:
         body = f"{town}{_kanji_number(chome)}丁目{ban}番{go}号"
     elif style == 1:
@@ -400,7 +432,7 @@ _FULL = str.maketrans("0123456789-", "０１２３４５６７８９－")
 
 
 def agency_phone(phone: str, rng: random.Random) -> str:
-    style = rng.randrange(4)
+    style = int(rng.random() * 4)
     if style == 0:
         return phone.replace("-", "")
     if style == 1:
