@@ -174,7 +174,8 @@ def variance_evidence(
     ``evidence`` is what the hub's ``compare`` returns (``birth``/``name``/``kana``/``sex``/``address``/
     ``phone``). Rewrites, each only where the plain comparison said ``differ``:
 
-    * name and reading differ, but :func:`compare_parts` says ``surname_differs`` → ``name:
+    * name differs and the whole reading does not agree (a reading that agrees is a homophone, 斎藤/
+      齊藤, not a changed surname), but :func:`compare_parts` says ``surname_differs`` → ``name:
       surname_differs`` and ``kana: given_agrees`` (no longer a veto; the reading of the given name
       agrees, so it is not "differ");
     * birth differs by one of the two slips and :func:`slip_counts` holds (on the *original*
@@ -183,7 +184,8 @@ def variance_evidence(
     Everything else is returned unchanged, so twins, siblings and namesakes keep their vetoes.
     """
     ev = dict(evidence)
-    if ev.get("name") == "differ" and compare_parts(a, b) == "surname_differs":
+    reading_agrees = ev.get("kana") in ("agree", "similar")  # a homophone (斎藤/齊藤), not a changed surname
+    if ev.get("name") == "differ" and not reading_agrees and compare_parts(a, b) == "surname_differs":
         ev["name"] = "surname_differs"
         if ev.get("kana") == "differ" and a.given_kana is not None and a.given_kana == b.given_kana:
             ev["kana"] = "given_agrees"

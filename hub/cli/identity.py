@@ -15,6 +15,8 @@ them without ambiguity. So each side shows:
 * the record key and its feed: to find the record at its source, and because a pair from the
   same feed is itself a signal;
 * the feature agreement and points per feature, and the total score;
+* the reasons a pattern needs a human (``氏が異なる（婚姻・離婚・旧氏の可能性）``, a birth-date slip):
+  named from the evidence, no personal data;
 * a masked name, the family name's first character and a fixed ``○ ○○`` (``高○ ○○``): enough to
   notice that the right person was opened in the source system, never enough to identify
   anyone. The shape is fixed, so it does not reveal the length of a name, and it does not need
@@ -129,7 +131,7 @@ def _year(d: Any) -> int | None:
 def review_items(s: Session) -> list[dict[str, Any]]:
     """The pending reviews as a reviewer sees them (masked: see the module docstring)."""
     from hub.identity.review import list_reviews
-    from hub.identity.scoring import WEIGHTS
+    from hub.identity.scoring import WEIGHTS, reasons
     from hub.identity.tables import IdentityReview
 
     out: list[dict[str, Any]] = []
@@ -146,6 +148,7 @@ def review_items(s: Session) -> list[dict[str, Any]]:
             "record": _record_side(s, v.record).to_json(),
             "candidate": _person_side(s, v.candidate_person).to_json(),
             "evidence": evidence,
+            "reasons": reasons({k: str(v) for k, v in v.evidence.items()}),
         })
     return out
 
@@ -190,6 +193,8 @@ def review(state: StateOpt = None, database: DatabaseOpt = None, as_json: JsonOp
         typer.echo(_format_side("record", item["record"]))
         typer.echo(_format_side("candidate", item["candidate"]))
         typer.echo(_format_evidence(item["evidence"]))
+        for reason in item["reasons"]:
+            typer.echo(f"  reason    {reason}")
     typer.echo(f"{len(items)} pending; decide with: tsunagu identity decide REVIEW_ID link|keep-apart --user NAME")
 
 

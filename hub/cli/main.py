@@ -117,6 +117,49 @@ def demo(
             _fail(f"cannot serve on 127.0.0.1:{port} ({exc.strerror or type(exc).__name__})")
 
 
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Argument(help="folder to write registry/ houkatsu/ shogai/ kodomo/ jiritsu/ consent/")],
+    households: Annotated[int | None, typer.Option("--households", help="households with agency contact")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="same seed, same bytes")] = 1,
+    residents: Annotated[int, typer.Option("--residents", help="pad the registry to this many residents")] = 0,
+    events_target: Annotated[int | None, typer.Option("--events-target", help="add households until this many "
+                                                      "case events")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="prefecture-year: 2,000,000 residents, "
+                                               "~1,000,000 events")] = None,
+    glyph_variants: Annotated[float, typer.Option(help="share of registry names with 旧字体/互換漢字/IVS")] = 0.0,
+    changed_surnames: Annotated[float, typer.Option(help="share of wives agencies know by their 旧氏")] = 0.0,
+    birth_slips: Annotated[float, typer.Option(help="share of people agencies hold with a slipped birth date")] = 0.0,
+    outside_registry: Annotated[float, typer.Option(help="share of households outside the registry (住登外)")] = 0.0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress line")] = False,
+) -> None:
+    """Generate the five feeds and consent documents in their real formats, and OUT/truth.json."""
+    from hub.generate.feeds import PRESETS, Plan
+    from hub.generate.feeds import generate as run_generate
+    from hub.generate.people import Options
+
+    if preset is not None:
+        if preset not in PRESETS:
+            _fail(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+        p = PRESETS[preset]
+        residents = residents or p["residents"]
+        events_target = events_target or (None if households else p["events_target"])
+    for name, share in (("--glyph-variants", glyph_variants), ("--changed-surnames", changed_surnames),
+                        ("--birth-slips", birth_slips), ("--outside-registry", outside_registry)):
+        if not 0.0 <= share <= 1.0:
+            _fail(f"{name} must be between 0 and 1")
+    opts = Options(glyph_variants=glyph_variants, changed_surnames=changed_surnames, birth_slips=birth_slips,
+                   outside_registry=outside_registry)
+    try:
+        summary = run_generate(out, seed, Plan(households=households, residents=residents,
+                                               events_target=events_target), opts,
+                               progress=None if quiet else sys.stderr)
+    except FileExistsError as exc:
+        _fail(f"{out}: {exc}")
+        return
+    typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
 @bench_app.callback()
 def bench(
     ctx: typer.Context,

@@ -56,8 +56,11 @@ from hub.identity.scoring import (
     WEIGHTS,
     Features,
     compare,
+    compare_rows,
     contradicts,
     features_of,
+    features_of_resident,
+    may_link,
     number_fits,
     points,
 )
@@ -75,6 +78,7 @@ from hub.identity.tables import (
     utcnow,
 )
 from schemas.events import CaseV1, PersonRecord, ResidentObservedV1
+from schemas.name_evidence import slip_birth_dates
 
 Outcome = Literal["resident_no", "matched", "review", "new", "known"]
 
@@ -140,7 +144,7 @@ class IdentityService:
         r = ev.resident
         no, household_no = r.resident_no, r.household_no
         assert no is not None and household_no is not None  # ResidentObservedV1 guarantees both
-        f = features_of(r, self.address_prefixes)
+        f = features_of_resident(ev, self.address_prefixes)
         household = self._ensure_household(household_no, origin="registry")
         row = self.s.get(Resident, no)
         if row is not None:
@@ -167,6 +171,8 @@ class IdentityService:
         row.name = r.name
         row.name_key, row.folded_key, row.kana_key = f.name_key, f.folded_key, f.kana_key
         row.birth_date, row.sex, row.address_key, row.phone_key = f.birth_date, f.sex, f.address_key, f.phone_key
+        _store_parts(row, f)
+        row.former_family_key, row.former_family_kana = f.former_family_key, f.former_family_kana
         row.moved_on = moved_on
 
     def _person_for_new_resident(self, record: str, no: str, f: Features) -> tuple[str, Outcome, float | None]:
@@ -336,7 +342,8 @@ class IdentityService:
 
     @staticmethod
     def _block_condition(table: Any, f: Features) -> ColumnElement[bool] | None:
-        """(birth, reading) OR (birth, folded name) OR (address, birth); without a birth date,
+        """(birth, reading) OR (birth, folded name) OR (address, birth) OR (a slipped birth, reading) OR
+        (birth, reading of the given name); without a birth date,
         reading OR folded name (capped: such a record can only go to review, never link)."""
         b = f.birth_date
         ors: list[ColumnElement[bool]] = []
@@ -347,6 +354,10 @@ class IdentityService:
                 ors.append(and_(table.birth_date == b, table.folded_key == f.folded_key))
             if f.address_key:
                 ors.append(and_(table.address_key == f.address_key, table.birth_date == b))
+            if f.kana_key:  # a keying slip of the birth date (one day off, month and day swapped)
+                ors.append(and_(table.birth_date.in_(slip_birth_dates(b)), table.kana_key == f.kana_key))
+            if f.given_kana:  # a changed surname: same birth date and reading of the given name
+                ors.append(and_(table.birth_date == b, table.given_kana == f.given_kana))
         else:
             if f.kana_key:
                 ors.append(table.kana_key == f.kana_key)
@@ -394,8 +405,7 @@ class IdentityService:
         if not rows:
             return Candidate(person_id, 0.0, {}, False, False, False, 0)
         scored = []
-        for r in rows:
-            ev = compare(q.features, r)
+        for r, ev in zip(rows, compare_rows(q.features, rows), strict=True):
             if r.resident_no and q.features.resident_no and r.resident_no != q.features.resident_no:
                 ev["resident_no"] = "differ"
             scored.append((points(ev), ev))
@@ -404,8 +414,11 @@ class IdentityService:
         if q.household_id and household == q.household_id:
             ev = {**ev, "household": "same"}
             score += WEIGHTS["household"]["same"]
-        blocked = person_id in q.no_autolink or any(e.get("resident_no") == "differ" for _, e in scored)
-        return Candidate(person_id, score, ev, ev.get("birth") == "agree", bool(bad), not blocked, len(rows))
+        blocked = (person_id in q.no_autolink or any(e.get("resident_no") == "differ" for _, e in scored)
+                   or not may_link(q.features, ev, rows))
+        # a birth slip that may link stands in for the birth date (may_link: address or phone agree)
+        birth = ev.get("birth") == "agree" or (not blocked and ev.get("birth", "").startswith("slip_"))
+        return Candidate(person_id, score, ev, birth, bool(bad), not blocked, len(rows))
 
     def _without_shadows(self, cands: list[Candidate]) -> list[Candidate]:
         """Leave out of the choice the close contenders that are only *shadows* of another one:
@@ -474,6 +487,7 @@ class IdentityService:
         row.resident_no = f.resident_no
         row.name_key, row.folded_key, row.kana_key = f.name_key, f.folded_key, f.kana_key
         row.birth_date, row.sex, row.address_key, row.phone_key = f.birth_date, f.sex, f.address_key, f.phone_key
+        _store_parts(row, f)
         row.updated_at = utcnow()
         self.s.flush()
         return Resolution(person_id, person.household_id, outcome, score)
@@ -555,9 +569,17 @@ class IdentityService:
                                     decided_by=user, decided_at=utcnow()))
 
 
+def _store_parts(row: Resident | PersonRecordRow, f: Features) -> None:
+    row.family_key, row.given_key, row.family_kana, row.given_kana = (f.family_key, f.given_key, f.family_kana,
+                                                                      f.given_kana)
+
+
 def features_of_row(row: Resident | PersonRecordRow) -> Features:
+    registry = isinstance(row, Resident)
     return Features(row.name_key, row.folded_key, row.kana_key, row.birth_date, row.sex, row.address_key,
-                    row.phone_key, row.resident_no)
+                    row.phone_key, row.resident_no, row.family_key, row.given_key, row.family_kana, row.given_kana,
+                    row.former_family_key if isinstance(row, Resident) else None,
+                    row.former_family_kana if isinstance(row, Resident) else None, registry)
 
 
 def persons_export(session: Session) -> Iterator[tuple[str, str, str | None]]:

@@ -80,6 +80,12 @@ class Resident(Base):
     name_key: Mapped[str | None] = mapped_column(String(100))
     folded_key: Mapped[str | None] = mapped_column(String(100))
     kana_key: Mapped[str | None] = mapped_column(String(100))
+    family_key: Mapped[str | None] = mapped_column(String(100))
+    given_key: Mapped[str | None] = mapped_column(String(100))
+    family_kana: Mapped[str | None] = mapped_column(String(100))
+    given_kana: Mapped[str | None] = mapped_column(String(100))
+    former_family_key: Mapped[str | None] = mapped_column(String(100))  # 旧氏
+    former_family_kana: Mapped[str | None] = mapped_column(String(100))
     birth_date: Mapped[date | None] = mapped_column(Date)
     sex: Mapped[str | None] = mapped_column(String(16))
     address_key: Mapped[str | None] = mapped_column(String(200))
@@ -99,6 +105,7 @@ class Resident(Base):
         Index("ix_residents_kana", "kana_key"),
         Index("ix_residents_folded", "folded_key"),
         Index("ix_residents_address_birth", "address_key", "birth_date"),
+        Index("ix_residents_birth_given_kana", "birth_date", "given_kana"),
     )
 
 
@@ -158,6 +165,10 @@ class PersonRecordRow(Base):
     name_key: Mapped[str | None] = mapped_column(String(100))
     folded_key: Mapped[str | None] = mapped_column(String(100))
     kana_key: Mapped[str | None] = mapped_column(String(100))
+    family_key: Mapped[str | None] = mapped_column(String(100))
+    given_key: Mapped[str | None] = mapped_column(String(100))
+    family_kana: Mapped[str | None] = mapped_column(String(100))
+    given_kana: Mapped[str | None] = mapped_column(String(100))
     birth_date: Mapped[date | None] = mapped_column(Date)
     sex: Mapped[str | None] = mapped_column(String(16))
     address_key: Mapped[str | None] = mapped_column(String(200))
@@ -170,6 +181,7 @@ class PersonRecordRow(Base):
         Index("ix_person_records_kana", "kana_key"),
         Index("ix_person_records_folded", "folded_key"),
         Index("ix_person_records_address_birth", "address_key", "birth_date"),
+        Index("ix_person_records_birth_given_kana", "birth_date", "given_kana"),
     )
 
 

@@ -43,3 +43,30 @@ def test_upgrade_is_idempotent_and_downgrade_removes_everything(database_url: st
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     finally:
         engine.dispose()
+
+
+def test_0006_rekeys_stored_names_and_splits_registry_names(database_url: str) -> None:
+    """Rows keyed before NFC and variation selectors get new name and folded keys, residents their name parts."""
+    from sqlalchemy import text
+
+    upgrade(database_url, "0003")
+    engine = create_engine(database_url)
+    old_key = "\ufa26築\U000e0100邊太郎"  # 都 as a compatibility ideograph, a variation selector, 邊
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO persons (id, created_by, created_at) VALUES ('p-1', 'r', :t)"),
+                         {"t": "2026-01-01 00:00:00+00:00"})
+            conn.execute(text("INSERT INTO residents (resident_no, household_no, name, name_key, folded_key, person_id)"
+                              " VALUES ('1000000001', '5000000001', :name, :key, :key, 'p-1')"),
+                         {"name": "\ufa26築\U000e0100邊　太郎", "key": old_key})
+            conn.execute(text("INSERT INTO person_records (record, person_id, feed, name_key, folded_key, updated_at)"
+                              " VALUES ('kodomo:1', 'p-1', 'kodomo', :key, :key, :t)"),
+                         {"key": old_key, "t": "2026-01-01 00:00:00+00:00"})
+        upgrade(database_url)
+        with engine.connect() as conn:
+            res = conn.execute(text("SELECT name_key, folded_key, family_key, given_key, given_kana FROM residents"))
+            assert tuple(res.one()) == ("都築邊太郎", "都築辺太郎", "都築邊", "太郎", None)
+            rec = conn.execute(text("SELECT name_key, folded_key, family_key FROM person_records")).one()
+            assert tuple(rec) == ("都築邊太郎", "都築辺太郎", None)
+    finally:
+        engine.dispose()
