@@ -33,6 +33,8 @@ from hub.pipeline.alerts import AlertSettings
 from hub.pipeline.stages import HubCore
 from hub.settings import Settings
 from hub.topics import Topics
+from schemas.normalize import install_private_use_map as install_map
+from schemas.normalize import parse_private_use_map
 
 __all__ = ["Database", "KafkaEndpoint", "Runtime", "alert_settings", "make_core", "open_kafka", "open_runtime"]
 
@@ -138,9 +140,30 @@ def open_runtime(settings: Settings, state_dir: Path, *, database_url: str | Non
     return _runtime(settings, state_dir, database_url, core_type)
 
 
+class ConfigError(ValueError):
+    """A setting that names something unusable (one line for the operator, no personal data)."""
+
+
+def install_private_use_map(settings: Settings) -> None:
+    """Read ``TSUNAGU_PRIVATE_USE_MAP`` (the municipality's 外字 table) and make it the key functions' default."""
+    if not settings.private_use_map:
+        install_map({})
+        return
+    path = Path(settings.private_use_map)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"TSUNAGU_PRIVATE_USE_MAP: cannot read {path} ({type(exc).__name__})") from None
+    try:
+        install_map(parse_private_use_map(text))
+    except ValueError as exc:
+        raise ConfigError(f"TSUNAGU_PRIVATE_USE_MAP: {exc}") from None
+
+
 @contextlib.contextmanager
 def _runtime(settings: Settings, state_dir: Path, database_url: str | None,
              core_type: type[HubCore]) -> Iterator[Runtime[Any]]:
+    install_private_use_map(settings)
     with open_kafka(settings) as kafka:
         database = Database.open(database_url or database_url_for(settings, state_dir))
         try:

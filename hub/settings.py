@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     #: the 障害者相談支援 vendor database (read-only), e.g. postgresql+psycopg://reader@shogai-db/soudan;
     #: empty → ``shogai/soudan.sqlite`` under the sources folder when present
     shogai_database_url: str = ""
+    #: the municipality's 外字 table (``code<TAB>character`` lines): private-use characters of the
+    #: registry mapped to standard ones for matching keys; empty = none (外字 then neither match nor break)
+    private_use_map: str = ""
     #: municipality code (全国地方公共団体コード) used in FHIR identifiers
     municipality_code: str = "999999"
     kodomo_webhook_secret: SecretStr = SecretStr("kodomo-sample-secret")

@@ -225,11 +225,24 @@ def parse_private_use_map(text: str) -> dict[str, str]:
     return out
 
 
+_MUNICIPALITY_PRIVATE_USE: dict[str, str] = {}
+
+
+def install_private_use_map(mapping: Mapping[str, str]) -> None:
+    """Make a municipality's 外字 table (:func:`parse_private_use_map`) the default of every key function.
+
+    Called once at start-up from the settings (``TSUNAGU_PRIVATE_USE_MAP``); an empty mapping removes it.
+    """
+    _MUNICIPALITY_PRIVATE_USE.clear()
+    _MUNICIPALITY_PRIVATE_USE.update(mapping)
+
+
 def canonical_name(text: str, private_use: Mapping[str, str] | None = None) -> str:
     """The name as one code-point sequence per character: 外字 mapped, NFC, variation selectors dropped.
 
-    * ``private_use`` (from :func:`parse_private_use_map`) replaces a registry's 外字 codes by the
-      standard characters they stand for; a private-use character it does not name stays as it is,
+    * ``private_use`` (from :func:`parse_private_use_map`; by default the table installed with
+      :func:`install_private_use_map`) replaces a registry's 外字 codes by the standard characters
+      they stand for; a private-use character it does not name stays as it is,
       so it never equals any other character and never disappears from the name;
     * NFC turns CJK compatibility ideographs into their unified ideographs (都 U+FA26 → 都 U+90FD;
       the twelve unified ideographs of that block, such as 﨑 U+FA11, stay) and composes kana with
@@ -238,8 +251,9 @@ def canonical_name(text: str, private_use: Mapping[str, str] | None = None) -> s
 
     For keys only: the stored name keeps every code point as received.
     """
-    if private_use:
-        text = "".join(private_use.get(ch, ch) for ch in text)
+    table = _MUNICIPALITY_PRIVATE_USE if private_use is None else private_use
+    if table:
+        text = "".join(table.get(ch, ch) for ch in text)
     return unicodedata.normalize("NFC", text).translate(_VARIATION_SELECTORS)
 
 

@@ -71,10 +71,11 @@ def run(
     if not once:
         _fail("only --once is supported by `run`; use `tsunagu serve` for service mode")
     from connectors.mapping import MappingError
+    from hub.bootstrap import ConfigError
 
     try:
         result = batch_run(sources, export, settings=settings, state=state, progress=None if quiet else sys.stderr)
-    except (RunError, MappingError) as exc:
+    except (RunError, MappingError, ConfigError) as exc:
         _fail(str(exc))
         return
     typer.echo(json.dumps(result.summary, ensure_ascii=False))
