@@ -548,8 +548,11 @@ class KodomoWebhook:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         dead_letter_unauthenticated: bool = True,
         clock: Callable[[], float] = time.time,
+        previous_secret: bytes = b"",
     ) -> None:
         self._secret = secret
+        #: during a rotation of the shared secret, deliveries still signed with the old one count too
+        self._previous_secret = previous_secret
         self.ledger: DeliveryLedger = ledger if ledger is not None else InMemoryLedger()
         self.emit_stale = emit_stale
         self.legacy_signature = legacy_signature
@@ -572,6 +575,9 @@ class KodomoWebhook:
             return self._rejected(413, "too large", delivery_id, cp, where, None, reason)
         verdict = check_signature(self._secret, h, body, now=self.clock(), replay_window_s=self.replay_window_s,
                                   legacy_signature=self.legacy_signature)
+        if verdict == "bad signature" and self._previous_secret:
+            verdict = check_signature(self._previous_secret, h, body, now=self.clock(),
+                                      replay_window_s=self.replay_window_s, legacy_signature=self.legacy_signature)
         if verdict != "ok":
             # never parsed and never marked: a forged id must not shadow a real delivery
             return self._rejected(401, verdict, delivery_id, cp, where, None, verdict)

@@ -50,6 +50,18 @@ def test_signature_over_id_timestamp_and_body_is_accepted() -> None:
     assert (result.status, result.outcome) == (202, "accepted") and len(result.events) == 2
 
 
+def test_during_a_rotation_the_previous_secret_still_counts() -> None:
+    """With the old secret configured as previous, deliveries signed with either secret are accepted; others not."""
+    body = body_of()
+    old = b"the-old-shared-secret"
+    rotating = KodomoWebhook(SECRET, clock=lambda: NOW, previous_secret=old)
+    assert rotating.handle(v2_headers(body, delivery="d-old-0001", secret=old), body).status == 202
+    assert rotating.handle(v2_headers(body, delivery="d-new-0001"), body).status == 202
+    assert hook().handle(v2_headers(body, delivery="d-old-0002", secret=old), body).status == 401
+    other = rotating.handle(v2_headers(body, delivery="d-bad-0001", secret=b"someone-else"), body)
+    assert other.status == 401
+
+
 @pytest.mark.parametrize("change", ["delivery", "timestamp", "body"])
 def test_changing_any_signed_part_is_refused(change: str) -> None:
     """Moving the signature to another id, timestamp or body breaks it."""
