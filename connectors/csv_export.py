@@ -85,6 +85,8 @@ class CsvRecord:
     line: int
     values: Mapping[str, str]
     error: str | None = None
+    #: the record's bytes as read (kept, sealed, with its dead letter)
+    raw: bytes = b""
 
     @property
     def where(self) -> str:
@@ -229,7 +231,8 @@ def read_csv(
             i = start + 1
             if line_no > after_line:
                 cells = _parse_cells(chunks[0])
-                yield CsvRecord(file, line_no, dict(zip(header, cells, strict=False)), "unterminated quoted field")
+                yield CsvRecord(file, line_no, dict(zip(header, cells, strict=False)), "unterminated quoted field",
+                                lines[start])
             continue
         i = j
         if line_no <= after_line:
@@ -237,15 +240,16 @@ def read_csv(
         try:
             cells = _parse_cells("\n".join(chunks))
         except csv.Error:
-            yield CsvRecord(file, line_no, {}, "malformed CSV line")
+            yield CsvRecord(file, line_no, {}, "malformed CSV line", b"\n".join(lines[start:j]))
             continue
         values = dict(zip(header, cells, strict=False))
         if undecodable:
-            yield CsvRecord(file, line_no, values, "undecodable bytes")
+            yield CsvRecord(file, line_no, values, "undecodable bytes", b"\n".join(lines[start:j]))
         elif len(cells) != width:
-            yield CsvRecord(file, line_no, values, f"wrong column count (expected {width}, got {len(cells)})")
+            yield CsvRecord(file, line_no, values, f"wrong column count (expected {width}, got {len(cells)})",
+                            b"\n".join(lines[start:j]))
         else:
-            yield CsvRecord(file, line_no, values)
+            yield CsvRecord(file, line_no, values, raw=b"\n".join(lines[start:j]))
 
 
 # --- turning cells into typed values; every failure is a RowError with a fixed reason ---------
@@ -513,6 +517,7 @@ class CsvFeedConnector(Connector):
             checkpoint=cp,
             dead_letter=DeadLetter(source=self.name, where=record.where, record=key, reason=reason),
             key=key,
+            original=record.raw or None,
         )
 
 

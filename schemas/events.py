@@ -25,6 +25,9 @@ from schemas.codes import (
     Sex,
     Topic,
 )
+from schemas.deadletter import DEADLETTER_TYPE as DEADLETTER_TYPE
+from schemas.deadletter import DeadLetterOrigin as DeadLetterOrigin
+from schemas.deadletter import DeadLetterV1 as DeadLetterV1
 
 
 class _Frozen(BaseModel):
@@ -195,6 +198,7 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "jp.tsunagu.alert.updated.v1": AlertV1,
     "jp.tsunagu.team.withdrawal.v1": WithdrawalNoticeV1,
     "jp.tsunagu.support_meeting.case.v1": SupportMeetingCaseV1,
+    DEADLETTER_TYPE: DeadLetterV1,
 }
 
 CASE_TYPES = {
