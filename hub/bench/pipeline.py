@@ -20,9 +20,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaProducer
 
-from connectors.runner import make_producer
+from connectors.runner import CE_HEADERS, make_producer
 from hub.bootstrap import open_runtime
 from hub.kafka.broker import ensure_topics
+from hub.kafka.security import aiokafka_config, kafka_python_security
 from hub.kafka.service import HubService
 from hub.pipeline.stages import HOUSEHOLD
 from hub.pipeline.tables import ProcessedEvent
@@ -91,14 +92,14 @@ def synthetic_events(n: int, seed: int = 7) -> list[CloudEvent]:
 
 def _produce(producer: KafkaProducer, topic: str, events: list[CloudEvent]) -> None:
     for ev in events:
-        producer.send(topic, key=ev.sourcerecord.encode(), value=ev.to_json_bytes())
+        producer.send(topic, key=ev.sourcerecord.encode(), value=ev.to_json_bytes(), headers=CE_HEADERS)
     producer.flush(timeout=60)
 
 
 async def _passthrough(bootstrap: str, topic: str, n: int, settings: Settings) -> float:
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **aiokafka_config(bootstrap),
         group_id=f"bench-passthrough-{time.time_ns()}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -134,7 +135,7 @@ async def _pipeline(core: Any, settings: Settings, bootstrap: str, n: int, event
     service = HubService(core, settings, bootstrap, instance="bench")
     await service.start()
     try:
-        producer = make_producer(bootstrap, "tsunagu-bench")
+        producer = make_producer(bootstrap, "tsunagu-bench", **kafka_python_security(bootstrap))
         t0 = time.perf_counter()
         await asyncio.to_thread(_produce, producer, topics.intake, events)
         producer.close()
@@ -158,7 +159,7 @@ def pipeline_bench(settings: Settings, n: int = 5000) -> dict[str, Any]:
         ensure_topics(bootstrap, raw_topic, settings.partitions)
 
         # leg 1: raw produce → consume on the same broker
-        producer = make_producer(bootstrap, "tsunagu-bench-raw")
+        producer = make_producer(bootstrap, "tsunagu-bench-raw", **kafka_python_security(bootstrap))
         t0 = time.perf_counter()
         _produce(producer, raw_topic.intake, events)
         producer.close()

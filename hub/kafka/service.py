@@ -24,6 +24,7 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
+from hub.kafka.security import faststream_security
 from hub.logging import get_logger
 from hub.pipeline.stages import HubCore, RawMessage
 from hub.settings import Settings
@@ -45,6 +46,7 @@ class HubService:
         self.topics = Topics(settings.topic_prefix)
         self.broker = KafkaBroker(
             bootstrap,
+            security=faststream_security(bootstrap),
             client_id=f"tsunagu-{instance}",
             linger_ms=5,
             max_batch_size=512 * 1024,

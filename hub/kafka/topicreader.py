@@ -13,10 +13,12 @@ from collections.abc import Iterator
 
 from kafka import KafkaConsumer, TopicPartition
 
+from hub.kafka.security import kafka_python_config
+
 
 def read_topic(bootstrap: str, topic: str, *, idle_s: float = 1.0, max_s: float = 120.0) -> Iterator[bytes]:
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka_python_config(bootstrap),
         client_id="tsunagu-export",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -57,12 +59,12 @@ def group_lag(bootstrap: str, group: str, topic: str) -> int:
     """
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tsunagu-lag")
+    admin = KafkaAdminClient(**kafka_python_config(bootstrap), client_id="tsunagu-lag")
     try:
         committed = admin.list_group_offsets(group).get(group, {})
     finally:
         admin.close()
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="tsunagu-lag", enable_auto_commit=False,
+    consumer = KafkaConsumer(**kafka_python_config(bootstrap), client_id="tsunagu-lag", enable_auto_commit=False,
                              fetch_max_wait_ms=20, max_poll_records=1)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from connectors.runner import ConnectorRunner, ConnectorState, RunStats, make_producer
 from hub import wiring
 from hub.bootstrap import open_runtime
+from hub.kafka.security import kafka_python_security
 from hub.kafka.service import HubService
 from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
@@ -97,7 +98,7 @@ async def _drive(core: HubCore, settings: Settings, bootstrap: str, topics: Topi
     services = [HubService(core, settings, bootstrap, instance=f"hub-{i}") for i in range(hub_instances)]
     for service in services:
         await service.start()
-    producer = make_producer(bootstrap)
+    producer = make_producer(bootstrap, **kafka_python_security(bootstrap))
     stats: dict[str, RunStats] = {}
     try:
         for phase in wiring.phases(sources, settings, cstate):

@@ -17,6 +17,7 @@ from connectors.contract import Connector
 from connectors.runner import CheckpointRow, ConnectorRunner, ConnectorState, RunStats, make_producer
 from hub import wiring
 from hub.bootstrap import open_kafka
+from hub.kafka.security import kafka_python_security
 from hub.logging import get_logger
 from hub.run.state import check_sources, state_folder
 from hub.serve.metrics import FEEDS, Metrics
@@ -122,7 +123,7 @@ def run_connector(settings: Settings, name: str, sources: Path, *, state: Path |
         if kafka.embedded:
             log.warning("embedded broker: what this command publishes is gone when it ends", connector=name)
         cstate = ConnectorState.in_dir(state_dir)
-        producer = make_producer(bootstrap, client_id=f"tsunagu-connector-{name}")
+        producer = make_producer(bootstrap, client_id=f"tsunagu-connector-{name}", **kafka_python_security(bootstrap))
         runner = ServiceRunner(connector, cstate, producer, intake_topic=topics.intake,
                                deadletter_topic=topics.deadletter)
         try:

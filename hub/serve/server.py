@@ -47,6 +47,7 @@ from hub.db import make_engine
 from hub.http.app import make_service_app
 from hub.http.server import QuietUvicorn, listen_socket
 from hub.http.webhook import PushedFeed, WebhookPublisher
+from hub.kafka.security import kafka_python_security
 from hub.kafka.service import HubService
 from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
@@ -140,6 +141,7 @@ class HubServer:
     def _prepare(self, base: Runtime[CountingCore]) -> _Runtime:
         settings, state_dir, bootstrap, embedded, topics = (base.settings, base.state_dir, base.bootstrap,
                                                             base.embedded, base.topics)
+        security = kafka_python_security(bootstrap)
         core = base.core
         core.on_processed = lambda stage, n: self.metrics.hub_processed.labels(stage=stage).inc(n)
         self.core = core
@@ -151,7 +153,8 @@ class HubServer:
                             count=forgotten, state_dir=str(state_dir))
         ledger = SqlLedger(make_engine(f"sqlite:///{state_dir / 'kodomo_ledger.sqlite'}"))
         rt = _Runtime(bootstrap, embedded, topics, core, cstate, ledger,
-                      make_producer(bootstrap), make_producer(bootstrap, client_id="tsunagu-webhook"))
+                      make_producer(bootstrap, **security),
+                      make_producer(bootstrap, client_id="tsunagu-webhook", **security))
         registry, cases = service_connectors(self.sources, settings)
 
         def runner(c: Connector, producer: KafkaProducer) -> ServiceRunner:
