@@ -26,11 +26,17 @@ from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
 from hub.kafka.security import faststream_security
 from hub.logging import get_logger
+from hub.ops.deadletters import record_messages
 from hub.pipeline.stages import HubCore, RawMessage
 from hub.settings import Settings
 from hub.topics import Topics
 
 log = get_logger("tsunagu.hub")
+
+
+def deadletter_group(settings: Settings) -> str:
+    """The consumer group that files the dead-letter topic into the dead-letter store."""
+    return f"{settings.hub_group}-deadletter"
 
 
 def _raw(records: Sequence[Any]) -> list[RawMessage]:
@@ -70,6 +76,12 @@ class HubService:
         self.broker.include_router(
             self._stage_router(self.topics.resolved, f"{settings.hub_group}-household", self.core.process_household,
                                common))
+        # every stage's dead letters into the dead-letter store (/ops, /metrics, `tsunagu deadletter`)
+        self.broker.include_router(
+            self._stage_router(self.topics.deadletter, deadletter_group(settings), self._record_dead_letters, common))
+
+    def _record_dead_letters(self, batch: Sequence[RawMessage]) -> None:
+        record_messages(self.core.sessions, [(m.value, m.topic, m.partition, m.offset) for m in batch])
 
     def _stage_router(self, topic: str, group: str, step: Callable[[Sequence[RawMessage]], None],
                       common: dict[str, Any]) -> KafkaRouter:

@@ -23,7 +23,7 @@ from connectors.runner import ConnectorRunner, ConnectorState, RunStats, make_pr
 from hub import wiring
 from hub.bootstrap import open_runtime
 from hub.kafka.security import kafka_python_security
-from hub.kafka.service import HubService
+from hub.kafka.service import HubService, deadletter_group
 from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
 from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore
@@ -126,7 +126,7 @@ async def _drive(core: HubCore, settings: Settings, bootstrap: str, topics: Topi
 def _lag(bootstrap: str, settings: Settings, topics: Topics) -> int:
     return group_lag(bootstrap, settings.hub_group, topics.intake) + group_lag(
         bootstrap, f"{settings.hub_group}-household", topics.resolved
-    )
+    ) + group_lag(bootstrap, deadletter_group(settings), topics.deadletter)
 
 
 async def _wait_processed(core: HubCore, ids: set[tuple[str, str]], progress: Progress, *,

@@ -46,14 +46,13 @@ class ServiceRunner(ConnectorRunner):
 
     def relay(self, limit: int = 2000) -> int:
         with self.lock:
-            events, dead = self.stats.published, self.stats.published_dead_letters
+            events = self.stats.published
             try:
                 return super().relay(limit)
             finally:
                 if self.metrics is not None:
                     feed = self.connector.name
                     self.metrics.published.labels(feed=feed).inc(self.stats.published - events)
-                    self.metrics.dead_letters.labels(feed=feed).inc(self.stats.published_dead_letters - dead)
 
 def connector_loop(runner: ConnectorRunner, interval_s: float, stop: threading.Event) -> None:
     """``run_forever`` until ``stop``; an unexpected error is logged (type only) and the round retried."""

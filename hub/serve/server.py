@@ -51,6 +51,7 @@ from hub.kafka.security import kafka_python_security
 from hub.kafka.service import HubService
 from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
+from hub.ops.readings import CachedLags, consumer_lags
 from hub.pipeline.tables import HubOutbox
 from hub.run.state import check_sources, state_folder
 from hub.serve.feeds import ServiceRunner, connector_loop, first_pass, forget_checkpoints, service_connectors
@@ -164,7 +165,8 @@ class HubServer:
         rt.registry = [runner(c, rt.producer) for c in registry]
         rt.cases = [runner(c, rt.producer) for c in cases]
         rt.kodomo = runner(PushedFeed(), rt.webhook_producer)
-        self.metrics.registry.register(StoreCollector(core.sessions, cstate))
+        self.lags = CachedLags(lambda: consumer_lags(bootstrap, settings, topics))
+        self.metrics.registry.register(StoreCollector(core.sessions, cstate, settings, self.lags))
         return rt
 
     def _dispose(self, rt: _Runtime) -> None:

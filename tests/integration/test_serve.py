@@ -153,9 +153,10 @@ def test_webhook_reaches_the_hub_and_the_service_stops_clean(running: Running, s
         assert new_ids
         wait_for(lambda: new_ids <= running.finished(), what="a new houkatsu file handled by the hub")
 
+        forged_line = 'tsunagu_dead_letters_total{feed="kodomo",reason="signature",stage="webhook"} 1.0'
+        wait_for(lambda: forged_line in client.get("/metrics").text, what="the forged delivery in the store")
         metrics = client.get("/metrics").text
         assert 'tsunagu_events_published_total{feed="kodomo"} 1.0' in metrics
-        assert 'tsunagu_dead_letters_total{feed="kodomo"} 1.0' in metrics  # the forged delivery, recorded
         assert 'tsunagu_webhook_deliveries_total{status_code="401"} 1.0' in metrics
         assert 'tsunagu_hub_processed_total{stage="household"}' in metrics
         assert "試験" not in metrics and "T990001" not in metrics
