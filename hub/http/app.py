@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,11 +26,12 @@ Health = Callable[[], tuple[dict[str, Any], bool]]
 
 
 def make_service_app(webhook: KodomoWebhook, publisher: WebhookPublisher, sessions: sessionmaker[Session],
-                     cstate: ConnectorState, topics: Topics, metrics: Metrics, health: Health) -> FastAPI:
+                     cstate: ConnectorState, topics: Topics, metrics: Metrics, health: Health,
+                     ops_router: APIRouter | None = None) -> FastAPI:
     """One app for the service's HTTP server; webhook answers are counted by status code."""
     app = FastAPI(title="tsunagu", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(make_router(webhook, publisher))
-    app.include_router(make_ops_router(sessions, cstate, topics))  # GET /ops, /ops.json
+    app.include_router(ops_router or make_ops_router(sessions, cstate, topics))  # GET /ops, /ops.json
 
     @app.middleware("http")
     async def count_webhooks(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

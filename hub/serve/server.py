@@ -31,6 +31,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +46,15 @@ from connectors.runner import ConnectorRunner, ConnectorState, make_producer
 from hub.bootstrap import Runtime, open_runtime
 from hub.db import make_engine
 from hub.http.app import make_service_app
+from hub.http.ops import make_ops_router
 from hub.http.server import QuietUvicorn, listen_socket
 from hub.http.webhook import PushedFeed, WebhookPublisher
 from hub.kafka.security import kafka_python_security
 from hub.kafka.service import HubService
 from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
+from hub.ops.health import HealthSettings
+from hub.ops.monitor import HealthLoop, Notifier, take_reading
 from hub.ops.readings import CachedLags, consumer_lags
 from hub.pipeline.tables import HubOutbox
 from hub.run.state import check_sources, state_folder
@@ -97,6 +101,8 @@ class HubServer:
         self.drain_timeout_s = drain_timeout_s
         self.join_timeout_s = join_timeout_s
         self.metrics = Metrics()
+        self.health_loop: HealthLoop | None = None
+        self.lags: CachedLags | None = None
         #: set once the HTTP server accepts connections (``port`` is then the bound port)
         self.ready = threading.Event()
         #: set once ``run`` returned, cleanly or not
@@ -167,6 +173,12 @@ class HubServer:
         rt.kodomo = runner(PushedFeed(), rt.webhook_producer)
         self.lags = CachedLags(lambda: consumer_lags(bootstrap, settings, topics))
         self.metrics.registry.register(StoreCollector(core.sessions, cstate, settings, self.lags))
+        watched = sorted({r.connector.name for r in (*rt.registry, *rt.cases)})
+        started = datetime.now(UTC)
+        self.health_loop = HealthLoop(
+            lambda: take_reading(core.sessions, cstate, self.lags, watched, started),
+            HealthSettings.from_settings(settings, watched), settings.health_interval_s,
+            registry=self.metrics.registry, notify=Notifier(settings.notify_webhook_url))
         return rt
 
     def _dispose(self, rt: _Runtime) -> None:
@@ -204,6 +216,8 @@ class HubServer:
             log.info("service started", port=self.port, bootstrap=rt.bootstrap,
                      files=len(rt.registry) + len(rt.cases))
             feeds_task = asyncio.create_task(self._start_feeds(rt))
+            if self.health_loop is not None:
+                self.health_loop.start()
             stop_wait = asyncio.create_task(self._wakeup.wait())
             await asyncio.wait({stop_wait, http_task}, return_when=asyncio.FIRST_COMPLETED)
             stop_wait.cancel()
@@ -213,6 +227,8 @@ class HubServer:
             if http_task is None:
                 sock.close()
             self.phase = "stopping"
+            if self.health_loop is not None:
+                self.health_loop.stop()
             await self._shutdown(rt, hub, http, http_task, feeds_task)
             for signum in signals:
                 loop.remove_signal_handler(signum)
@@ -296,8 +312,10 @@ class HubServer:
     def _app(self, rt: _Runtime) -> FastAPI:
         assert rt.kodomo is not None and isinstance(rt.kodomo.connector, PushedFeed)
         webhook = KodomoWebhook(self.settings.kodomo_webhook_secret.get_secret_value().encode("utf-8"), rt.ledger)
+        ops = make_ops_router(rt.core.sessions, rt.cstate, rt.topics, settings=self.settings, lags=self.lags,
+                              health=self.health_loop.alerts if self.health_loop is not None else None)
         return make_service_app(webhook, WebhookPublisher(rt.kodomo, rt.kodomo.connector), rt.core.sessions,
-                                rt.cstate, rt.topics, self.metrics, self._health)
+                                rt.cstate, rt.topics, self.metrics, self._health, ops_router=ops)
 
     def _health(self) -> tuple[dict[str, Any], bool]:
         alive = {t.name.removeprefix("connector-"): t.is_alive() for t in self._threads}
