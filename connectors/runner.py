@@ -280,11 +280,11 @@ class ConnectorRunner:
                                     event=item.event.id, code="size" if "larger" in reason else "schema")
                 original = value if reason.startswith("event larger") else None
                 topic, kind = self.deadletter_topic, "dead_letter"
-                value = self._dead_letter_bytes(letter, item.checkpoint.scope, item.checkpoint.position, original)
+                value = self.dead_letter_bytes(letter, item.checkpoint.scope, item.checkpoint.position, original)
         else:
             assert item.dead_letter is not None
             topic, kind = self.deadletter_topic, "dead_letter"
-            value = self._dead_letter_bytes(item.dead_letter, item.checkpoint.scope, item.checkpoint.position,
+            value = self.dead_letter_bytes(item.dead_letter, item.checkpoint.scope, item.checkpoint.position,
                                             item.original)
             key = item.key or item.dead_letter.record
         return OutboxRow(
@@ -397,7 +397,7 @@ class ConnectorRunner:
         original = db_row.value
         db_row.topic = self.deadletter_topic
         db_row.kind = "dead_letter"
-        db_row.value = self._dead_letter_bytes(letter, db_row.scope, db_row.position, original)
+        db_row.value = self.dead_letter_bytes(letter, db_row.scope, db_row.position, original)
         log.warning("broker refused a record; replaced by a dead letter", connector=self.connector.name,
                     position=db_row.position, error_type=error_type)
 
@@ -421,7 +421,7 @@ class ConnectorRunner:
             stop.wait(interval_s)
 
 
-    def _dead_letter_bytes(self, letter: DeadLetter, scope: str, position: str, original: bytes | None) -> bytes:
+    def dead_letter_bytes(self, letter: DeadLetter, scope: str, position: str, original: bytes | None) -> bytes:
         """The dead letter as a ``jp.tsunagu.deadletter.v1`` CloudEvent, its original sealed when a key is set."""
         sealed = self.seal(original) if (self.seal is not None and original is not None) else None
         return dead_letter_event(letter, scope=scope, position=position, sealed=sealed,

@@ -10,7 +10,7 @@ row: ``occurrences`` and ``last_at`` move, the counts do not.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,8 +18,10 @@ from typing import Any
 from sqlalchemy import Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from connectors.sealing import Sealer
 from hub.db import Base, UTCDateTime
 from hub.logging import get_logger
+from hub.settings import Settings
 from schemas.deadletter import DEADLETTER_TYPE, REASON_CODES, STAGES, DeadLetter, reason_code
 from schemas.envelope import stable_event_id
 
@@ -52,6 +54,36 @@ class DeadLetterRow(Base):
     occurrences: Mapped[int] = mapped_column(Integer, default=1)
     first_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DeadLetterAccess(Base):
+    """Audit of every reading of a dead letter's original bytes (who, which, when)."""
+
+    __tablename__ = "dead_letter_access"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dead_letter: Mapped[str] = mapped_column(String(64), index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+def audit_access(sessions: sessionmaker[Session], dead_letter: str, actor: str, action: str) -> None:
+    with sessions.begin() as s:
+        s.add(DeadLetterAccess(dead_letter=dead_letter, actor=actor, action=action, at=datetime.now(UTC)))
+    log.warning("dead letter original read", dead_letter=dead_letter, actor=actor, action=action)
+
+
+def mark_replayed(sessions: sessionmaker[Session], ids: Iterable[str]) -> int:
+    """Dead letters whose record now went through: state ``replayed`` (kept, for the record)."""
+    n = 0
+    with sessions.begin() as s:
+        for i in ids:
+            row = s.get(DeadLetterRow, i)
+            if row is not None and row.state != REPLAYED:
+                row.state = REPLAYED
+                n += 1
+    return n
 
 
 @dataclass(frozen=True)
@@ -153,3 +185,9 @@ def public_view(row: DeadLetterRow) -> dict[str, Any]:
         "original_kept": row.original is not None,
         "first_at": row.first_at.isoformat(), "last_at": row.last_at.isoformat(),
     }
+
+
+def sealer_of(settings: Settings) -> Callable[[bytes], str] | None:
+    """The function that seals dead letters' originals with TSUNAGU_DEADLETTER_KEY (None: key not set)."""
+    key = settings.deadletter_key.get_secret_value()
+    return Sealer(key).seal if key else None

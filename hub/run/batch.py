@@ -26,6 +26,7 @@ from hub.kafka.security import kafka_python_security
 from hub.kafka.service import HubService, deadletter_group
 from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
+from hub.ops.deadletters import sealer_of
 from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore
 from hub.pipeline.tables import HubOutbox, ProcessedEvent
 from hub.run.export import write_export
@@ -105,7 +106,7 @@ async def _drive(core: HubCore, settings: Settings, bootstrap: str, topics: Topi
             ids: set[tuple[str, str]] = set()
             for connector in phase:
                 runner = ConnectorRunner(connector, cstate, producer, intake_topic=topics.intake,
-                                         deadletter_topic=topics.deadletter)
+                                         deadletter_topic=topics.deadletter, seal=sealer_of(settings))
                 try:
                     st = await asyncio.to_thread(runner.run_once)
                 finally:

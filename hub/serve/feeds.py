@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from hub import wiring
 from hub.bootstrap import open_kafka
 from hub.kafka.security import kafka_python_security
 from hub.logging import get_logger
+from hub.ops.deadletters import sealer_of
 from hub.run.state import check_sources, state_folder
 from hub.serve.metrics import FEEDS, Metrics
 from hub.settings import Settings
@@ -33,8 +34,10 @@ class ServiceRunner(ConnectorRunner):
     """A runner for a long-lived process: counts acknowledgements, one thread at a time, bounded memory."""
 
     def __init__(self, connector: Connector, state: ConnectorState, producer: KafkaProducer | None, *,
-                 intake_topic: str, deadletter_topic: str, metrics: Metrics | None = None) -> None:
-        super().__init__(connector, state, producer, intake_topic=intake_topic, deadletter_topic=deadletter_topic)
+                 intake_topic: str, deadletter_topic: str, metrics: Metrics | None = None,
+                 seal: Callable[[bytes], str] | None = None) -> None:
+        super().__init__(connector, state, producer, intake_topic=intake_topic, deadletter_topic=deadletter_topic,
+                         seal=seal)
         self.metrics = metrics
         self.lock = threading.RLock()
 
@@ -124,7 +127,7 @@ def run_connector(settings: Settings, name: str, sources: Path, *, state: Path |
         cstate = ConnectorState.in_dir(state_dir)
         producer = make_producer(bootstrap, client_id=f"tsunagu-connector-{name}", **kafka_python_security(bootstrap))
         runner = ServiceRunner(connector, cstate, producer, intake_topic=topics.intake,
-                               deadletter_topic=topics.deadletter)
+                               deadletter_topic=topics.deadletter, seal=sealer_of(settings))
         try:
             if once:
                 stats: RunStats = runner.run_once()

@@ -53,6 +53,7 @@ from hub.kafka.security import kafka_python_security
 from hub.kafka.service import HubService
 from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
+from hub.ops.deadletters import sealer_of
 from hub.ops.health import HealthSettings
 from hub.ops.monitor import HealthLoop, Notifier, take_reading
 from hub.ops.readings import CachedLags, consumer_lags
@@ -166,7 +167,7 @@ class HubServer:
 
         def runner(c: Connector, producer: KafkaProducer) -> ServiceRunner:
             return ServiceRunner(c, cstate, producer, intake_topic=topics.intake, deadletter_topic=topics.deadletter,
-                                 metrics=self.metrics)
+                                 metrics=self.metrics, seal=sealer_of(settings))
 
         rt.registry = [runner(c, rt.producer) for c in registry]
         rt.cases = [runner(c, rt.producer) for c in cases]

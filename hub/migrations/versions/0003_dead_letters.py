@@ -40,7 +40,17 @@ def upgrade() -> None:
     )
     for col in ("stage", "feed", "reason"):
         op.create_index(f"ix_dead_letters_{col}", "dead_letters", [col])
+    op.create_table(
+        "dead_letter_access",
+        sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("dead_letter", sa.String(64), nullable=False),
+        sa.Column("actor", sa.String(100), nullable=False),
+        sa.Column("action", sa.String(32), nullable=False),
+        sa.Column("at", UTCDateTime(), nullable=False),
+    )
+    op.create_index("ix_dead_letter_access_dead_letter", "dead_letter_access", ["dead_letter"])
 
 
 def downgrade() -> None:
+    op.drop_table("dead_letter_access")
     op.drop_table("dead_letters")
