@@ -89,7 +89,7 @@ class HealthLoop:
             fields = {"rule": t.alert.rule, "subject": t.alert.subject, "value": t.alert.value,
                       "threshold": t.alert.threshold}
             if t.kind == "raised":
-                log.warning("health alert raised", message=t.alert.message, **fields)
+                log.warning("health alert raised", health_message=t.alert.message, **fields)
             else:
                 log.info("health alert cleared", **fields)
             if self.gauge is not None:
