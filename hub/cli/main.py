@@ -30,11 +30,12 @@ def _register_subcommands() -> None:
     app.add_typer(consent_app, name="consent")
     app.add_typer(identity_app, name="identity")
     from hub.cli.deadletter import deadletter_app
-    from hub.cli.status import config_app, status_command
+    from hub.cli.status import asyncapi_command, config_app, status_command
 
     app.add_typer(deadletter_app, name="deadletter")
     app.add_typer(config_app, name="config")
     app.command("status")(status_command)
+    app.command("asyncapi")(asyncapi_command)
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

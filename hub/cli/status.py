@@ -248,3 +248,25 @@ def check_command(
     if problems:
         raise typer.Exit(1)
     typer.echo("configuration OK")
+
+
+def asyncapi_command(
+    out: Annotated[Path | None, typer.Option("--out", help="write the document here (default: stdout)")] = None,
+) -> None:
+    """The AsyncAPI 2.6 document of every tsunagu topic (FastStream's base + committed JSON Schemas), validated."""
+    from hub.ops.asyncapi import document, problems
+
+    settings = Settings()
+    doc = document(settings)
+    found = problems(doc)
+    for p in found:
+        typer.echo(f"problem: {p}", err=True)
+    text = json.dumps(doc, ensure_ascii=False, indent=2)
+    if out is not None:
+        tmp = out.with_suffix(out.suffix + ".tmp")
+        tmp.write_text(text + "\n", encoding="utf-8")
+        tmp.replace(out)
+    else:
+        typer.echo(text)
+    if found:
+        raise typer.Exit(1)
