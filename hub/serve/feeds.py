@@ -74,9 +74,19 @@ def connector_loop(runner: ConnectorRunner, interval_s: float, stop: threading.E
 
 
 def service_connectors(sources: Path, settings: Settings) -> tuple[list[Connector], list[Connector]]:
-    """(registry, case feeds) under ``sources``; the kodomo replay folder is left to the webhook."""
+    """(registry, case feeds) under ``sources``; the kodomo delivery folder is the webhook's (see
+    :func:`kodomo_files`), so its items share the webhook's runner and outbox."""
     cases = [c for c in wiring.case_connectors(sources, settings) if c.name != Feed.KODOMO.value]
     return wiring.registry_connectors(sources), cases
+
+
+def kodomo_files(sources: Path, settings: Settings) -> Connector | None:
+    """The replay of ``sources/kodomo/*.json`` delivery files, exactly as ``tsunagu run`` reads them."""
+    if not (sources / "kodomo").is_dir():
+        return None
+    from connectors.kodomo import KodomoReplayConnector
+
+    return KodomoReplayConnector(sources / "kodomo", settings.kodomo_webhook_secret.get_secret_value())
 
 
 def connector_named(name: str, sources: Path, settings: Settings) -> Connector | None:

@@ -59,7 +59,14 @@ from hub.ops.monitor import HealthLoop, Notifier, take_reading
 from hub.ops.readings import CachedLags, consumer_lags
 from hub.pipeline.tables import HubOutbox
 from hub.run.state import check_sources, state_folder
-from hub.serve.feeds import ServiceRunner, connector_loop, first_pass, forget_checkpoints, service_connectors
+from hub.serve.feeds import (
+    ServiceRunner,
+    connector_loop,
+    first_pass,
+    forget_checkpoints,
+    kodomo_files,
+    service_connectors,
+)
 from hub.serve.metrics import CountingCore, Metrics, StoreCollector
 from hub.settings import Settings
 from hub.topics import Topics
@@ -171,10 +178,10 @@ class HubServer:
 
         rt.registry = [runner(c, rt.producer) for c in registry]
         rt.cases = [runner(c, rt.producer) for c in cases]
-        rt.kodomo = runner(PushedFeed(), rt.webhook_producer)
+        rt.kodomo = runner(PushedFeed(kodomo_files(self.sources, settings)), rt.webhook_producer)
         self.lags = CachedLags(lambda: consumer_lags(bootstrap, settings, topics))
         self.metrics.registry.register(StoreCollector(core.sessions, cstate, settings, self.lags))
-        watched = sorted({r.connector.name for r in (*rt.registry, *rt.cases)})
+        watched = sorted({r.connector.name for r in (*rt.registry, *rt.cases, rt.kodomo) if r is not None})
         started = datetime.now(UTC)
         self.health_loop = HealthLoop(
             lambda: take_reading(core.sessions, cstate, self.lags, watched, started),
