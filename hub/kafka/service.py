@@ -26,7 +26,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
 from hub.kafka.security import faststream_security
 from hub.logging import get_logger
-from hub.ops.deadletters import record_messages
+from hub.pipeline.deadletters import record_messages
 from hub.pipeline.stages import HubCore, RawMessage
 from hub.settings import Settings
 from hub.topics import Topics

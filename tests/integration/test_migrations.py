@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 import hub.identity.tables  # registers identity tables
-import hub.ops.deadletters
+import hub.pipeline.deadletters
 import hub.pipeline.tables  # noqa: F401
 from consent.store import metadata as consent_metadata
 from hub.db import Base
