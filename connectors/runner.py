@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -428,6 +429,11 @@ class ConnectorRunner:
                                  stage=letter.stage if letter.stage in STAGES else "connector")
 
 
+#: a checkpoint position goes into a dead letter only when it is plainly a position (a line number, an id, a
+#: timestamp watermark); one built from an unreadable source value might carry data, and is left out
+_SAFE_POSITION = re.compile(r"^[0-9A-Za-z:.+_| -]{1,200}$")
+
+
 def dead_letter_event(letter: DeadLetter, *, stage: str, scope: str | None = None, position: str | None = None,
                       sealed: str | None = None, topic: str | None = None, partition: int | None = None,
                       offset: int | None = None) -> bytes:
@@ -445,7 +451,7 @@ def dead_letter_event(letter: DeadLetter, *, stage: str, scope: str | None = Non
     at = safe.at or datetime.now(UTC)
     data = DeadLetterV1.from_dead_letter(
         safe, stage=stage, at=at, scope=display_name(scope) if scope is not None else None,  # type: ignore[arg-type]
-        position=display_name(position) if position is not None else None,
+        position=position if position is not None and _SAFE_POSITION.match(position) else None,
         delivery=safe.where.removeprefix("delivery:") if safe.where.startswith("delivery:") else None,
         topic=topic, partition=partition, offset=offset, original=sealed,
     )
