@@ -51,8 +51,9 @@ REASON_CODES: dict[str, str] = {
 # ordered: the first pattern that matches a reason phrase names its code
 _CODE_PATTERNS: tuple[tuple[str, str], ...] = (
     ("signature", r"signature|署名|hmac"),
-    ("size", r"larger than|too large|message limit|size"),
     ("refused", r"broker refused"),
+    ("size", r"larger than|too large|message limit|size"),
+    ("parse", r"column count|unterminated quoted|malformed csv|malformed json"),
     ("duplicate", r"reused|duplicate|different content"),
     ("encoding", r"encod|decod|utf|shift_jis|cp932|control character|nul byte|undecodable"),
     ("unknown_type", r"unknown event type"),
