@@ -22,6 +22,7 @@ from sqlalchemy import select
 from connectors.houkatsu import HoukatsuConnector
 from connectors.kodomo import KodomoWebhook, sign_delivery
 from connectors.runner import ConnectorState
+from hub.cli.status import snapshot_from_url
 from hub.kafka.broker import free_port
 from hub.pipeline.stages import HOUSEHOLD, INTAKE
 from hub.pipeline.tables import ProcessedEvent
@@ -158,6 +159,13 @@ def test_webhook_reaches_the_hub_and_the_service_stops_clean(running: Running, s
         metrics = client.get("/metrics").text
         assert 'tsunagu_events_published_total{feed="kodomo"} 1.0' in metrics
         assert 'tsunagu_webhook_deliveries_total{status_code="401"} 1.0' in metrics
+        # `tsunagu status --url` reads the running service's /ops.json: the same dead letter, no record key
+        ops = snapshot_from_url(running.base, None)
+        assert ops["dead_letters_total"] == 1
+        assert [(d["stage"], d["feed"], d["reason"], d["count"]) for d in ops["dead_letters_by_reason"]] == [
+            ("webhook", "kodomo", "signature", 1)]
+        assert ops["consumer_lag"] is not None and {x["group"] for x in ops["consumer_lag"]} >= {
+            running.server.settings.hub_group}
         assert 'tsunagu_hub_processed_total{stage="household"}' in metrics
         assert "試験" not in metrics and "T990001" not in metrics
 
