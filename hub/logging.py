@@ -9,6 +9,7 @@ are bounded. Event *messages* are fixed strings in our code, never formatted wit
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -25,6 +26,9 @@ ALLOWED_KEYS = frozenset(
         "pid", "database", "dialect", "state_dir", "sources", "export", "scope", "position",
         "status", "attempt", "error_type", "kind", "alert", "outcome", "score", "review",
         "instance", "files", "url_scheme", "delivery", "path", "method", "status_code",
+        # counts of a connector pass (RunStats) and of operations (health rules, dead-letter access)
+        "read", "events", "published_dead_letters", "refused", "lost", "rule", "subject", "value",
+        "threshold", "health_message", "dead_letter", "actor", "action",
     }
 )
 _MAX_VALUE = 300
@@ -104,12 +108,28 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
+#: a library message is kept only when it is plain ASCII without quotes (host names, error names, numbers);
+#: anything else may quote a payload (Japanese names, record text) and is withheld
+_SAFE_LIBRARY_MESSAGE = re.compile(r"^[A-Za-z0-9 _.,:;=()\[\]<>/@%+#*-]{1,300}$")
+
+
 def _library_message_guard(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
-    """Library log messages are free text that may quote a payload: keep only the logger name."""
+    """Library records keep their level and, when it cannot quote a payload, their message."""
     record = event_dict.get("_record")
     if not event_dict.get("_from_structlog"):
-        event_dict["event"] = "library log"
+        try:
+            message = record.getMessage().strip() if record is not None else ""
+        except Exception:  # a library's bad format string
+            message = ""
+        if message and _SAFE_LIBRARY_MESSAGE.match(message):
+            event_dict["event"] = message
+        elif message:
+            event_dict["event"] = f"library log (message withheld: {len(message)} characters)"
+        else:
+            event_dict["event"] = "library log (no message)"
         event_dict["logger"] = getattr(record, "name", None)
+        if record is not None:
+            event_dict["level"] = record.levelname.lower()
     return event_dict
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: a feed's expected interval when TSUNAGU_FEED_EXPECTED_INTERVAL_S does not name it
+DEFAULT_EXPECTED_INTERVAL_S = 86400.0
 
 
 class Settings(BaseSettings):
@@ -61,7 +65,8 @@ class Settings(BaseSettings):
     web_base_url: str = "http://127.0.0.1:8080"
     #: a referral nobody accepted within this many days is overdue
     referral_overdue_days: int = Field(default=14, ge=1, le=365)
-    #: notifications: webhook URL (POST JSON) and/or SMTP; empty → that channel is off
+    #: notifications: webhook URL (POST JSON) and/or SMTP; empty → that channel is off. The same URL receives
+    #: the workspace's notifications and the health loop's alerts (JSON without personal data)
     notify_webhook_url: str = ""
     notify_smtp_host: str = ""
     notify_smtp_port: int = Field(default=25, ge=1, le=65535)
@@ -74,6 +79,32 @@ class Settings(BaseSettings):
     notify_webhook_secret: SecretStr = SecretStr("")
     #: service mode: seconds between the workspace's periodic rounds (referral sync, notifications)
     notify_interval_s: float = Field(default=60.0, gt=0)
+
+    # -- Kafka client security (every client: FastStream/aiokafka, kafka-python producers, admin, lag readers);
+    #    the embedded broker is always PLAINTEXT
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    #: PEM file of the CA that signed the brokers' certificates; None → the system's CAs
+    kafka_ssl_cafile: Path | None = None
+
+    # -- operations (issue 12)
+    #: feed → the longest normal gap between two deliveries, in seconds (JSON); a feed not named: 86400
+    feed_expected_interval_s: dict[str, float] = {}
+    #: Fernet key sealing dead letters' original bytes (``tsunagu deadletter key`` makes one); empty → the
+    #: originals are not kept
+    deadletter_key: SecretStr = SecretStr("")
+    #: health rules: a consumer lag / outbox that grew on this many consecutive checks raises an ops alert
+    health_growth_checks: int = Field(default=3, ge=2, le=100)
+    #: health rules: dead letters per minute (all stages) above which an ops alert is raised
+    health_dead_letter_rate_per_min: float = Field(default=10.0, gt=0)
+    #: health rules: seconds between two evaluations in ``tsunagu serve``
+    health_interval_s: float = Field(default=30.0, gt=0)
+
+    def expected_interval_s(self, feed: str) -> float:
+        """The stalled-feed threshold of one feed (TSUNAGU_FEED_EXPECTED_INTERVAL_S, default one day)."""
+        return float(self.feed_expected_interval_s.get(feed, DEFAULT_EXPECTED_INTERVAL_S))
 
 
 def get_settings() -> Settings:

@@ -34,6 +34,13 @@ def _register_subcommands() -> None:
 
     app.add_typer(users_app, name="users")
     app.add_typer(workspace_app, name="workspace")
+    from hub.cli.deadletter import deadletter_app
+    from hub.cli.status import asyncapi_command, config_app, status_command
+
+    app.add_typer(deadletter_app, name="deadletter")
+    app.add_typer(config_app, name="config")
+    app.command("status")(status_command)
+    app.command("asyncapi")(asyncapi_command)
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import hub.identity.tables
+import hub.pipeline.deadletters
 import hub.pipeline.tables
 import hub.workspace.models  # noqa: F401
 from consent.store import metadata as consent_metadata

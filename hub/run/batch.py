@@ -22,9 +22,11 @@ from sqlalchemy import func, select
 from connectors.runner import ConnectorRunner, ConnectorState, RunStats, make_producer
 from hub import wiring
 from hub.bootstrap import open_runtime
-from hub.kafka.service import HubService
+from hub.kafka.security import kafka_python_security
+from hub.kafka.service import HubService, deadletter_group
 from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
+from hub.ops.deadletters import sealer_of
 from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore
 from hub.pipeline.tables import HubOutbox, ProcessedEvent
 from hub.run.export import write_export
@@ -41,27 +43,39 @@ class RunResult:
     stats: dict[str, RunStats] = field(default_factory=dict)
 
 class Progress:
-    """A progress line on stderr for long runs (counts only, never data)."""
+    """Progress bars (rich) for long phases — only when ``stream`` is a terminal, so they never mix with
+    JSON log lines in a file or pipe. While the bars show, rich redirects stderr writes (the JSON log
+    lines) above them instead of through them. Counts only, never data."""
 
     def __init__(self, stream: TextIO | None) -> None:
-        self.stream = stream
-        self.start = time.monotonic()
-        self._last = 0.0
+        self.enabled = stream is not None and hasattr(stream, "isatty") and stream.isatty()
+        self._bars: Any = None
+        self._tasks: dict[str, Any] = {}
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as Bars
+
+            self._bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn(), console=Console(file=stream), redirect_stderr=True,
+                              redirect_stdout=False, transient=False)
+            self._bars.start()
 
     def show(self, phase: str, done: int, total: int, force: bool = False) -> None:
-        if self.stream is None:
+        if self._bars is None:
             return
-        t = time.monotonic()
-        if not force and t - self._last < 2.0:
-            return
-        self._last = t
-        self.stream.write(f"\r[{t - self.start:6.1f}s] {phase}: {done}/{total} 処理済み processed   ")
-        self.stream.flush()
+        task = self._tasks.get(phase)
+        if task is None:
+            task = self._tasks[phase] = self._bars.add_task(_PHASES.get(phase, phase), total=total or None)
+        self._bars.update(task, completed=done, total=total or None)
 
     def end(self) -> None:
-        if self.stream is not None and self._last:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bars is not None:
+            self._bars.stop()
+            self._bars = None
+
+
+_PHASES = {"hub": "ハブ処理 hub processing", "connectors": "連携読込 connectors reading"}
 
 
 def batch_run(
@@ -97,14 +111,15 @@ async def _drive(core: HubCore, settings: Settings, bootstrap: str, topics: Topi
     services = [HubService(core, settings, bootstrap, instance=f"hub-{i}") for i in range(hub_instances)]
     for service in services:
         await service.start()
-    producer = make_producer(bootstrap)
+    producer = make_producer(bootstrap, **kafka_python_security(bootstrap))
     stats: dict[str, RunStats] = {}
     try:
         for phase in wiring.phases(sources, settings, cstate):
             ids: set[tuple[str, str]] = set()
-            for connector in phase:
+            for done, connector in enumerate(phase):
+                progress.show("connectors", done, len(phase))
                 runner = ConnectorRunner(connector, cstate, producer, intake_topic=topics.intake,
-                                         deadletter_topic=topics.deadletter)
+                                         deadletter_topic=topics.deadletter, seal=sealer_of(settings))
                 try:
                     st = await asyncio.to_thread(runner.run_once)
                 finally:
@@ -125,7 +140,7 @@ async def _drive(core: HubCore, settings: Settings, bootstrap: str, topics: Topi
 def _lag(bootstrap: str, settings: Settings, topics: Topics) -> int:
     return group_lag(bootstrap, settings.hub_group, topics.intake) + group_lag(
         bootstrap, f"{settings.hub_group}-household", topics.resolved
-    )
+    ) + group_lag(bootstrap, deadletter_group(settings), topics.deadletter)
 
 
 async def _wait_processed(core: HubCore, ids: set[tuple[str, str]], progress: Progress, *,

@@ -16,6 +16,7 @@ from hub.kafka.topicreader import read_topic
 from hub.pipeline.stages import HOUSEHOLD, HubCore
 from hub.pipeline.tables import ProcessedEvent
 from hub.topics import Topics
+from schemas.deadletter import DEADLETTER_TYPE
 
 
 def _jsonl(path: Path, rows: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> int:
@@ -40,6 +41,18 @@ def _unique_events(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     return out
 
 
+def dead_letter_row(doc: dict[str, Any]) -> dict[str, Any]:
+    """deadletter.jsonl's row of a dead-letter message (``jp.tsunagu.deadletter.v1`` CloudEvent or older JSON)."""
+    if doc.get("type") == DEADLETTER_TYPE and isinstance(doc.get("data"), dict):
+        data = doc["data"]
+        if "origin" not in data:  # an earlier hub format: the DeadLetter record itself as data
+            return {k: data.get(k) for k in ("source", "where", "record", "reason", "stage", "event")}
+        return {"source": data.get("feed"), "where": (data.get("origin") or {}).get("where"),
+                "record": data.get("record"), "reason": data.get("detail"), "stage": data.get("stage"),
+                "event": data.get("event"), "code": data.get("reason")}
+    return {k: doc.get(k) for k in ("source", "where", "record", "reason", "stage", "event")}
+
+
 def write_export(export: Path, core: HubCore, bootstrap: str, topics: Topics,
                  stats: dict[str, RunStats], wall: float) -> dict[str, Any]:
     export.mkdir(parents=True, exist_ok=True)
@@ -48,13 +61,11 @@ def write_export(export: Path, core: HubCore, bootstrap: str, topics: Topics,
     dead: list[dict[str, Any]] = []
     seen_dead: set[tuple[Any, ...]] = set()
     for raw in read_topic(bootstrap, topics.deadletter):
-        dl = json.loads(raw)
-        if isinstance(dl.get("data"), dict) and str(dl.get("type", "")).startswith("jp.tsunagu.deadletter."):
-            dl = dl["data"]  # a dead letter as a CloudEvent (hub side)
+        dl = dead_letter_row(json.loads(raw))
         key = (dl.get("source"), dl.get("where"), dl.get("record"), dl.get("reason"))
         if key not in seen_dead:
             seen_dead.add(key)
-            dead.append({k: dl.get(k) for k in ("source", "where", "record", "reason", "stage", "event")})
+            dead.append(dl)
     with core.sessions() as s:
         persons = list(wiring.persons_rows(s))
         audit = list(wiring.audit_rows(s))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,9 @@ from connectors.contract import Connector
 from connectors.runner import CheckpointRow, ConnectorRunner, ConnectorState, RunStats, make_producer
 from hub import wiring
 from hub.bootstrap import open_kafka
+from hub.kafka.security import kafka_python_security
 from hub.logging import get_logger
+from hub.ops.deadletters import sealer_of
 from hub.run.state import check_sources, state_folder
 from hub.serve.metrics import FEEDS, Metrics
 from hub.settings import Settings
@@ -32,8 +34,10 @@ class ServiceRunner(ConnectorRunner):
     """A runner for a long-lived process: counts acknowledgements, one thread at a time, bounded memory."""
 
     def __init__(self, connector: Connector, state: ConnectorState, producer: KafkaProducer | None, *,
-                 intake_topic: str, deadletter_topic: str, metrics: Metrics | None = None) -> None:
-        super().__init__(connector, state, producer, intake_topic=intake_topic, deadletter_topic=deadletter_topic)
+                 intake_topic: str, deadletter_topic: str, metrics: Metrics | None = None,
+                 seal: Callable[[bytes], str] | None = None) -> None:
+        super().__init__(connector, state, producer, intake_topic=intake_topic, deadletter_topic=deadletter_topic,
+                         seal=seal)
         self.metrics = metrics
         self.lock = threading.RLock()
 
@@ -45,14 +49,13 @@ class ServiceRunner(ConnectorRunner):
 
     def relay(self, limit: int = 2000) -> int:
         with self.lock:
-            events, dead = self.stats.published, self.stats.published_dead_letters
+            events = self.stats.published
             try:
                 return super().relay(limit)
             finally:
                 if self.metrics is not None:
                     feed = self.connector.name
                     self.metrics.published.labels(feed=feed).inc(self.stats.published - events)
-                    self.metrics.dead_letters.labels(feed=feed).inc(self.stats.published_dead_letters - dead)
 
 def connector_loop(runner: ConnectorRunner, interval_s: float, stop: threading.Event) -> None:
     """``run_forever`` until ``stop``; an unexpected error is logged (type only) and the round retried."""
@@ -71,9 +74,19 @@ def connector_loop(runner: ConnectorRunner, interval_s: float, stop: threading.E
 
 
 def service_connectors(sources: Path, settings: Settings) -> tuple[list[Connector], list[Connector]]:
-    """(registry, case feeds) under ``sources``; the kodomo replay folder is left to the webhook."""
+    """(registry, case feeds) under ``sources``; the kodomo delivery folder is the webhook's (see
+    :func:`kodomo_files`), so its items share the webhook's runner and outbox."""
     cases = [c for c in wiring.case_connectors(sources, settings) if c.name != Feed.KODOMO.value]
     return wiring.registry_connectors(sources), cases
+
+
+def kodomo_files(sources: Path, settings: Settings) -> Connector | None:
+    """The replay of ``sources/kodomo/*.json`` delivery files, exactly as ``tsunagu run`` reads them."""
+    if not (sources / "kodomo").is_dir():
+        return None
+    from connectors.kodomo import KodomoReplayConnector
+
+    return KodomoReplayConnector(sources / "kodomo", settings.kodomo_webhook_secret.get_secret_value())
 
 
 def connector_named(name: str, sources: Path, settings: Settings) -> Connector | None:
@@ -122,9 +135,9 @@ def run_connector(settings: Settings, name: str, sources: Path, *, state: Path |
         if kafka.embedded:
             log.warning("embedded broker: what this command publishes is gone when it ends", connector=name)
         cstate = ConnectorState.in_dir(state_dir)
-        producer = make_producer(bootstrap, client_id=f"tsunagu-connector-{name}")
+        producer = make_producer(bootstrap, client_id=f"tsunagu-connector-{name}", **kafka_python_security(bootstrap))
         runner = ServiceRunner(connector, cstate, producer, intake_topic=topics.intake,
-                               deadletter_topic=topics.deadletter)
+                               deadletter_topic=topics.deadletter, seal=sealer_of(settings))
         try:
             if once:
                 stats: RunStats = runner.run_once()

@@ -31,6 +31,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +48,24 @@ from hub.db import make_engine
 from hub.http.app import make_service_app
 from hub.http.server import QuietUvicorn, listen_socket
 from hub.http.webhook import PushedFeed, WebhookPublisher
+from hub.kafka.security import kafka_python_security
 from hub.kafka.service import HubService
 from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
+from hub.ops.deadletters import sealer_of
+from hub.ops.health import HealthSettings
+from hub.ops.monitor import HealthLoop, Notifier, take_reading
+from hub.ops.readings import CachedLags, consumer_lags
 from hub.pipeline.tables import HubOutbox
 from hub.run.state import check_sources, state_folder
-from hub.serve.feeds import ServiceRunner, connector_loop, first_pass, forget_checkpoints, service_connectors
+from hub.serve.feeds import (
+    ServiceRunner,
+    connector_loop,
+    first_pass,
+    forget_checkpoints,
+    kodomo_files,
+    service_connectors,
+)
 from hub.serve.metrics import CountingCore, Metrics, StoreCollector
 from hub.settings import Settings
 from hub.topics import Topics
@@ -96,6 +109,8 @@ class HubServer:
         self.drain_timeout_s = drain_timeout_s
         self.join_timeout_s = join_timeout_s
         self.metrics = Metrics()
+        self.health_loop: HealthLoop | None = None
+        self.lags: CachedLags | None = None
         #: set once the HTTP server accepts connections (``port`` is then the bound port)
         self.ready = threading.Event()
         #: set once ``run`` returned, cleanly or not
@@ -142,6 +157,7 @@ class HubServer:
     def _prepare(self, base: Runtime[CountingCore]) -> _Runtime:
         settings, state_dir, bootstrap, embedded, topics = (base.settings, base.state_dir, base.bootstrap,
                                                             base.embedded, base.topics)
+        security = kafka_python_security(bootstrap)
         core = base.core
         core.on_processed = lambda stage, n: self.metrics.hub_processed.labels(stage=stage).inc(n)
         self.core = core
@@ -153,17 +169,25 @@ class HubServer:
                             count=forgotten, state_dir=str(state_dir))
         ledger = SqlLedger(make_engine(f"sqlite:///{state_dir / 'kodomo_ledger.sqlite'}"))
         rt = _Runtime(bootstrap, embedded, topics, core, cstate, ledger,
-                      make_producer(bootstrap), make_producer(bootstrap, client_id="tsunagu-webhook"))
+                      make_producer(bootstrap, **security),
+                      make_producer(bootstrap, client_id="tsunagu-webhook", **security))
         registry, cases = service_connectors(self.sources, settings)
 
         def runner(c: Connector, producer: KafkaProducer) -> ServiceRunner:
             return ServiceRunner(c, cstate, producer, intake_topic=topics.intake, deadletter_topic=topics.deadletter,
-                                 metrics=self.metrics)
+                                 metrics=self.metrics, seal=sealer_of(settings))
 
         rt.registry = [runner(c, rt.producer) for c in registry]
         rt.cases = [runner(c, rt.producer) for c in cases]
-        rt.kodomo = runner(PushedFeed(), rt.webhook_producer)
-        self.metrics.registry.register(StoreCollector(core.sessions, cstate))
+        rt.kodomo = runner(PushedFeed(kodomo_files(self.sources, settings)), rt.webhook_producer)
+        self.lags = CachedLags(lambda: consumer_lags(bootstrap, settings, topics))
+        self.metrics.registry.register(StoreCollector(core.sessions, cstate, settings, self.lags))
+        watched = sorted({r.connector.name for r in (*rt.registry, *rt.cases, rt.kodomo) if r is not None})
+        started = datetime.now(UTC)
+        self.health_loop = HealthLoop(
+            lambda: take_reading(core.sessions, cstate, self.lags, watched, started),
+            HealthSettings.from_settings(settings, watched), settings.health_interval_s,
+            registry=self.metrics.registry, notify=Notifier(settings.notify_webhook_url))
         return rt
 
     def _dispose(self, rt: _Runtime) -> None:
@@ -201,6 +225,8 @@ class HubServer:
             log.info("service started", port=self.port, bootstrap=rt.bootstrap,
                      files=len(rt.registry) + len(rt.cases))
             feeds_task = asyncio.create_task(self._start_feeds(rt))
+            if self.health_loop is not None:
+                self.health_loop.start()
             stop_wait = asyncio.create_task(self._wakeup.wait())
             await asyncio.wait({stop_wait, http_task}, return_when=asyncio.FIRST_COMPLETED)
             stop_wait.cancel()
@@ -210,6 +236,8 @@ class HubServer:
             if http_task is None:
                 sock.close()
             self.phase = "stopping"
+            if self.health_loop is not None:
+                self.health_loop.stop()
             await self._shutdown(rt, hub, http, http_task, feeds_task)
             for signum in signals:
                 loop.remove_signal_handler(signum)
@@ -299,7 +327,8 @@ class HubServer:
         # the coordinators' workspace, /ops included (behind the ops/admin roles), last: it mounts "/"
         self.workspace = attach_workspace(app, rt.core.sessions, self.settings, connector_state=rt.cstate,
                                           topics=rt.topics, relay=hub.relay if hub is not None else None,
-                                          loop=asyncio.get_running_loop(), bootstrap=rt.bootstrap)
+                                          loop=asyncio.get_running_loop(), bootstrap=rt.bootstrap, lags=self.lags,
+                                          health=self.health_loop.alerts if self.health_loop is not None else None)
         return app
 
     def _health(self) -> tuple[dict[str, Any], bool]:

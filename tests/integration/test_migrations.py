@@ -7,6 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 import hub.identity.tables  # registers identity tables
+import hub.pipeline.deadletters
 import hub.pipeline.tables
 import hub.workspace.models  # noqa: F401  (registers workspace tables)
 from consent.store import metadata as consent_metadata

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
+from workspace.support import PASSWORD, add_users, csrf_in
 
 from connectors.houkatsu import HoukatsuConnector
 from connectors.kodomo import KodomoWebhook, sign_delivery
@@ -153,10 +154,26 @@ def test_webhook_reaches_the_hub_and_the_service_stops_clean(running: Running, s
         assert new_ids
         wait_for(lambda: new_ids <= running.finished(), what="a new houkatsu file handled by the hub")
 
+        forged_line = 'tsunagu_dead_letters_total{feed="kodomo",reason="signature",stage="webhook"} 1.0'
+        wait_for(lambda: forged_line in client.get("/metrics").text, what="the forged delivery in the store")
         metrics = client.get("/metrics").text
         assert 'tsunagu_events_published_total{feed="kodomo"} 1.0' in metrics
-        assert 'tsunagu_dead_letters_total{feed="kodomo"} 1.0' in metrics  # the forged delivery, recorded
         assert 'tsunagu_webhook_deliveries_total{status_code="401"} 1.0' in metrics
+        # /ops.json is the workspace's, behind login with the ops role: refused without a session ...
+        assert client.get("/ops.json").status_code == 401
+        assert running.server.workspace is not None
+        add_users(running.server.workspace.ctx.sessions, {"ops-serve": ("ops", None)})
+        page = client.get("/login")
+        logged_in = client.post("/login", data={"username": "ops-serve", "password": PASSWORD,
+                                                "csrf_token": csrf_in(page.text)}, follow_redirects=False)
+        assert logged_in.status_code == 303
+        # ... and an ops user reads the same dead letter there, no record key
+        ops = client.get("/ops.json").json()
+        assert ops["dead_letters_total"] == 1
+        assert [(d["stage"], d["feed"], d["reason"], d["count"]) for d in ops["dead_letters_by_reason"]] == [
+            ("webhook", "kodomo", "signature", 1)]
+        assert ops["consumer_lag"] is not None and {x["group"] for x in ops["consumer_lag"]} >= {
+            running.server.settings.hub_group}
         assert 'tsunagu_hub_processed_total{stage="household"}' in metrics
         assert "試験" not in metrics and "T990001" not in metrics
 
