@@ -28,7 +28,8 @@ from hub.logging import get_logger
 from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore
 from hub.pipeline.tables import HubOutbox, ProcessedEvent
 from hub.run.export import write_export
-from hub.run.state import RunError, check_sources, run_identity, state_folder
+from hub.run.sources import FEED_FOLDERS, unclaimed_files
+from hub.run.state import RunError, check_export, check_sources, run_identity, state_folder
 from hub.settings import Settings
 from hub.topics import Topics
 
@@ -76,6 +77,8 @@ def batch_run(
 ) -> RunResult:
     """Run every feed under ``sources`` once through Kafka and the hub and write ``export``."""
     check_sources(sources)
+    check_export(export)
+    unclaimed = survey_sources(sources, settings)
     started = time.monotonic()
     with state_folder(state) as state_dir:
         rid = run_identity(state_dir, settings)
@@ -87,8 +90,25 @@ def batch_run(
                 _drive(rt.core, settings, rt.bootstrap, rt.topics, sources, rt.connector_state, Progress(progress),
                        stop_after, hub_instances)
             )
-            summary = write_export(export, rt.core, rt.bootstrap, rt.topics, stats, time.monotonic() - started)
+            summary = write_export(export, rt.core, rt.bootstrap, rt.topics, stats, time.monotonic() - started,
+                                   unclaimed=unclaimed, totals=rt.connector_state.totals())
     return RunResult(export=export, summary=summary, stats=stats)
+
+
+def survey_sources(sources: Path, settings: Settings) -> list[str]:
+    """Refuse a sources folder with no feed; warn once per file no connector will read (names only)."""
+    connectors = [*wiring.registry_connectors(sources), *wiring.case_connectors(sources, settings)]
+    try:
+        if not connectors:
+            expected = ", ".join(f"{f}/" for f in FEED_FOLDERS)
+            raise RunError(f"no feed in sources folder {sources} (expected one or more of {expected})")
+        unclaimed = unclaimed_files(sources, connectors)
+    finally:
+        for connector in connectors:
+            connector.close()
+    for name in unclaimed:
+        log.warning("file not read: no connector takes this name", where=name)
+    return unclaimed
 
 
 async def _drive(core: HubCore, settings: Settings, bootstrap: str, topics: Topics, sources: Path,
