@@ -41,10 +41,15 @@ def _interrupt(_signum: int, _frame: object) -> None:
 def serve_command(
     sources: Annotated[Path, typer.Option("--sources", help="folder with registry/ houkatsu/ shogai/ …")],
     state: Annotated[Path | None, typer.Option("--state", help="keep database, checkpoints, outboxes here")] = None,
-    host: Annotated[str | None, typer.Option("--host", help="HTTP listen address [TSUNAGU_HTTP_HOST]")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="HTTP port [TSUNAGU_HTTP_PORT]")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="webhook listen address [TSUNAGU_WEBHOOK_HOST]")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="webhook port [TSUNAGU_WEBHOOK_PORT]")] = None,
+    staff_host: Annotated[str | None, typer.Option("--staff-host",
+                                                   help="staff listen address [TSUNAGU_STAFF_HOST]")] = None,
+    staff_port: Annotated[int | None, typer.Option("--staff-port", help="staff port [TSUNAGU_STAFF_PORT]")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="allow the public sample webhook secret (demo only)")] = False,
 ) -> None:
-    """Service mode: the hub, POST /webhooks/kodomo, /healthz, /metrics and every feed, until SIGTERM."""
+    """Service mode: the hub, POST /webhooks/kodomo (public listener), /ops, /metrics (staff listener), /healthz
+    on both, and every feed, until SIGTERM."""
     from kafka.errors import KafkaError
 
     from hub.run.state import RunError
@@ -53,7 +58,8 @@ def serve_command(
     settings = _settings()
     signal.signal(signal.SIGTERM, _interrupt)  # while starting; once serving, the service handles it
     try:
-        serve(settings, sources, host=host, port=port, state=state)
+        serve(settings, sources, host=host, port=port, staff_host=staff_host, staff_port=staff_port, state=state,
+              demo=demo)
     except KeyboardInterrupt:  # stopped while starting: what was started has been stopped
         raise typer.Exit(130) from None
     except RunError as exc:
