@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     webhook_refused_rate_per_s: float = Field(default=1.0, gt=0)
     webhook_refused_burst: int = Field(default=10, ge=1)
     log_level: str = "INFO"
-    #: consent API bearer tokens, token → role or "role:operator id" (``consent_officer`` or ``coordinator``; any other role is
-    #: refused). From the environment as JSON: TSUNAGU_API_TOKENS='{"<token>":"consent_officer"}'
+    #: consent API bearer tokens, token → role or "role:operator id" (``consent_officer`` or ``coordinator``;
+    #: any other role is refused). From the environment as JSON: TSUNAGU_API_TOKENS='{"<token>":"consent_officer"}'
     api_tokens: dict[str, str] = {}
     #: service mode (``tsunagu serve``): seconds between polls of file folders and the shogai database
     poll_interval_s: float = Field(default=5.0, gt=0)
