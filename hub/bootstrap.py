@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.runner import ConnectorState
+from hub.anchoring import audit_key_of
 from hub.db import make_engine, make_sessionmaker
 from hub.kafka.broker import ensure_topics, kafka_cluster
 from hub.migrate import database_url_for, upgrade
@@ -48,12 +49,13 @@ class Database:
     sessions: sessionmaker[Session]
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> Database:
-        """Connect to ``url``, first applying the Alembic migrations unless ``migrate`` is false."""
+    def open(cls, url: str, *, migrate: bool = True, audit_key: bytes | None = None) -> Database:
+        """Connect to ``url``, first applying the Alembic migrations unless ``migrate`` is false;
+        ``audit_key`` signs the audit entries appended through these sessions (HMAC-SHA256)."""
         if migrate:
             upgrade(url)
         engine = make_engine(url)
-        return cls(url, engine, make_sessionmaker(engine))
+        return cls(url, engine, make_sessionmaker(engine, audit_key))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -142,7 +144,8 @@ def open_runtime(settings: Settings, state_dir: Path, *, database_url: str | Non
 def _runtime(settings: Settings, state_dir: Path, database_url: str | None,
              core_type: type[HubCore]) -> Iterator[Runtime[Any]]:
     with open_kafka(settings) as kafka:
-        database = Database.open(database_url or database_url_for(settings, state_dir))
+        database = Database.open(database_url or database_url_for(settings, state_dir),
+                                 audit_key=audit_key_of(settings))
         try:
             cstate = ConnectorState.in_dir(state_dir)
             try:

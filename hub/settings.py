@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     metrics_token: SecretStr = SecretStr("")
     #: key of the HMAC-SHA256 that signs the consent audit chain (audit.jsonl); empty → plain SHA-256 chain
     audit_hmac_key: SecretStr = SecretStr("")
+    #: append-only file the audit chain's head is anchored to (``tsunagu audit verify --anchor``);
+    #: empty → ``audit.anchor`` in the state folder. Keep it where the database writer cannot rewrite it.
+    audit_anchor_path: Path | None = None
+    #: service mode: seconds between two anchors of the audit head (an anchor is written only when it moved)
+    audit_anchor_interval_s: float = Field(default=60.0, gt=0)
     #: alert thresholds (alerts.md: each is configurable)
     alert_multi_field_min_fields: int = Field(default=2, ge=2, le=4)
 

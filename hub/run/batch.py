@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from connectors.runner import ConnectorRunner, ConnectorState, RunStats, make_producer
 from hub import wiring
+from hub.anchoring import anchor_head, anchor_path, audit_key_of
 from hub.bootstrap import open_runtime
 from hub.kafka.service import HubService
 from hub.kafka.topicreader import group_lag
@@ -90,6 +91,7 @@ def batch_run(
                 _drive(rt.core, settings, rt.bootstrap, rt.topics, sources, rt.connector_state, Progress(progress),
                        stop_after, hub_instances)
             )
+            anchor_head(rt.sessions, anchor_path(settings, state_dir), audit_key_of(settings))
             summary = write_export(export, rt.core, rt.bootstrap, rt.topics, stats, time.monotonic() - started,
                                    unclaimed=unclaimed, totals=rt.connector_state.totals())
     return RunResult(export=export, summary=summary, stats=stats)

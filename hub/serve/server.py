@@ -45,6 +45,7 @@ from connectors.contract import Connector
 from connectors.kodomo import KodomoWebhook, SqlLedger
 from connectors.ratelimit import TokenBucket
 from connectors.runner import ConnectorRunner, ConnectorState, make_producer
+from hub.anchoring import anchor_head, anchor_path, audit_key_of
 from hub.bootstrap import Runtime, open_runtime
 from hub.db import make_engine
 from hub.http.app import make_staff_app, make_webhook_app
@@ -224,9 +225,11 @@ class HubServer:
                      files=len(rt.registry) + len(rt.cases))
             log.info("staff listener started", port=self.staff_port)
             feeds_task = asyncio.create_task(self._start_feeds(rt))
+            anchor_task = asyncio.create_task(self._anchor_loop(rt))
             stop_wait = asyncio.create_task(self._wakeup.wait())
             await asyncio.wait({stop_wait, http_task, staff_task}, return_when=asyncio.FIRST_COMPLETED)
             stop_wait.cancel()
+            anchor_task.cancel()
             if (http_task.done() or staff_task.done()) and not self._stop_flag.is_set():
                 log.error("HTTP server ended unexpectedly; stopping")
         finally:
@@ -286,7 +289,22 @@ class HubServer:
             await hub.stop()
         except Exception as exc:  # e.g. it never started; its outbox is relayed at the next start
             log.error("hub did not stop cleanly", error_type=type(exc).__name__)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self._anchor, rt)
         log.info("service stopped", pending=rt.cstate.pending())
+
+    def _anchor(self, rt: _Runtime) -> None:
+        assert self.state_dir is not None
+        anchor_head(rt.core.sessions, anchor_path(self.settings, self.state_dir), audit_key_of(self.settings))
+
+    async def _anchor_loop(self, rt: _Runtime) -> None:
+        """Anchor the audit head every ``audit_anchor_interval_s`` (only when it moved)."""
+        while True:
+            await asyncio.sleep(self.settings.audit_anchor_interval_s)
+            try:
+                await asyncio.to_thread(self._anchor, rt)
+            except Exception as exc:  # a full disk must not stop the service; the next round tries again
+                log.error("could not anchor the audit head", error_type=type(exc).__name__)
 
     def _join_threads(self) -> None:
         deadline = time.monotonic() + self.join_timeout_s
