@@ -29,6 +29,7 @@ from connectors.runner import ConnectorState
 from hub.anchoring import audit_key_of
 from hub.db import make_engine, make_sessionmaker
 from hub.kafka.broker import ensure_topics, kafka_cluster
+from hub.kafka.outage import retry_outage
 from hub.migrate import database_url_for, upgrade
 from hub.pipeline.alerts import AlertSettings
 from hub.pipeline.stages import HubCore
@@ -82,7 +83,9 @@ def open_kafka(settings: Settings) -> Iterator[KafkaEndpoint]:
     """The configured cluster, or an embedded broker for the block's duration; every topic exists."""
     with kafka_cluster(settings) as bootstrap:
         topics = Topics(settings.topic_prefix)
-        ensure_topics(bootstrap, topics, settings.partitions, settings.replication_factor)
+        # an unreachable broker is retried for broker_connect_s, then one line (BrokerUnavailable), no traceback
+        retry_outage(lambda: ensure_topics(bootstrap, topics, settings.partitions, settings.replication_factor),
+                     what=f"connecting to {bootstrap}", give_up_after_s=settings.broker_connect_s)
         yield KafkaEndpoint(bootstrap, topics, embedded=not settings.kafka_bootstrap)
 
 

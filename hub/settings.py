@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 500
     fetch_max_wait_ms: int = 10
+    #: how long the broker may be unreachable before a batch run gives up (it retries with capped, jittered
+    #: backoff until then; resuming with the same --state continues); service mode never gives up
+    broker_outage_s: float = Field(default=600.0, gt=0)
+    #: how long to try reaching the broker at start before a one-line "cannot reach" error
+    broker_connect_s: float = Field(default=30.0, gt=0)
     #: the 障害者相談支援 vendor database (read-only), e.g. postgresql+psycopg://reader@shogai-db/soudan;
     #: empty → ``shogai/soudan.sqlite`` under the sources folder when present
     shogai_database_url: str = ""

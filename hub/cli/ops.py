@@ -52,6 +52,7 @@ def serve_command(
     on both, and every feed, until SIGTERM."""
     from kafka.errors import KafkaError
 
+    from hub.kafka.outage import BrokerUnavailable
     from hub.run.state import RunError
     from hub.serve.server import serve
 
@@ -62,7 +63,7 @@ def serve_command(
               demo=demo)
     except KeyboardInterrupt:  # stopped while starting: what was started has been stopped
         raise typer.Exit(130) from None
-    except RunError as exc:
+    except (RunError, BrokerUnavailable) as exc:
         _fail(str(exc))
     except OSError as exc:  # e.g. the HTTP port is taken
         _fail(f"cannot start: {type(exc).__name__}: {exc.strerror or exc}")
@@ -78,6 +79,7 @@ def connector_run(
     once: Annotated[bool, typer.Option("--once", help="read to the end, publish, exit; else poll")] = False,
 ) -> None:
     """Run one connector alone, publishing to the configured (or embedded) broker; prints its counts as JSON."""
+    from hub.kafka.outage import BrokerUnavailable
     from hub.run.state import RunError
     from hub.serve.feeds import ConnectorNotFound, run_connector, summary_line
 
@@ -91,7 +93,7 @@ def connector_run(
         signal.signal(signal.SIGINT, _stop)
     try:
         result = run_connector(settings, name, sources, state=state, once=once, stop=stop)
-    except (RunError, ConnectorNotFound) as exc:
+    except (RunError, ConnectorNotFound, BrokerUnavailable) as exc:
         _fail(str(exc))
         return
     typer.echo(summary_line(result))

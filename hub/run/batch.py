@@ -10,6 +10,7 @@ external broker ends with the same export as an uninterrupted one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -17,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from kafka import KafkaProducer
 from sqlalchemy import func, select
 
 from connectors.runner import ConnectorRunner, ConnectorState, RunStats, make_producer
 from hub import wiring
 from hub.anchoring import anchor_head, anchor_path, audit_key_of
 from hub.bootstrap import open_runtime
+from hub.kafka.outage import retry_outage
 from hub.kafka.service import HubService
 from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
@@ -92,8 +95,10 @@ def batch_run(
                        stop_after, hub_instances)
             )
             anchor_head(rt.sessions, anchor_path(settings, state_dir), audit_key_of(settings))
-            summary = write_export(export, rt.core, rt.bootstrap, rt.topics, stats, time.monotonic() - started,
-                                   unclaimed=unclaimed, totals=rt.connector_state.totals())
+            summary = retry_outage(
+                lambda: write_export(export, rt.core, rt.bootstrap, rt.topics, stats, time.monotonic() - started,
+                                     unclaimed=unclaimed, totals=rt.connector_state.totals()),
+                what="reading the export back", give_up_after_s=settings.broker_outage_s)
     return RunResult(export=export, summary=summary, stats=stats)
 
 
@@ -119,29 +124,51 @@ async def _drive(core: HubCore, settings: Settings, bootstrap: str, topics: Topi
     services = [HubService(core, settings, bootstrap, instance=f"hub-{i}") for i in range(hub_instances)]
     for service in services:
         await service.start()
-    producer = make_producer(bootstrap)
+    producers = [make_producer(bootstrap)]
     stats: dict[str, RunStats] = {}
     try:
         for phase in wiring.phases(sources, settings, cstate):
             ids: set[tuple[str, str]] = set()
             for connector in phase:
-                runner = ConnectorRunner(connector, cstate, producer, intake_topic=topics.intake,
+                runner = ConnectorRunner(connector, cstate, producers[-1], intake_topic=topics.intake,
                                          deadletter_topic=topics.deadletter)
                 try:
-                    st = await asyncio.to_thread(runner.run_once)
+                    st = await asyncio.to_thread(
+                        retry_outage, runner.run_once, what=f"publishing {connector.name}",
+                        give_up_after_s=settings.broker_outage_s,
+                        on_failure=lambda _exc, r=runner: _new_producer(r, bootstrap, producers))
                 finally:
                     connector.close()
                 stats[connector.name] = st
                 ids |= st.event_ids
                 if stop_after:
                     stop_after(connector.name)
-            await _wait_processed(core, ids, progress, lag=lambda: _lag(bootstrap, settings, topics))
+            await _wait_processed(core, ids, progress, lag=lambda: retry_outage(
+                lambda: _lag(bootstrap, settings, topics), what="checking the hub's lag",
+                give_up_after_s=settings.broker_outage_s))
     finally:
-        producer.close(timeout=10)
+        for producer in producers:
+            with contextlib.suppress(Exception):
+                producer.close(timeout=10)
         for service in services:
             await service.stop()
         progress.end()
     return stats
+
+
+def _new_producer(runner: ConnectorRunner, bootstrap: str, producers: list[KafkaProducer]) -> None:
+    """After a failed relay: a fresh producer (an idempotent one may have lost its producer id for good)."""
+    old = runner.producer
+    runner.producer = None
+    if old is not None:
+        with contextlib.suppress(Exception):
+            old.close(timeout=0)
+    try:
+        runner.producer = make_producer(bootstrap)
+    except Exception as exc:  # still unreachable: the next attempt tries again
+        log.warning("could not create a producer yet", error_type=type(exc).__name__)
+        return
+    producers.append(runner.producer)
 
 
 def _lag(bootstrap: str, settings: Settings, topics: Topics) -> int:

@@ -103,8 +103,8 @@ def _kill_points(seed: int) -> list[tuple[str, int]]:
     rnd = random.Random(seed)
     points: list[tuple[str, int]] = [("ddl", 1), ("ddl", rnd.randint(2, 25)), ("ddl", rnd.randint(26, 48))]
     # small n: each invocation gets only a little further before it is killed, so the kills spread over the run
-    later = ([("commit", rnd.randint(1, 6)) for _ in range(5)] + [("relay", rnd.randint(1, 120)) for _ in range(5)]
-             + [("hubrelay", rnd.randint(1, 3)) for _ in range(4)] + [("time", rnd.randint(20, 50)) for _ in range(4)])
+    later = ([("commit", rnd.randint(1, 4)) for _ in range(6)] + [("relay", rnd.randint(1, 40)) for _ in range(6)]
+             + [("hubrelay", rnd.randint(1, 2)) for _ in range(5)] + [("time", rnd.randint(20, 40)) for _ in range(4)])
     rnd.shuffle(later)
     return points + later
 
@@ -113,7 +113,7 @@ def _kill_points(seed: int) -> list[tuple[str, int]]:
 def test_twenty_kills_of_one_run_resume_to_the_same_export(kafka: str, samples_dir: Path, truth: dict[str, Any],
                                                           baseline: dict[str, Any], tmp_path: Path,
                                                           request: pytest.FixtureRequest, store: str) -> None:
-    """One run SIGKILLed at 21 seeded points in turn (three times during its first migration, then during hub
+    """One run SIGKILLed at 24 seeded points in turn (at least 20 reached) (three times during its first migration, then during hub
     database commits, the connectors' outbox relay, the hub's outbox relay and at random moments), each time
     started again on the same state and external broker, ends with the uninterrupted run's export and counts."""
     env = _cli_env(kafka)
@@ -128,7 +128,7 @@ def test_twenty_kills_of_one_run_resume_to_the_same_export(kafka: str, samples_d
         assert done.returncode in (0, -signal.SIGKILL), done.stderr[-2000:]
         if done.returncode == 0:
             missed.append((kind, n))
-    assert len(missed) <= 5, missed  # most points were reached before the run could finish
+    assert len(missed) <= 4, missed  # at least 20 of the 24 points were reached before the run could finish
     done = subprocess.run([sys.executable, "-m", "hub.cli.main", *run], cwd=ROOT, env=env, capture_output=True,
                           timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
