@@ -1,4 +1,4 @@
-"""Living through broker outages: capped, jittered exponential backoff and retries that give up only after a deadline."""
+"""Living through broker outages: capped, jittered backoff and retries that give up only after a deadline."""
 
 from __future__ import annotations
 

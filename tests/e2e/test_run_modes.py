@@ -113,9 +113,10 @@ def _kill_points(seed: int) -> list[tuple[str, int]]:
 def test_twenty_kills_of_one_run_resume_to_the_same_export(kafka: str, samples_dir: Path, truth: dict[str, Any],
                                                           baseline: dict[str, Any], tmp_path: Path,
                                                           request: pytest.FixtureRequest, store: str) -> None:
-    """One run SIGKILLed at 24 seeded points in turn (at least 20 reached) (three times during its first migration, then during hub
-    database commits, the connectors' outbox relay, the hub's outbox relay and at random moments), each time
-    started again on the same state and external broker, ends with the uninterrupted run's export and counts."""
+    """One run SIGKILLed at 24 seeded points in turn, at least 20 of them reached (three times during its first
+    migration, then during hub database commits, the connectors' outbox relay, the hub's outbox relay and at
+    random moments), each time started again on the same state and external broker, ends with the
+    uninterrupted run's export and counts."""
     env = _cli_env(kafka)
     if store == "postgresql":
         env["TSUNAGU_DATABASE_URL"] = request.getfixturevalue("pg_database")
