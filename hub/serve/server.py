@@ -117,6 +117,7 @@ class HubServer:
         self._threads_stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._rt: _Runtime | None = None
         self._wakeup: asyncio.Event | None = None
 
     # -- control ------------------------------------------------------------------------------
@@ -170,18 +171,22 @@ class HubServer:
 
         def runner(c: Connector, producer: KafkaProducer) -> ServiceRunner:
             return ServiceRunner(c, cstate, producer, intake_topic=topics.intake, deadletter_topic=topics.deadletter,
-                                 metrics=self.metrics)
+                                 metrics=self.metrics,
+                                 producer_factory=lambda: make_producer(bootstrap, client_id=f"tsunagu-{c.name}"))
 
         rt.registry = [runner(c, rt.producer) for c in registry]
         rt.cases = [runner(c, rt.producer) for c in cases]
         rt.kodomo = runner(PushedFeed(), rt.webhook_producer)
         self.metrics.registry.register(StoreCollector(core.sessions, cstate))
+        self._rt = rt
         return rt
 
     def _dispose(self, rt: _Runtime) -> None:
         for producer in (rt.producer, rt.webhook_producer):
             with contextlib.suppress(Exception):
                 producer.close(timeout=10)  # flushes what is buffered
+        for r in [*rt.registry, *rt.cases, *([rt.kodomo] if rt.kodomo else [])]:
+            r.close_producer()
         rt.ledger.dispose()  # the connector state and the hub database close with the runtime
 
     async def _main(self, rt: _Runtime) -> None:
@@ -364,9 +369,17 @@ class HubServer:
                               metrics_token=self.settings.metrics_token.get_secret_value())
 
     def _health(self) -> tuple[dict[str, Any], bool]:
+        """Readiness: running, every connector thread alive, and every feed able to publish (no failing relay
+        with items waiting in its outbox)."""
         alive = {t.name.removeprefix("connector-"): t.is_alive() for t in self._threads}
-        ok = self.phase in ("starting", "running") and all(alive.values())
-        return {"status": self.phase, "connectors": alive}, ok
+        rt = self._rt
+        runners = [*rt.registry, *rt.cases, *([rt.kodomo] if rt.kodomo else [])] if rt is not None else []
+        try:
+            publishing = {r.connector.name: r.can_publish for r in runners}
+        except Exception:  # the connector state is unreadable: not ready
+            publishing = {r.connector.name: False for r in runners}
+        ok = self.phase in ("starting", "running") and all(alive.values()) and all(publishing.values())
+        return {"status": self.phase, "connectors": alive, "publishing": publishing}, ok
 
 
 def serve(settings: Settings, sources: Path, *, host: str | None = None, port: int | None = None,
