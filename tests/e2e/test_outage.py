@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -39,6 +40,25 @@ def proxied_broker() -> Iterator[tuple[CutProxy, str]]:
         broker.stop()
 
 
+def _wait_published(db: Path, proc: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
+    """Until the run's connectors have had something acknowledged by the broker (their persisted counters)."""
+    import sqlite3
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as c:
+                    n = c.execute("SELECT coalesce(sum(value), 0) FROM connector_counters "
+                                  "WHERE name = 'published'").fetchone()[0]
+                if n:
+                    return
+            except sqlite3.Error:
+                pass
+        time.sleep(0.2)
+    raise AssertionError("the run published nothing before the cut")
+
+
 def _env(bootstrap: str, prefix: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"TSUNAGU_KAFKA_BOOTSTRAP": bootstrap, "TSUNAGU_PARTITIONS": "3", "TSUNAGU_SESSION_TIMEOUT_MS": "1000",
@@ -66,7 +86,7 @@ def test_batch_run_rides_out_a_60_second_cut(proxied_broker: tuple[CutProxy, str
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(bootstrap, f"oc{rid}"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:
-        time.sleep(8)
+        _wait_published(tmp_path / "state" / "connectors.sqlite", proc)  # mid run: the registry is on Kafka
         assert proc.poll() is None, "the run ended before the cut"
         proxy.cut()
         time.sleep(OUTAGE_S)
