@@ -112,6 +112,28 @@ class CheckpointRow(_Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class CounterRow(_Base):
+    """A connector's counters over every pass on this state (read, published, …), moved in the same
+    transaction as the outbox and checkpoints, so a resumed run's summary counts the whole run."""
+
+    __tablename__ = "connector_counters"
+
+    connector: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def _bump(s: Session, connector: str, counts: Mapping[str, int]) -> None:
+    for name, n in counts.items():
+        if not n:
+            continue
+        row = s.get(CounterRow, (connector, name))
+        if row is None:
+            s.add(CounterRow(connector=connector, name=name, value=n))
+        else:
+            row.value += n
+
+
 class ConnectorState:
     """A connector's local state: outbox and checkpoints (SQLite file by default)."""
 
@@ -147,6 +169,14 @@ class ConnectorState:
             if connector:
                 q = q.where(OutboxRow.connector == connector)
             return len(s.scalars(q).all())
+
+    def totals(self) -> dict[str, dict[str, int]]:
+        """Each connector's counters over every pass made on this state (``read``, ``published``, …)."""
+        out: dict[str, dict[str, int]] = {}
+        with self.sessions() as s:
+            for row in s.scalars(select(CounterRow)):
+                out.setdefault(row.connector, {})[row.name] = row.value
+        return out
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -250,12 +280,15 @@ class ConnectorRunner:
         items = self.connector.read(self.state.read_positions(name))
         n = 0
         for batch in _chunks(items, self.chunk):
+            before = self.stats.as_dict()
             with self.state.sessions.begin() as s:
                 for item in batch:
                     row = self._outbox_row(item)
                     s.add(row)
                     _advance(s, name, item.checkpoint.scope, read=item.checkpoint.position)
                     self._count_read(item, row)
+                after = self.stats.as_dict()
+                _bump(s, name, {k: after[k] - before[k] for k in ("read", "events", "dead_letters")})
             n += len(batch)
         return n
 
@@ -353,18 +386,24 @@ class ConnectorRunner:
                     break  # keep order: nothing after the first failure counts as sent
                 acked.append(row)
             if acked or refused:
+                events_acked = sum(1 for r in acked if r.kind == "event")
                 with self.state.sessions.begin() as s:
                     s.execute(delete(OutboxRow).where(OutboxRow.seq.in_([r.seq for r in acked])))
                     for r in acked:
                         _advance(s, name, r.scope, acked=r.position)
+                    before = self.stats.as_dict()
                     for r, why in refused:
                         self._move_aside(s, r, why)
-                for r in acked:
-                    if r.kind == "event":
-                        self.stats.published += 1
-                    else:
-                        self.stats.published_dead_letters += 1
-                        if self.on_dead_letter is not None:
+                    after = self.stats.as_dict()
+                    _bump(s, name, {"published": events_acked,
+                                    "published_dead_letters": len(acked) - events_acked,
+                                    "refused": after["refused"] - before["refused"],
+                                    "lost": after["lost"] - before["lost"]})
+                self.stats.published += events_acked
+                self.stats.published_dead_letters += len(acked) - events_acked
+                if self.on_dead_letter is not None:
+                    for r in acked:
+                        if r.kind != "event":
                             self.on_dead_letter(*dead_letter_labels(r.value, name))
                 total += len(acked)
             if error is not None:

@@ -78,10 +78,11 @@ def run(
     if not once:
         _fail("only --once is supported by `run`; use `tsunagu serve` for service mode")
     from connectors.mapping import MappingError
+    from hub.kafka.outage import BrokerUnavailable
 
     try:
         result = batch_run(sources, export, settings=settings, state=state, progress=None if quiet else sys.stderr)
-    except (RunError, MappingError) as exc:
+    except (RunError, MappingError, BrokerUnavailable) as exc:
         _fail(str(exc))
         return
     typer.echo(json.dumps(result.summary, ensure_ascii=False))

@@ -25,6 +25,7 @@ from connectors.runner import dead_letter_event
 from hub.db import get_row
 from hub.logging import get_logger
 from hub.pipeline import adapters
+from hub.pipeline.ordering import correct_after_consent
 from hub.pipeline.reattribute import current_attribution, reattribute
 from hub.pipeline.tables import CaseEvent, CaseState, HubDeadLetter, HubOutbox, ProcessedEvent
 from hub.pipeline.timers import StageTimers
@@ -391,6 +392,8 @@ class HubCore:
             self.emit(s, self.topics.team, ev.household or ev.person, adapters.withdrawal_notice(ev, consent))
         if ev.person is None:
             return
+        # Events the team got that this version (arriving late) no longer permits are retracted.
+        correct_after_consent(self, s, ev, consent)
         # A consent may release events that arrived before it: decide them again.
         held = s.scalars(
             select(CaseEvent)

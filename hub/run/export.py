@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from connectors.runner import RunStats
 from hub import wiring
+from hub.atomic import atomic_open, write_text_atomic
 from hub.kafka.topicreader import read_topic
 from hub.pipeline.stages import HOUSEHOLD, HubCore
 from hub.pipeline.tables import ProcessedEvent
@@ -21,7 +22,7 @@ from schemas.deadletter import DEADLETTER_TYPE
 
 def _jsonl(path: Path, rows: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> int:
     n = 0
-    with path.open("w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n")
             n += 1
@@ -54,7 +55,13 @@ def dead_letter_row(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_export(export: Path, core: HubCore, bootstrap: str, topics: Topics,
-                 stats: dict[str, RunStats], wall: float) -> dict[str, Any]:
+                 stats: dict[str, RunStats], wall: float, *, unclaimed: list[str] | None = None,
+                 totals: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    """Write the export files (each complete or absent) and return the summary.
+
+    ``totals`` are the feeds' read/published counters over the whole run (every invocation of a
+    resumed run); without them, the counters of ``stats`` (this invocation) are used.
+    """
     export.mkdir(parents=True, exist_ok=True)
     team = sorted(_unique_events(bootstrap, topics.team), key=lambda e: (e["time"], e["id"]))
     alerts = sorted(_unique_events(bootstrap, topics.alerts), key=lambda e: (e["time"], e["id"]))
@@ -80,13 +87,15 @@ def write_export(export: Path, core: HubCore, bootstrap: str, topics: Topics,
     _jsonl(export / "deadletter.jsonl", dead)
     _jsonl(export / "audit.jsonl", audit)
     dead_by_feed = Counter(d["source"] for d in dead)
-    feeds = sorted({str(f) for f in (*stats, *processed, *dead_by_feed) if f})
+    if totals is None:
+        totals = {f: {"read": st.read, "published": st.published} for f, st in stats.items()}
+    feeds = sorted({str(f) for f in (*totals, *processed, *dead_by_feed) if f})
     alert_kinds = Counter(a["data"]["kind"] for a in alerts if a["type"].endswith("alert.raised.v1"))
     summary = {
         "feeds": {
             f: {
-                "read": stats[f].read if f in stats else 0,
-                "published": stats[f].published if f in stats else 0,
+                "read": totals.get(f, {}).get("read", 0),
+                "published": totals.get(f, {}).get("published", 0),
                 "processed": processed.get(f, 0),
                 "dead_lettered": dead_by_feed.get(f, 0),
             }
@@ -99,7 +108,8 @@ def write_export(export: Path, core: HubCore, bootstrap: str, topics: Topics,
         "alert_events": len(alerts),
         "dead_letters": len(dead),
         "audit_entries": len(audit),
+        "unclaimed_files": len(unclaimed or []),
         "wall_time_s": round(wall, 3),
     }
-    (export / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(export / "summary.json", json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
     return summary

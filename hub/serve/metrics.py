@@ -45,6 +45,11 @@ class Metrics:
             "tsunagu_webhook_deliveries", "kodomo webhook deliveries answered, by HTTP status",
             ["status_code"], registry=self.registry,
         )
+        self.webhook_refused = Counter(
+            "tsunagu_webhook_refused", "Unauthenticated kodomo webhook requests refused, by reason "
+            "(too large, bad signature, stale timestamp, rate limited): counted, not dead-lettered",
+            ["reason"], registry=self.registry,
+        )
         for feed in FEEDS:
             self.published.labels(feed=feed)
         for stage in (INTAKE, HOUSEHOLD):
