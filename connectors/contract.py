@@ -33,6 +33,8 @@ class Item:
     event: CloudEvent | None = None
     dead_letter: DeadLetter | None = None
     key: str | None = None  # Kafka key: the person's record key, so their events stay in order
+    #: a dead letter's original bytes (the line, row or delivery as read); sealed before it leaves the runner
+    original: bytes | None = None
 
     def __post_init__(self) -> None:
         if (self.event is None) == (self.dead_letter is None):

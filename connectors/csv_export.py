@@ -87,6 +87,8 @@ class CsvRecord:
     line: int
     values: Mapping[str, str]
     error: str | None = None
+    #: the record's bytes as read (kept, sealed, with its dead letter)
+    raw: bytes = b""
 
     @property
     def where(self) -> str:
@@ -238,7 +240,7 @@ def read_csv(
             if line_no > after_line:
                 cells = _parse_cells(chunks[0])
                 values = dict(zip(header, kept(cells), strict=False))
-                yield CsvRecord(file, line_no, values, "unterminated quoted field")
+                yield CsvRecord(file, line_no, values, "unterminated quoted field", lines[start])
             continue
         i = j
         if line_no <= after_line:
@@ -246,17 +248,18 @@ def read_csv(
         try:
             cells = _parse_cells("\n".join(chunks))
         except csv.Error:
-            yield CsvRecord(file, line_no, {}, "malformed CSV line")
+            yield CsvRecord(file, line_no, {}, "malformed CSV line", b"\n".join(lines[start:j]))
             continue
         count = len(cells)
         values = dict(zip(header, kept(cells), strict=False))
         del cells
         if undecodable:
-            yield CsvRecord(file, line_no, values, "undecodable bytes")
+            yield CsvRecord(file, line_no, values, "undecodable bytes", b"\n".join(lines[start:j]))
         elif count != width:
-            yield CsvRecord(file, line_no, values, f"wrong column count (expected {width}, got {count})")
+            yield CsvRecord(file, line_no, values, f"wrong column count (expected {width}, got {count})",
+                            b"\n".join(lines[start:j]))
         else:
-            yield CsvRecord(file, line_no, values)
+            yield CsvRecord(file, line_no, values, raw=b"\n".join(lines[start:j]))
 
 
 # --- turning cells into typed values; every failure is a RowError with a fixed reason ---------
@@ -530,6 +533,7 @@ class CsvFeedConnector(Connector):
             checkpoint=cp,
             dead_letter=DeadLetter(source=self.name, where=record.where, record=key, reason=reason),
             key=key,
+            original=record.raw or None,
         )
 
 

@@ -572,7 +572,7 @@ class KodomoWebhook:
 
         if len(body) > self.max_body_bytes:
             reason = f"delivery larger than {self.max_body_bytes} bytes"
-            return self._rejected(413, "too large", delivery_id, cp, where, None, reason)
+            return self._rejected(body, 413, "too large", delivery_id, cp, where, None, reason)
         verdict = check_signature(self._secret, h, body, now=self.clock(), replay_window_s=self.replay_window_s,
                                   legacy_signature=self.legacy_signature)
         if verdict == "bad signature" and self._previous_secret:
@@ -580,15 +580,15 @@ class KodomoWebhook:
                                       replay_window_s=self.replay_window_s, legacy_signature=self.legacy_signature)
         if verdict != "ok":
             # never parsed and never marked: a forged id must not shadow a real delivery
-            return self._rejected(401, verdict, delivery_id, cp, where, None, verdict)
+            return self._rejected(body, 401, verdict, delivery_id, cp, where, None, verdict)
         if delivery_id is None:
-            return self._rejected(400, "malformed", None, cp, where, None, "missing or invalid X-Delivery-Id")
+            return self._rejected(body, 400, "malformed", None, cp, where, None, "missing or invalid X-Delivery-Id")
         digest = body_digest(body)
         if self.ledger.seen(delivery_id):
             known = self.ledger.digest(delivery_id)
             if known is not None and not hmac.compare_digest(known, digest):
                 reason = "delivery id reused with different content"
-                return self._rejected(409, "conflict", delivery_id, cp, where, None, reason)
+                return self._rejected(body, 409, "conflict", delivery_id, cp, where, None, reason)
             return HandleResult(200, "duplicate", delivery_id)
 
         try:
@@ -597,7 +597,7 @@ class KodomoWebhook:
             kind = _json_failure(exc)
             reason = kind or f"schema: {_problems(exc)}"
             record = _first_child_key(body) if kind is None else None
-            return self._rejected(400, "malformed" if kind else "invalid", delivery_id, cp, where, record, reason,
+            return self._rejected(body, 400, "malformed" if kind else "invalid", delivery_id, cp, where, record, reason,
                                   digest=digest)
 
         rec = delivery.record
@@ -606,7 +606,8 @@ class KodomoWebhook:
             _check_text(delivery)
             events = case_events(delivery)
         except BadRecord as exc:
-            return self._rejected(400, "invalid", delivery_id, cp, where, first_child, str(exc), rec, digest=digest)
+            return self._rejected(body, 400, "invalid", delivery_id, cp, where, first_child, str(exc), rec,
+                                  digest=digest)
 
         last = self.ledger.last_koushin(rec.kiroku_id)
         stale = last is not None and rec.koushin < last
@@ -626,6 +627,7 @@ class KodomoWebhook:
 
     def _rejected(
         self,
+        body: bytes,
         status: int,
         outcome: Outcome,
         delivery_id: str | None,
@@ -644,8 +646,10 @@ class KodomoWebhook:
             at = rec.koushin.astimezone(JST) if rec is not None else None
         except OverflowError:
             at = None
-        letter = DeadLetter(source=FEED.value, where=where, record=record, reason=reason, at=at)
-        item = Item(checkpoint=cp, dead_letter=letter, key=record)
+        code = {"bad signature": "signature", "stale timestamp": "signature", "too large": "size"}.get(outcome)
+        letter = DeadLetter(source=FEED.value, where=where, record=record, reason=reason, at=at, stage="webhook",
+                            code=code)
+        item = Item(checkpoint=cp, dead_letter=letter, key=record, original=body)
         return HandleResult(status, outcome, delivery_id, [item], kiroku_id, digest=digest)
 
 

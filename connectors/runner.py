@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,7 +62,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from connectors.contract import Connector, Item, position_key
 from connectors.safety import display_name
-from schemas.deadletter import DeadLetter
+from schemas.deadletter import DEADLETTER_TYPE, STAGES, DeadLetter, DeadLetterV1
+from schemas.envelope import CloudEvent, stable_event_id
 
 log = structlog.get_logger("tsunagu.connector")
 
@@ -75,6 +77,11 @@ REFUSED: tuple[type[KafkaError], ...] = (
     InvalidRecordError,
     UnsupportedForMessageFormatError,
 )
+
+
+#: CloudEvents Kafka protocol binding, structured mode: the one header every tsunagu message carries
+CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
+CE_HEADERS: list[tuple[str, bytes]] = [("content-type", CONTENT_TYPE.encode("ascii"))]
 
 
 class _Base(DeclarativeBase):
@@ -103,6 +110,28 @@ class CheckpointRow(_Base):
     read_position: Mapped[str] = mapped_column(String(200))
     position: Mapped[str | None] = mapped_column(String(200))  # acknowledged by the broker
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CounterRow(_Base):
+    """A connector's counters over every pass on this state (read, published, …), moved in the same
+    transaction as the outbox and checkpoints, so a resumed run's summary counts the whole run."""
+
+    __tablename__ = "connector_counters"
+
+    connector: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def _bump(s: Session, connector: str, counts: Mapping[str, int]) -> None:
+    for name, n in counts.items():
+        if not n:
+            continue
+        row = s.get(CounterRow, (connector, name))
+        if row is None:
+            s.add(CounterRow(connector=connector, name=name, value=n))
+        else:
+            row.value += n
 
 
 class ConnectorState:
@@ -140,6 +169,14 @@ class ConnectorState:
             if connector:
                 q = q.where(OutboxRow.connector == connector)
             return len(s.scalars(q).all())
+
+    def totals(self) -> dict[str, dict[str, int]]:
+        """Each connector's counters over every pass made on this state (``read``, ``published``, …)."""
+        out: dict[str, dict[str, int]] = {}
+        with self.sessions() as s:
+            for row in s.scalars(select(CounterRow)):
+                out.setdefault(row.connector, {})[row.name] = row.value
+        return out
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -221,6 +258,7 @@ class ConnectorRunner:
         deadletter_topic: str,
         chunk: int = 500,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        seal: Callable[[bytes], str] | None = None,
     ) -> None:
         self.connector = connector
         self.state = state
@@ -229,7 +267,11 @@ class ConnectorRunner:
         self.deadletter_topic = deadletter_topic
         self.chunk = chunk
         self.max_message_bytes = max_message_bytes
+        #: encrypts a dead letter's original bytes; None → the original is not kept on the topic
+        self.seal = seal
         self.stats = RunStats()
+        #: called with each dead letter the broker acknowledged (stage, feed, reason code)
+        self.on_dead_letter: Callable[[str, str, str], None] | None = None
 
     # -- reading into the outbox -------------------------------------------------------
     def read_into_outbox(self) -> int:
@@ -238,12 +280,15 @@ class ConnectorRunner:
         items = self.connector.read(self.state.read_positions(name))
         n = 0
         for batch in _chunks(items, self.chunk):
+            before = self.stats.as_dict()
             with self.state.sessions.begin() as s:
                 for item in batch:
                     row = self._outbox_row(item)
                     s.add(row)
                     _advance(s, name, item.checkpoint.scope, read=item.checkpoint.position)
                     self._count_read(item, row)
+                after = self.stats.as_dict()
+                _bump(s, name, {k: after[k] - before[k] for k in ("read", "events", "dead_letters")})
             n += len(batch)
         return n
 
@@ -266,11 +311,15 @@ class ConnectorRunner:
             else:
                 where = f"{item.checkpoint.scope}:{item.checkpoint.position}"
                 letter = DeadLetter(source=self.connector.name, where=where, record=key, reason=reason,
-                                    event=item.event.id)
-                topic, value, kind = self.deadletter_topic, _dead_letter_bytes(letter), "dead_letter"
+                                    event=item.event.id, code="size" if "larger" in reason else "schema")
+                original = value if reason.startswith("event larger") else None
+                topic, kind = self.deadletter_topic, "dead_letter"
+                value = self.dead_letter_bytes(letter, item.checkpoint.scope, item.checkpoint.position, original)
         else:
             assert item.dead_letter is not None
-            topic, value, kind = self.deadletter_topic, _dead_letter_bytes(item.dead_letter), "dead_letter"
+            topic, kind = self.deadletter_topic, "dead_letter"
+            value = self.dead_letter_bytes(item.dead_letter, item.checkpoint.scope, item.checkpoint.position,
+                                            item.original)
             key = item.key or item.dead_letter.record
         return OutboxRow(
             connector=self.connector.name,
@@ -313,7 +362,8 @@ class ConnectorRunner:
             error: Exception | None = None
             for r in rows:
                 try:
-                    futures.append(self.producer.send(r.topic, key=r.key.encode() if r.key else None, value=r.value))
+                    futures.append(self.producer.send(r.topic, key=r.key.encode() if r.key else None, value=r.value,
+                                                      headers=CE_HEADERS))
                 except REFUSED as exc:  # refused by the client before sending (record too large)
                     futures.append(exc)
                 except Exception as exc:  # KafkaTimeoutError waiting for metadata, …
@@ -336,17 +386,25 @@ class ConnectorRunner:
                     break  # keep order: nothing after the first failure counts as sent
                 acked.append(row)
             if acked or refused:
+                events_acked = sum(1 for r in acked if r.kind == "event")
                 with self.state.sessions.begin() as s:
                     s.execute(delete(OutboxRow).where(OutboxRow.seq.in_([r.seq for r in acked])))
                     for r in acked:
                         _advance(s, name, r.scope, acked=r.position)
+                    before = self.stats.as_dict()
                     for r, why in refused:
                         self._move_aside(s, r, why)
-                for r in acked:
-                    if r.kind == "event":
-                        self.stats.published += 1
-                    else:
-                        self.stats.published_dead_letters += 1
+                    after = self.stats.as_dict()
+                    _bump(s, name, {"published": events_acked,
+                                    "published_dead_letters": len(acked) - events_acked,
+                                    "refused": after["refused"] - before["refused"],
+                                    "lost": after["lost"] - before["lost"]})
+                self.stats.published += events_acked
+                self.stats.published_dead_letters += len(acked) - events_acked
+                if self.on_dead_letter is not None:
+                    for r in acked:
+                        if r.kind != "event":
+                            self.on_dead_letter(*dead_letter_labels(r.value, name))
                 total += len(acked)
             if error is not None:
                 log.warning("broker did not acknowledge; rows stay in the outbox",
@@ -374,10 +432,12 @@ class ConnectorRunner:
         except (ValueError, KeyError, TypeError):
             pass
         letter = DeadLetter(source=self.connector.name, where=f"{db_row.scope}:{db_row.position}",
-                            record=db_row.key, reason=f"broker refused the record ({error_type})", event=event_id)
+                            record=db_row.key, reason=f"broker refused the record ({error_type})", event=event_id,
+                            code="refused")
+        original = db_row.value
         db_row.topic = self.deadletter_topic
         db_row.kind = "dead_letter"
-        db_row.value = _dead_letter_bytes(letter)
+        db_row.value = self.dead_letter_bytes(letter, db_row.scope, db_row.position, original)
         log.warning("broker refused a record; replaced by a dead letter", connector=self.connector.name,
                     position=db_row.position, error_type=error_type)
 
@@ -401,17 +461,57 @@ class ConnectorRunner:
             stop.wait(interval_s)
 
 
-def _dead_letter_bytes(letter: DeadLetter) -> bytes:
-    """A dead letter's message; one whose text cannot be encoded (a file name that is not UTF-8) is escaped."""
+    def dead_letter_bytes(self, letter: DeadLetter, scope: str, position: str, original: bytes | None) -> bytes:
+        """The dead letter as a ``jp.tsunagu.deadletter.v1`` CloudEvent, its original sealed when a key is set."""
+        sealed = self.seal(original) if (self.seal is not None and original is not None) else None
+        return dead_letter_event(letter, scope=scope, position=position, sealed=sealed,
+                                 stage=letter.stage if letter.stage in STAGES else "connector")
+
+
+#: a checkpoint position goes into a dead letter only when it is plainly a position (a line number, an id, a
+#: timestamp watermark); one built from an unreadable source value might carry data, and is left out
+_SAFE_POSITION = re.compile(r"^[0-9A-Za-z:.+_| -]{1,200}$")
+
+
+def dead_letter_event(letter: DeadLetter, *, stage: str, scope: str | None = None, position: str | None = None,
+                      sealed: str | None = None, topic: str | None = None, partition: int | None = None,
+                      offset: int | None = None) -> bytes:
+    """A dead letter's message (CloudEvent ``jp.tsunagu.deadletter.v1``, structured JSON).
+
+    Its id depends only on where the record came from (stage, feed, origin, original event), so a
+    record that is still bad when replayed dead-letters again with the same id. Text that cannot be
+    encoded (a file name that is not UTF-8) is escaped.
+    """
+    safe = letter.model_copy(update={
+        "where": display_name(letter.where),
+        "record": display_name(letter.record) if letter.record is not None else None,
+        "reason": display_name(letter.reason),
+    })
+    at = safe.at or datetime.now(UTC)
+    data = DeadLetterV1.from_dead_letter(
+        safe, stage=stage, at=at, scope=display_name(scope) if scope is not None else None,  # type: ignore[arg-type]
+        position=position if position is not None and _SAFE_POSITION.match(position) else None,
+        delivery=safe.where.removeprefix("delivery:") if safe.where.startswith("delivery:") else None,
+        topic=topic, partition=partition, offset=offset, original=sealed,
+    )
+    ev = CloudEvent(
+        id=stable_event_id("deadletter", stage, safe.source, safe.where, safe.event or ""),
+        source=f"urn:tsunagu:{stage}:{safe.source}",
+        type=DEADLETTER_TYPE,
+        time=at,
+        sourcerecord=safe.record or safe.source,
+        data=data.model_dump(mode="json"),
+    )
+    return ev.to_json_bytes()
+
+
+def dead_letter_labels(value: bytes, feed: str) -> tuple[str, str, str]:
+    """(stage, feed, reason code) of a dead-letter message, for ``tsunagu_dead_letters_total``."""
     try:
-        return letter.to_json_bytes()
-    except ValueError:
-        safe = letter.model_copy(update={
-            "where": display_name(letter.where),
-            "record": display_name(letter.record) if letter.record is not None else None,
-            "reason": display_name(letter.reason),
-        })
-        return safe.to_json_bytes()
+        data = json.loads(value)["data"]
+        return str(data["stage"]), str(data["feed"]), str(data["reason"])
+    except (ValueError, KeyError, TypeError):
+        return "connector", feed, "other"
 
 
 def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:

@@ -293,12 +293,22 @@ def append_audit(session: Session, decisions: Sequence[AuditInput]) -> list[Audi
     if not decisions:
         return []
     head = _locked_head(session)
-    entries = chain(head.hash, decisions)
+    entries = chain(head.hash, decisions, audit_key(session))
     session.add_all(AuditLogRow(**e.to_json()) for e in entries)
     head.hash = entries[-1].hash
     head.entries += len(entries)
     session.flush()
     return entries
+
+
+#: ``Session.info`` key of the audit chain's HMAC key (set on the sessionmaker by the hub's composition root)
+AUDIT_KEY_INFO = "tsunagu_audit_hmac_key"
+
+
+def audit_key(session: Session) -> bytes | None:
+    """The HMAC key the hub configured for this session's audit entries (None: plain SHA-256 chain)."""
+    key = session.info.get(AUDIT_KEY_INFO)
+    return key if isinstance(key, bytes) and key else None
 
 
 def audit_head(session: Session) -> str:

@@ -26,8 +26,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.runner import ConnectorState
+from hub.anchoring import audit_key_of
 from hub.db import make_engine, make_sessionmaker
 from hub.kafka.broker import ensure_topics, kafka_cluster
+from hub.kafka.outage import retry_outage
 from hub.migrate import database_url_for, upgrade
 from hub.pipeline.alerts import AlertSettings
 from hub.pipeline.stages import HubCore
@@ -50,12 +52,13 @@ class Database:
     sessions: sessionmaker[Session]
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> Database:
-        """Connect to ``url``, first applying the Alembic migrations unless ``migrate`` is false."""
+    def open(cls, url: str, *, migrate: bool = True, audit_key: bytes | None = None) -> Database:
+        """Connect to ``url``, first applying the Alembic migrations unless ``migrate`` is false;
+        ``audit_key`` signs the audit entries appended through these sessions (HMAC-SHA256)."""
         if migrate:
             upgrade(url)
         engine = make_engine(url)
-        return cls(url, engine, make_sessionmaker(engine))
+        return cls(url, engine, make_sessionmaker(engine, audit_key))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -82,7 +85,9 @@ def open_kafka(settings: Settings) -> Iterator[KafkaEndpoint]:
     """The configured cluster, or an embedded broker for the block's duration; every topic exists."""
     with kafka_cluster(settings) as bootstrap:
         topics = Topics(settings.topic_prefix)
-        ensure_topics(bootstrap, topics, settings.partitions, settings.replication_factor)
+        # an unreachable broker is retried for broker_connect_s, then one line (BrokerUnavailable), no traceback
+        retry_outage(lambda: ensure_topics(bootstrap, topics, settings.partitions, settings.replication_factor),
+                     what=f"connecting to {bootstrap}", give_up_after_s=settings.broker_connect_s)
         yield KafkaEndpoint(bootstrap, topics, embedded=not settings.kafka_bootstrap)
 
 
@@ -165,7 +170,8 @@ def _runtime(settings: Settings, state_dir: Path, database_url: str | None,
              core_type: type[HubCore]) -> Iterator[Runtime[Any]]:
     install_private_use_map(settings)
     with open_kafka(settings) as kafka:
-        database = Database.open(database_url or database_url_for(settings, state_dir))
+        database = Database.open(database_url or database_url_for(settings, state_dir),
+                                 audit_key=audit_key_of(settings))
         try:
             cstate = ConnectorState.in_dir(state_dir)
             try:

@@ -9,6 +9,7 @@ are bounded. Event *messages* are fixed strings in our code, never formatted wit
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -25,6 +26,9 @@ ALLOWED_KEYS = frozenset(
         "pid", "database", "dialect", "state_dir", "sources", "export", "scope", "position",
         "status", "attempt", "error_type", "kind", "alert", "outcome", "score", "review",
         "instance", "files", "url_scheme", "delivery", "path", "method", "status_code",
+        # counts of a connector pass (RunStats) and of operations (health rules, dead-letter access)
+        "read", "events", "published_dead_letters", "refused", "lost", "rule", "subject", "value",
+        "threshold", "health_message", "dead_letter", "actor", "action",
     }
 )
 _MAX_VALUE = 300
@@ -95,8 +99,10 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
                 *PROCESSORS[1:],
                 structlog.processors.JSONRenderer(ensure_ascii=False),
             ],
+            pass_foreign_args=True,  # only to tell a template from a plain message (the arguments are dropped)
         )
     )
+    handler.addFilter(LibraryRateLimit())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
@@ -104,13 +110,74 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
+#: a library message is kept only when it is plain ASCII without quotes (host names, error names, numbers);
+#: anything else may quote a payload (Japanese names, record text) and is withheld
+_SAFE_LIBRARY_MESSAGE = re.compile(r"^[A-Za-z0-9 _.,:;=()\[\]<>/@%+#*-]{1,300}$")
+
+
 def _library_message_guard(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
-    """Library log messages are free text that may quote a payload: keep only the logger name."""
+    """Library records keep their level; their message only when it cannot quote a payload: a message that
+    passes the safe-message pattern, else the message *template* of a known library (a fixed string in
+    the library's code, e.g. ``Unable to connect to node %s``), never its arguments."""
     record = event_dict.get("_record")
     if not event_dict.get("_from_structlog"):
-        event_dict["event"] = "library log"
-        event_dict["logger"] = getattr(record, "name", None)
+        name = str(getattr(record, "name", ""))
+        template = getattr(record, "msg", "")
+        has_args = bool(event_dict.pop("positional_args", None))
+        try:
+            message = record.getMessage().strip() if record is not None else ""
+        except Exception:  # a library's bad format string
+            message = ""
+        if name.split(".")[0] in TEMPLATE_LOGGERS and isinstance(template, str) and has_args:
+            # a %-style template with its arguments apart: the fixed text is safe to keep
+            event_dict["event"] = "library: " + "".join(c if c.isprintable() else " " for c in template)[:200]
+        elif message and _SAFE_LIBRARY_MESSAGE.match(message):
+            event_dict["event"] = message
+        elif message:
+            event_dict["event"] = f"library log (message withheld: {len(message)} characters)"
+        else:
+            event_dict["event"] = "library log (no message)"
+        event_dict["logger"] = name or None
+        if record is not None:
+            event_dict["level"] = record.levelname.lower()
+        suppressed = getattr(record, "tsunagu_suppressed", 0)
+        if suppressed:
+            event_dict["count"] = suppressed
     return event_dict
+
+
+#: libraries whose log calls are %-style templates with separate arguments (kafka-python, aiokafka):
+#: their template text is kept (never the arguments), so an outage says what is happening
+TEMPLATE_LOGGERS = frozenset({"kafka", "aiokafka"})
+
+
+class LibraryRateLimit(logging.Filter):
+    """At most one line per library logger and message template every ``interval_s``; the next line that
+    passes carries how many were suppressed (``count``). Our own structlog lines are never limited."""
+
+    def __init__(self, interval_s: float = 10.0, clock: Any = None) -> None:
+        super().__init__()
+        import time
+
+        self.interval_s = interval_s
+        self.clock = clock or time.monotonic
+        self._last: dict[tuple[str, str], float] = {}
+        self._suppressed: dict[tuple[str, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict):  # structlog's own lines
+            return True
+        key = (record.name, str(record.msg)[:200])
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval_s:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return False
+        if len(self._last) > 1000:
+            self._last.clear()
+        self._last[key] = now
+        record.tsunagu_suppressed = self._suppressed.pop(key, 0)
+        return True
 
 
 def get_logger(name: str = "tsunagu") -> Any:

@@ -45,7 +45,7 @@ def case_connectors(sources: Path, settings: Settings) -> list[Connector]:
     if (sources / "kodomo").is_dir():
         from connectors.kodomo import KodomoReplayConnector
 
-        out.append(KodomoReplayConnector(sources / "kodomo", settings.kodomo_webhook_secret.get_secret_value()))
+        out.append(KodomoReplayConnector(sources / "kodomo", settings.kodomo_replay_secret()))
     if (sources / "jiritsu").is_dir():
         from connectors.jiritsu import JiritsuConnector
 

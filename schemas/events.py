@@ -25,6 +25,9 @@ from schemas.codes import (
     Sex,
     Topic,
 )
+from schemas.deadletter import DEADLETTER_TYPE as DEADLETTER_TYPE
+from schemas.deadletter import DeadLetterOrigin as DeadLetterOrigin
+from schemas.deadletter import DeadLetterV1 as DeadLetterV1
 from schemas.digits import ascii_digits
 from schemas.registry_codes import MoveReason, NamePreference, ResidentStatus
 
@@ -290,6 +293,7 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "jp.tsunagu.alert.closed.v1": AlertWorkV1,
     "jp.tsunagu.referral.status.v1": ReferralStatusV1,
     "jp.tsunagu.plan.updated.v1": PlanUpdatedV1,
+    DEADLETTER_TYPE: DeadLetterV1,
 }
 
 CASE_TYPES = {

@@ -36,10 +36,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka import KafkaProducer
 from sqlalchemy import MetaData, create_engine, inspect
 
-from connectors.runner import make_producer
+from connectors.runner import CE_HEADERS, make_producer
 from consent.store import ConsentRepository
 from hub.bootstrap import Database, make_core, open_kafka
 from hub.kafka.broker import ensure_topics
+from hub.kafka.security import aiokafka_config, kafka_python_security
 from hub.kafka.service import HubService
 from hub.logging import configure_logging
 from hub.migrate import upgrade
@@ -147,7 +148,7 @@ class TopicWatch:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+        self._consumer = AIOKafkaConsumer(**aiokafka_config(self.bootstrap), enable_auto_commit=False,
                                           auto_offset_reset="earliest", fetch_max_wait_ms=10)
         await self._consumer.start()
         self._consumer.assign([TopicPartition(self.topic, p) for p in range(self.partitions)])
@@ -190,13 +191,13 @@ async def passthrough(bootstrap: str, topic: str, partitions: int, events: Seque
     """aiokafka produce (linger, large batches) → manually assigned consumer with the hub's first parse."""
     watch = TopicWatch(bootstrap, topic, partitions)
     await watch.start()  # assignment and metadata before the clock
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+    producer = AIOKafkaProducer(**aiokafka_config(bootstrap), acks="all", linger_ms=20,
                                 max_batch_size=1024 * 1024, max_request_size=8 * 1024 * 1024)
     await producer.start()
     payloads = [(ev.sourcerecord.encode(), ev.to_json_bytes()) for ev in events]
     try:
         t0 = time.perf_counter()
-        futures = [await producer.send(topic, value=v, key=k) for k, v in payloads]
+        futures = [await producer.send(topic, value=v, key=k, headers=CE_HEADERS) for k, v in payloads]
         await asyncio.gather(*futures)
         t1 = await watch.wait_for((ev.id for ev in events), timeout_s=120 + len(events) / 100)
     finally:
@@ -298,7 +299,7 @@ async def _publish(producer: KafkaProducer, topic: str, events: Sequence[CloudEv
                 await asyncio.sleep(delay)
         value = ev.to_json_bytes()
         sent[ev.id] = time.perf_counter()
-        producer.send(topic, key=ev.sourcerecord.encode(), value=value)
+        producer.send(topic, key=ev.sourcerecord.encode(), value=value, headers=CE_HEADERS)
         if rate:
             producer.flush(timeout=30)
     await asyncio.to_thread(producer.flush, 60)
@@ -309,7 +310,7 @@ async def _pipeline(bootstrap: str, topics: Topics, partitions: int, warmup: lis
                     steady: list[CloudEvent], rate: float) -> dict[str, Any]:
     watch = TopicWatch(bootstrap, topics.team, partitions)
     await watch.start()
-    producer = make_producer(bootstrap, "tsunagu-bench")
+    producer = make_producer(bootstrap, "tsunagu-bench", **kafka_python_security(bootstrap))
     try:
         await _publish(producer, topics.intake, warmup)
         await watch.wait_for((ev.id for ev in warmup), timeout_s=300)

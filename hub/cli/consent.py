@@ -82,10 +82,12 @@ def _line(row: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- tsunagu audit verify
 def _file_lines(path: Path) -> Iterator[Any]:
     """One item per line of the file: the parsed object, or None for a line that is not JSON."""
+    from consent.audit import no_duplicate_keys
+
     with path.open("rb") as f:
         for raw in f:
-            try:
-                yield json.loads(raw.decode("utf-8"))
+            try:  # a key given twice (two `decision`s) is refused, not resolved by "the last one wins"
+                yield json.loads(raw.decode("utf-8"), object_pairs_hook=no_duplicate_keys)
             except (UnicodeDecodeError, ValueError):
                 yield None
 
@@ -96,15 +98,37 @@ def verify(
     state: StateOpt = None,
     database: DatabaseOpt = None,
     expected_head: Annotated[str | None, typer.Option("--expected-head", help="the chain's known last hash")] = None,
+    anchor: Annotated[Path | None, typer.Option(
+        "--anchor", help="the append-only anchor file [TSUNAGU_AUDIT_ANCHOR_PATH, else <state>/audit.anchor]")] = None,
 ) -> None:
-    """Recompute the audit trail's hash chain: `ok N entries` (exit 0) or the first broken line (exit 1)."""
+    """Recompute the audit trail's hash chain (HMAC with TSUNAGU_AUDIT_HMAC_KEY when set) and check it against
+    the anchors: `ok N entries …` (exit 0) or the first broken line (exit 1)."""
+    from consent.anchor import AnchorError, read_anchors
     from consent.audit import verify as verify_chain
+    from hub.anchoring import anchor_path, audit_key_of
+
+    settings = get_settings()
+    key = audit_key_of(settings)
+    if anchor is None and settings.audit_anchor_path is not None:
+        anchor = settings.audit_anchor_path
+    if anchor is None and state is not None and anchor_path(settings, state).exists():
+        anchor = anchor_path(settings, state)
+    anchors: dict[int, str] = {}
+    if anchor is not None:
+        try:
+            anchors = {a.entries: a.head for a in read_anchors(anchor, key)}
+        except FileNotFoundError:
+            _fail(f"anchor file not found: {anchor}", 1)
+        except OSError as exc:
+            _fail(f"cannot read {anchor} ({type(exc).__name__})", 1)
+        except AnchorError as exc:
+            _fail(f"anchor file {anchor}: {exc}", 1)
 
     if file is not None:
         if state is not None or database:
             _fail("give --file, or --state / --database, not both")
         try:
-            result = verify_chain(_file_lines(file), expected_head=expected_head)
+            result = verify_chain(_file_lines(file), expected_head=expected_head, key=key, anchors=anchors)
         except OSError as exc:
             _fail(f"cannot read {file} ({type(exc).__name__})")
             return
@@ -119,7 +143,8 @@ def verify(
                 head = audit_head(s)
                 if expected_head is not None and expected_head != head:
                     _fail("the stored head differs from --expected-head", 1)
-                result = verify_chain((e.to_json() for e in iter_audit(s)), expected_head=head)
+                result = verify_chain((e.to_json() for e in iter_audit(s)), expected_head=head, key=key,
+                                      anchors=anchors)
         except SQLAlchemyError as exc:
             _fail(f"cannot read the audit trail ({type(exc).__name__}); is the database migrated?")
             return
@@ -127,7 +152,15 @@ def verify(
             db.close()
         where = "entry"
     if result.ok:
-        typer.echo(f"ok {result.checked} entries")
+        if not key:
+            how = "unsigned: TSUNAGU_AUDIT_HMAC_KEY is not set"
+        elif result.unkeyed:
+            how = f"signed; the first {result.unkeyed} entries are unsigned (written before the key was set)"
+        else:
+            how = "signed"
+        where_anchor = (f"{result.anchored} anchors" if anchor is not None
+                        else "no anchor file: a cut tail is undetected")
+        typer.echo(f"ok {result.checked} entries ({how}; {where_anchor})")
         return
     typer.echo(f"broken at {where} {result.first_broken}: {result.problem} ({result.checked} entries ok before it)")
     raise typer.Exit(1)

@@ -34,6 +34,13 @@ def _register_subcommands() -> None:
 
     app.add_typer(users_app, name="users")
     app.add_typer(workspace_app, name="workspace")
+    from hub.cli.deadletter import deadletter_app
+    from hub.cli.status import asyncapi_command, config_app, status_command
+
+    app.add_typer(deadletter_app, name="deadletter")
+    app.add_typer(config_app, name="config")
+    app.command("status")(status_command)
+    app.command("asyncapi")(asyncapi_command)
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
@@ -72,10 +79,11 @@ def run(
         _fail("only --once is supported by `run`; use `tsunagu serve` for service mode")
     from connectors.mapping import MappingError
     from hub.bootstrap import ConfigError
+    from hub.kafka.outage import BrokerUnavailable
 
     try:
         result = batch_run(sources, export, settings=settings, state=state, progress=None if quiet else sys.stderr)
-    except (RunError, MappingError, ConfigError) as exc:
+    except (RunError, MappingError, ConfigError, BrokerUnavailable) as exc:
         _fail(str(exc))
         return
     typer.echo(json.dumps(result.summary, ensure_ascii=False))

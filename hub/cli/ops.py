@@ -41,22 +41,29 @@ def _interrupt(_signum: int, _frame: object) -> None:
 def serve_command(
     sources: Annotated[Path, typer.Option("--sources", help="folder with registry/ houkatsu/ shogai/ …")],
     state: Annotated[Path | None, typer.Option("--state", help="keep database, checkpoints, outboxes here")] = None,
-    host: Annotated[str | None, typer.Option("--host", help="HTTP listen address [TSUNAGU_HTTP_HOST]")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="HTTP port [TSUNAGU_HTTP_PORT]")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="webhook listen address [TSUNAGU_WEBHOOK_HOST]")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="webhook port [TSUNAGU_WEBHOOK_PORT]")] = None,
+    staff_host: Annotated[str | None, typer.Option("--staff-host",
+                                                   help="staff listen address [TSUNAGU_STAFF_HOST]")] = None,
+    staff_port: Annotated[int | None, typer.Option("--staff-port", help="staff port [TSUNAGU_STAFF_PORT]")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="allow the public sample webhook secret (demo only)")] = False,
 ) -> None:
-    """Service mode: the hub, POST /webhooks/kodomo, /healthz, /metrics and every feed, until SIGTERM."""
+    """Service mode: the hub, POST /webhooks/kodomo (public listener), /ops, /metrics (staff listener), /healthz
+    on both, and every feed, until SIGTERM."""
     from kafka.errors import KafkaError
 
+    from hub.kafka.outage import BrokerUnavailable
     from hub.run.state import RunError
     from hub.serve.server import serve
 
     settings = _settings()
     signal.signal(signal.SIGTERM, _interrupt)  # while starting; once serving, the service handles it
     try:
-        serve(settings, sources, host=host, port=port, state=state)
+        serve(settings, sources, host=host, port=port, staff_host=staff_host, staff_port=staff_port, state=state,
+              demo=demo)
     except KeyboardInterrupt:  # stopped while starting: what was started has been stopped
         raise typer.Exit(130) from None
-    except RunError as exc:
+    except (RunError, BrokerUnavailable) as exc:
         _fail(str(exc))
     except OSError as exc:  # e.g. the HTTP port is taken
         _fail(f"cannot start: {type(exc).__name__}: {exc.strerror or exc}")
@@ -72,6 +79,7 @@ def connector_run(
     once: Annotated[bool, typer.Option("--once", help="read to the end, publish, exit; else poll")] = False,
 ) -> None:
     """Run one connector alone, publishing to the configured (or embedded) broker; prints its counts as JSON."""
+    from hub.kafka.outage import BrokerUnavailable
     from hub.run.state import RunError
     from hub.serve.feeds import ConnectorNotFound, run_connector, summary_line
 
@@ -85,7 +93,7 @@ def connector_run(
         signal.signal(signal.SIGINT, _stop)
     try:
         result = run_connector(settings, name, sources, state=state, once=once, stop=stop)
-    except (RunError, ConnectorNotFound) as exc:
+    except (RunError, ConnectorNotFound, BrokerUnavailable) as exc:
         _fail(str(exc))
         return
     typer.echo(summary_line(result))

@@ -11,12 +11,15 @@ from schemas.codes import Feed
 
 
 class PushedFeed(Connector):
-    """The kodomo webhook as a connector: ``read`` yields the items of the delivery handed to it."""
+    """The kodomo webhook as a connector: ``read`` yields the items of the delivery handed to it, then
+    whatever is new in the delivery files folder (``files``, the same replay ``tsunagu run`` does), so
+    the webhook and the files share one runner, one outbox and one checkpoint scope."""
 
     name = Feed.KODOMO.value
 
-    def __init__(self) -> None:
+    def __init__(self, files: Connector | None = None) -> None:
         self._items: list[Item] = []
+        self.files = files
 
     def push(self, items: Iterable[Item]) -> None:
         self._items.extend(items)
@@ -24,6 +27,12 @@ class PushedFeed(Connector):
     def read(self, checkpoints: Mapping[str, str]) -> Iterator[Item]:
         items, self._items = self._items, []
         yield from items
+        if self.files is not None and not items:  # a webhook request does not wait for the folder
+            yield from self.files.read(checkpoints)
+
+    def close(self) -> None:
+        if self.files is not None:
+            self.files.close()
 
 
 class WebhookPublisher:

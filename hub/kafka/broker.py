@@ -22,6 +22,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from hub.kafka.security import PLAINTEXT, KafkaSecurity, kafka_python_config, register
 from hub.logging import get_logger
 from hub.settings import Settings
 from hub.topics import Topics
@@ -109,9 +110,11 @@ class EmbeddedBroker:
 def kafka_cluster(settings: Settings) -> Iterator[str]:
     """Yield bootstrap servers: the configured cluster, or an embedded broker for the block's duration."""
     if settings.kafka_bootstrap:
+        register(settings.kafka_bootstrap, KafkaSecurity.from_settings(settings))
         yield settings.kafka_bootstrap
         return
     broker = EmbeddedBroker().start()
+    register(broker.bootstrap, PLAINTEXT)  # the embedded broker is always PLAINTEXT
     try:
         yield broker.bootstrap
     finally:
@@ -120,7 +123,7 @@ def kafka_cluster(settings: Settings) -> Iterator[str]:
 
 def ensure_topics(bootstrap: str, topics: Topics, partitions: int, replication: int = 1) -> None:
     """Create every topic with its final partition count (Tansu cannot add partitions later)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tsunagu-admin", request_timeout_ms=15000)
+    admin = KafkaAdminClient(**kafka_python_config(bootstrap), client_id="tsunagu-admin", request_timeout_ms=15000)
     try:
         existing = set(admin.list_topics())
         wanted = [

@@ -30,7 +30,9 @@ from aiokafka import AIOKafkaProducer
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
+from hub.kafka.security import faststream_security
 from hub.logging import get_logger
+from hub.pipeline.deadletters import record_messages
 from hub.pipeline.stages import HubCore, OutboxMessage, RawMessage
 from hub.settings import Settings
 from hub.topics import Topics
@@ -39,6 +41,11 @@ log = get_logger("tsunagu.hub")
 
 #: CloudEvents Kafka protocol binding, structured content mode
 CLOUDEVENTS_HEADERS: list[tuple[str, bytes]] = [("content-type", b"application/cloudevents+json; charset=UTF-8")]
+
+
+def deadletter_group(settings: Settings) -> str:
+    """The consumer group that files the dead-letter topic into the dead-letter store."""
+    return f"{settings.hub_group}-deadletter"
 
 
 def _raw(records: Sequence[Any]) -> list[RawMessage]:
@@ -54,6 +61,7 @@ class HubService:
         self.topics = Topics(settings.topic_prefix)
         self.broker = KafkaBroker(
             bootstrap,
+            security=faststream_security(bootstrap),
             client_id=f"tsunagu-{instance}",
             linger_ms=5,
             max_batch_size=512 * 1024,
@@ -81,6 +89,13 @@ class HubService:
         self.broker.include_router(
             self._stage_router(self.topics.resolved, f"{settings.hub_group}-household", self.core.process_household,
                                common))
+        # every stage's dead letters into the dead-letter store (/ops, /metrics, `tsunagu deadletter`)
+        self.broker.include_router(
+            self._stage_router(self.topics.deadletter, deadletter_group(settings), self._record_dead_letters, common))
+
+    def _record_dead_letters(self, batch: Sequence[RawMessage]) -> list[OutboxMessage]:
+        record_messages(self.core.sessions, [(m.value, m.topic, m.partition, m.offset) for m in batch])
+        return []  # filing dead letters publishes nothing
 
     def _stage_router(self, topic: str, group: str, step: Callable[[Sequence[RawMessage]], list[OutboxMessage]],
                       common: dict[str, Any]) -> KafkaRouter:

@@ -13,10 +13,12 @@ from collections.abc import Iterator
 
 from kafka import KafkaConsumer, TopicPartition
 
+from hub.kafka.security import kafka_python_config
+
 
 def read_topic(bootstrap: str, topic: str, *, idle_s: float = 1.0, max_s: float = 120.0) -> Iterator[bytes]:
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka_python_config(bootstrap),
         client_id="tsunagu-export",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -50,24 +52,29 @@ def _done(consumer: KafkaConsumer, tp: TopicPartition) -> bool:
 
 
 def group_lag(bootstrap: str, group: str, topic: str) -> int:
-    """Records on ``topic`` after the group's committed offsets (0 when it has handled everything).
+    """Records on ``topic`` after the group's committed offsets (0 when it has handled everything)."""
+    return sum(partition_lags(bootstrap, group, topic).values())
+
+
+def partition_lags(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """Per partition of ``topic``: records after the group's committed offset.
 
     The highwater comes from a real fetch (Tansu's ``end_offsets`` is wrong after batched produces);
     committed offsets come from kafka-python's admin client, which Tansu answers correctly.
     """
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tsunagu-lag")
+    admin = KafkaAdminClient(**kafka_python_config(bootstrap), client_id="tsunagu-lag")
     try:
         committed = admin.list_group_offsets(group).get(group, {})
     finally:
         admin.close()
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="tsunagu-lag", enable_auto_commit=False,
+    consumer = KafkaConsumer(**kafka_python_config(bootstrap), client_id="tsunagu-lag", enable_auto_commit=False,
                              fetch_max_wait_ms=20, max_poll_records=1)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
         if not tps:
-            return 0
+            return {}
         consumer.assign(tps)
         for tp in tps:
             meta = committed.get(tp)
@@ -75,7 +82,7 @@ def group_lag(bootstrap: str, group: str, topic: str) -> int:
                 consumer.seek(tp, meta.offset)
             else:
                 consumer.seek_to_beginning(tp)
-        lag = 0
+        lags: dict[int, int] = {}
         for tp in tps:
             start = consumer.position(tp)
             deadline = time.monotonic() + 2.0
@@ -84,8 +91,9 @@ def group_lag(bootstrap: str, group: str, topic: str) -> int:
                 consumer.poll(timeout_ms=50)
                 hw = consumer.highwater(tp)
             if hw is None:  # nothing fetched for an empty partition: no lag there
+                lags[tp.partition] = 0
                 continue
-            lag += max(0, hw - start)
-        return lag
+            lags[tp.partition] = max(0, hw - start)
+        return lags
     finally:
         consumer.close()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
 
 import hub.identity.tables
+import hub.pipeline.deadletters
 import hub.pipeline.tables
 import hub.workspace.models  # noqa: F401
 from consent.store import metadata as consent_metadata
@@ -23,24 +23,29 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
+    """The whole upgrade (every pending revision and the ``alembic_version`` row) is one transaction.
+
+    PostgreSQL has transactional DDL. SQLite has it too, but pysqlite only opens a transaction
+    before INSERT/UPDATE/DELETE, so CREATE TABLE would commit on its own: ``hub.db.make_engine``
+    turns that off and issues BEGIN itself. A kill at any moment of a migration leaves the
+    database as it was before the upgrade started.
+    """
     connectable = config.attributes.get("connection")
-    owned = connectable is None
-    url = config.get_main_option("sqlalchemy.url") or ""
-    if connectable is None and url.startswith("sqlite"):
-        # the hub's SQLite engine: pysqlite's default would commit each CREATE TABLE at once, so a process
-        # killed during the migrations left tables without their alembic_version (the next start then
-        # failed on "table already exists"); with an explicit BEGIN the whole upgrade is one transaction
-        connectable = make_engine(url)
-    elif connectable is None:
-        connectable = engine_from_config(config.get_section(config.config_ini_section, {}),
-                                         prefix="sqlalchemy.", poolclass=pool.NullPool)
-    with connectable.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
-    if owned:
-        connectable.dispose()
+    engine = None
+    if connectable is None:
+        url = config.get_main_option("sqlalchemy.url")
+        assert url is not None
+        engine = connectable = make_engine(url)
+    try:
+        with connectable.connect() as connection:
+            context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                              transaction_per_migration=False)
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
+    finally:
+        if engine is not None:
+            engine.dispose()
 
 
 if context.is_offline_mode():

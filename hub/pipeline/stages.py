@@ -21,16 +21,18 @@ from sqlalchemy import delete, event, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from connectors.runner import dead_letter_event
 from hub.db import get_row
 from hub.logging import get_logger
 from hub.pipeline import adapters
+from hub.pipeline.ordering import correct_after_consent
 from hub.pipeline.reattribute import current_attribution, reattribute
 from hub.pipeline.tables import CaseEvent, CaseState, HubDeadLetter, HubOutbox, ProcessedEvent
 from hub.pipeline.timers import StageTimers
 from hub.topics import Topics
 from schemas.codes import Field
 from schemas.deadletter import DeadLetter
-from schemas.envelope import CloudEvent, stable_event_id
+from schemas.envelope import CloudEvent
 from schemas.events import (
     CaseV1,
     ConsentV1,
@@ -146,7 +148,8 @@ class HubCore:
         )
         s.add(HubDeadLetter(stage=stage, source=dl.source, event_id=dl.event, record=dl.record,
                             reason=reason, at=now()))
-        self.emit(s, self.topics.deadletter, dl.record, deadletter_event(dl).to_json_bytes())
+        self.emit(s, self.topics.deadletter, dl.record, dead_letter_event(dl, stage="hub", topic=msg.topic,
+                                                                          partition=msg.partition, offset=msg.offset))
         if event is not None:
             self._mark(s, stage, event, "dead")
         log.warning("dead letter", stage=stage, where=msg.where, reason=reason, event_id=dl.event)
@@ -389,6 +392,8 @@ class HubCore:
             self.emit(s, self.topics.team, ev.household or ev.person, adapters.withdrawal_notice(ev, consent))
         if ev.person is None:
             return
+        # Events the team got that this version (arriving late) no longer permits are retracted.
+        correct_after_consent(self, s, ev, consent)
         # A consent may release events that arrived before it: decide them again.
         held = s.scalars(
             select(CaseEvent)
@@ -407,22 +412,6 @@ class HubCore:
     def _alerts(self, s: Session, household: str) -> None:
         """Alerts are evaluated once per touched household at the end of the batch."""
         self._households.add(household)
-
-
-#: the CloudEvents type of a hub dead letter on the dead-letter topic (data: the DeadLetter record)
-DEADLETTER_TYPE = "jp.tsunagu.deadletter.v1"
-
-
-def deadletter_event(dl: DeadLetter) -> CloudEvent:
-    """A dead letter as a CloudEvent: a stable id per (stage, origin, event), the DeadLetter as data."""
-    return CloudEvent(
-        id=stable_event_id("deadletter", dl.stage, dl.source, dl.where, dl.event or "", dl.reason),
-        source="urn:tsunagu:hub",
-        type=DEADLETTER_TYPE,
-        time=dl.at or now(),
-        sourcerecord=dl.record or dl.where or dl.source,
-        data=dl.model_dump(mode="json"),
-    )
 
 
 def _try_event(msg: RawMessage) -> CloudEvent | None:

@@ -10,6 +10,7 @@ external broker ends with the same export as an uninterrupted one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -17,18 +18,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from kafka import KafkaProducer
 from sqlalchemy import func, select
 
 from connectors.runner import ConnectorRunner, ConnectorState, RunStats, make_producer
 from hub import wiring
+from hub.anchoring import anchor_head, anchor_path, audit_key_of
 from hub.bootstrap import open_runtime
-from hub.kafka.service import HubService
+from hub.kafka.outage import retry_outage
+from hub.kafka.security import kafka_python_security
+from hub.kafka.service import HubService, deadletter_group
 from hub.kafka.topicreader import group_lag
 from hub.logging import get_logger
+from hub.ops.deadletters import sealer_of
 from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore
 from hub.pipeline.tables import HubOutbox, ProcessedEvent
 from hub.run.export import write_export
-from hub.run.state import RunError, check_sources, run_identity, state_folder
+from hub.run.sources import FEED_FOLDERS, unclaimed_files
+from hub.run.state import RunError, check_export, check_sources, run_identity, state_folder
 from hub.settings import Settings
 from hub.topics import Topics
 
@@ -41,27 +48,39 @@ class RunResult:
     stats: dict[str, RunStats] = field(default_factory=dict)
 
 class Progress:
-    """A progress line on stderr for long runs (counts only, never data)."""
+    """Progress bars (rich) for long phases — only when ``stream`` is a terminal, so they never mix with
+    JSON log lines in a file or pipe. While the bars show, rich redirects stderr writes (the JSON log
+    lines) above them instead of through them. Counts only, never data."""
 
     def __init__(self, stream: TextIO | None) -> None:
-        self.stream = stream
-        self.start = time.monotonic()
-        self._last = 0.0
+        self.enabled = stream is not None and hasattr(stream, "isatty") and stream.isatty()
+        self._bars: Any = None
+        self._tasks: dict[str, Any] = {}
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as Bars
+
+            self._bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn(), console=Console(file=stream), redirect_stderr=True,
+                              redirect_stdout=False, transient=False)
+            self._bars.start()
 
     def show(self, phase: str, done: int, total: int, force: bool = False) -> None:
-        if self.stream is None:
+        if self._bars is None:
             return
-        t = time.monotonic()
-        if not force and t - self._last < 2.0:
-            return
-        self._last = t
-        self.stream.write(f"\r[{t - self.start:6.1f}s] {phase}: {done}/{total} 処理済み processed   ")
-        self.stream.flush()
+        task = self._tasks.get(phase)
+        if task is None:
+            task = self._tasks[phase] = self._bars.add_task(_PHASES.get(phase, phase), total=total or None)
+        self._bars.update(task, completed=done, total=total or None)
 
     def end(self) -> None:
-        if self.stream is not None and self._last:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bars is not None:
+            self._bars.stop()
+            self._bars = None
+
+
+_PHASES = {"hub": "ハブ処理 hub processing", "connectors": "連携読込 connectors reading"}
 
 
 def batch_run(
@@ -76,6 +95,8 @@ def batch_run(
 ) -> RunResult:
     """Run every feed under ``sources`` once through Kafka and the hub and write ``export``."""
     check_sources(sources)
+    check_export(export)
+    unclaimed = survey_sources(sources, settings)
     started = time.monotonic()
     with state_folder(state) as state_dir:
         rid = run_identity(state_dir, settings)
@@ -87,8 +108,28 @@ def batch_run(
                 _drive(rt.core, settings, rt.bootstrap, rt.topics, sources, rt.connector_state, Progress(progress),
                        stop_after, hub_instances)
             )
-            summary = write_export(export, rt.core, rt.bootstrap, rt.topics, stats, time.monotonic() - started)
+            anchor_head(rt.sessions, anchor_path(settings, state_dir), audit_key_of(settings))
+            summary = retry_outage(
+                lambda: write_export(export, rt.core, rt.bootstrap, rt.topics, stats, time.monotonic() - started,
+                                     unclaimed=unclaimed, totals=rt.connector_state.totals()),
+                what="reading the export back", give_up_after_s=settings.broker_outage_s)
     return RunResult(export=export, summary=summary, stats=stats)
+
+
+def survey_sources(sources: Path, settings: Settings) -> list[str]:
+    """Refuse a sources folder with no feed; warn once per file no connector will read (names only)."""
+    connectors = [*wiring.registry_connectors(sources), *wiring.case_connectors(sources, settings)]
+    try:
+        if not connectors:
+            expected = ", ".join(f"{f}/" for f in FEED_FOLDERS)
+            raise RunError(f"no feed in sources folder {sources} (expected one or more of {expected})")
+        unclaimed = unclaimed_files(sources, connectors)
+    finally:
+        for connector in connectors:
+            connector.close()
+    for name in unclaimed:
+        log.warning("file not read: no connector takes this name", where=name)
+    return unclaimed
 
 
 async def _drive(core: HubCore, settings: Settings, bootstrap: str, topics: Topics, sources: Path,
@@ -97,35 +138,58 @@ async def _drive(core: HubCore, settings: Settings, bootstrap: str, topics: Topi
     services = [HubService(core, settings, bootstrap, instance=f"hub-{i}") for i in range(hub_instances)]
     for service in services:
         await service.start()
-    producer = make_producer(bootstrap)
+    producers = [make_producer(bootstrap, **kafka_python_security(bootstrap))]
     stats: dict[str, RunStats] = {}
     try:
         for phase in wiring.phases(sources, settings, cstate):
             ids: set[tuple[str, str]] = set()
-            for connector in phase:
-                runner = ConnectorRunner(connector, cstate, producer, intake_topic=topics.intake,
-                                         deadletter_topic=topics.deadletter)
+            for done, connector in enumerate(phase):
+                progress.show("connectors", done, len(phase))
+                runner = ConnectorRunner(connector, cstate, producers[-1], intake_topic=topics.intake,
+                                         deadletter_topic=topics.deadletter, seal=sealer_of(settings))
                 try:
-                    st = await asyncio.to_thread(runner.run_once)
+                    st = await asyncio.to_thread(
+                        retry_outage, runner.run_once, what=f"publishing {connector.name}",
+                        give_up_after_s=settings.broker_outage_s,
+                        on_failure=lambda _exc, r=runner: _new_producer(r, bootstrap, producers))
                 finally:
                     connector.close()
                 stats[connector.name] = st
                 ids |= st.event_ids
                 if stop_after:
                     stop_after(connector.name)
-            await _wait_processed(core, ids, progress, lag=lambda: _lag(bootstrap, settings, topics))
+            await _wait_processed(core, ids, progress, lag=lambda: retry_outage(
+                lambda: _lag(bootstrap, settings, topics), what="checking the hub's lag",
+                give_up_after_s=settings.broker_outage_s))
     finally:
-        producer.close(timeout=10)
+        for producer in producers:
+            with contextlib.suppress(Exception):
+                producer.close(timeout=10)
         for service in services:
             await service.stop()
         progress.end()
     return stats
 
 
+def _new_producer(runner: ConnectorRunner, bootstrap: str, producers: list[KafkaProducer]) -> None:
+    """After a failed relay: a fresh producer (an idempotent one may have lost its producer id for good)."""
+    old = runner.producer
+    runner.producer = None
+    if old is not None:
+        with contextlib.suppress(Exception):
+            old.close(timeout=0)
+    try:
+        runner.producer = make_producer(bootstrap, **kafka_python_security(bootstrap))
+    except Exception as exc:  # still unreachable: the next attempt tries again
+        log.warning("could not create a producer yet", error_type=type(exc).__name__)
+        return
+    producers.append(runner.producer)
+
+
 def _lag(bootstrap: str, settings: Settings, topics: Topics) -> int:
     return group_lag(bootstrap, settings.hub_group, topics.intake) + group_lag(
         bootstrap, f"{settings.hub_group}-household", topics.resolved
-    )
+    ) + group_lag(bootstrap, deadletter_group(settings), topics.deadletter)
 
 
 async def _wait_processed(core: HubCore, ids: set[tuple[str, str]], progress: Progress, *,

@@ -12,15 +12,17 @@ from sqlalchemy import select
 
 from connectors.runner import RunStats
 from hub import wiring
+from hub.atomic import atomic_open, write_text_atomic
 from hub.kafka.topicreader import read_topic
 from hub.pipeline.stages import HOUSEHOLD, HubCore
 from hub.pipeline.tables import ProcessedEvent
 from hub.topics import Topics
+from schemas.deadletter import DEADLETTER_TYPE
 
 
 def _jsonl(path: Path, rows: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> int:
     n = 0
-    with path.open("w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n")
             n += 1
@@ -40,21 +42,37 @@ def _unique_events(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     return out
 
 
+def dead_letter_row(doc: dict[str, Any]) -> dict[str, Any]:
+    """deadletter.jsonl's row of a dead-letter message (``jp.tsunagu.deadletter.v1`` CloudEvent or older JSON)."""
+    if doc.get("type") == DEADLETTER_TYPE and isinstance(doc.get("data"), dict):
+        data = doc["data"]
+        if "origin" not in data:  # an earlier hub format: the DeadLetter record itself as data
+            return {k: data.get(k) for k in ("source", "where", "record", "reason", "stage", "event")}
+        return {"source": data.get("feed"), "where": (data.get("origin") or {}).get("where"),
+                "record": data.get("record"), "reason": data.get("detail"), "stage": data.get("stage"),
+                "event": data.get("event"), "code": data.get("reason")}
+    return {k: doc.get(k) for k in ("source", "where", "record", "reason", "stage", "event")}
+
+
 def write_export(export: Path, core: HubCore, bootstrap: str, topics: Topics,
-                 stats: dict[str, RunStats], wall: float) -> dict[str, Any]:
+                 stats: dict[str, RunStats], wall: float, *, unclaimed: list[str] | None = None,
+                 totals: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    """Write the export files (each complete or absent) and return the summary.
+
+    ``totals`` are the feeds' read/published counters over the whole run (every invocation of a
+    resumed run); without them, the counters of ``stats`` (this invocation) are used.
+    """
     export.mkdir(parents=True, exist_ok=True)
     team = sorted(_unique_events(bootstrap, topics.team), key=lambda e: (e["time"], e["id"]))
     alerts = sorted(_unique_events(bootstrap, topics.alerts), key=lambda e: (e["time"], e["id"]))
     dead: list[dict[str, Any]] = []
     seen_dead: set[tuple[Any, ...]] = set()
     for raw in read_topic(bootstrap, topics.deadletter):
-        dl = json.loads(raw)
-        if isinstance(dl.get("data"), dict) and str(dl.get("type", "")).startswith("jp.tsunagu.deadletter."):
-            dl = dl["data"]  # a dead letter as a CloudEvent (hub side)
+        dl = dead_letter_row(json.loads(raw))
         key = (dl.get("source"), dl.get("where"), dl.get("record"), dl.get("reason"))
         if key not in seen_dead:
             seen_dead.add(key)
-            dead.append({k: dl.get(k) for k in ("source", "where", "record", "reason", "stage", "event")})
+            dead.append(dl)
     with core.sessions() as s:
         persons = list(wiring.persons_rows(s))
         audit = list(wiring.audit_rows(s))
@@ -69,13 +87,15 @@ def write_export(export: Path, core: HubCore, bootstrap: str, topics: Topics,
     _jsonl(export / "deadletter.jsonl", dead)
     _jsonl(export / "audit.jsonl", audit)
     dead_by_feed = Counter(d["source"] for d in dead)
-    feeds = sorted({str(f) for f in (*stats, *processed, *dead_by_feed) if f})
+    if totals is None:
+        totals = {f: {"read": st.read, "published": st.published} for f, st in stats.items()}
+    feeds = sorted({str(f) for f in (*totals, *processed, *dead_by_feed) if f})
     alert_kinds = Counter(a["data"]["kind"] for a in alerts if a["type"].endswith("alert.raised.v1"))
     summary = {
         "feeds": {
             f: {
-                "read": stats[f].read if f in stats else 0,
-                "published": stats[f].published if f in stats else 0,
+                "read": totals.get(f, {}).get("read", 0),
+                "published": totals.get(f, {}).get("published", 0),
                 "processed": processed.get(f, 0),
                 "dead_lettered": dead_by_feed.get(f, 0),
             }
@@ -88,7 +108,8 @@ def write_export(export: Path, core: HubCore, bootstrap: str, topics: Topics,
         "alert_events": len(alerts),
         "dead_letters": len(dead),
         "audit_entries": len(audit),
+        "unclaimed_files": len(unclaimed or []),
         "wall_time_s": round(wall, 3),
     }
-    (export / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(export / "summary.json", json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
     return summary

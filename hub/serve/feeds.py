@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from connectors.contract import Connector
 from connectors.runner import CheckpointRow, ConnectorRunner, ConnectorState, RunStats, make_producer
 from hub import wiring
 from hub.bootstrap import open_kafka
+from hub.kafka.security import kafka_python_security
 from hub.logging import get_logger
+from hub.ops.deadletters import sealer_of
 from hub.run.state import check_sources, state_folder
 from hub.serve.metrics import FEEDS, Metrics
 from hub.settings import Settings
@@ -28,14 +31,59 @@ log = get_logger("tsunagu.serve")
 # -- connectors in service mode -----------------------------------------------------------------------
 
 
+#: failed relays in a row after which a runner replaces its producer (kafka-python's idempotent producer
+#: can lose its producer id after a timed-out batch and then never recovers)
+RECREATE_AFTER = 2
+
+
 class ServiceRunner(ConnectorRunner):
-    """A runner for a long-lived process: counts acknowledgements, one thread at a time, bounded memory."""
+    """A runner for a long-lived process: counts acknowledgements, one thread at a time, bounded memory.
+
+    With a ``producer_factory``, a producer that failed ``RECREATE_AFTER`` relays in a row is closed
+    and replaced. ``can_publish`` is False while relays fail and items wait in the outbox (readiness).
+    """
 
     def __init__(self, connector: Connector, state: ConnectorState, producer: KafkaProducer | None, *,
-                 intake_topic: str, deadletter_topic: str, metrics: Metrics | None = None) -> None:
-        super().__init__(connector, state, producer, intake_topic=intake_topic, deadletter_topic=deadletter_topic)
+                 intake_topic: str, deadletter_topic: str, metrics: Metrics | None = None,
+                 seal: Callable[[bytes], str] | None = None,
+                 producer_factory: Callable[[], KafkaProducer] | None = None) -> None:
+        super().__init__(connector, state, producer, intake_topic=intake_topic, deadletter_topic=deadletter_topic,
+                         seal=seal)
         self.metrics = metrics
         self.lock = threading.RLock()
+        self.producer_factory = producer_factory
+        self.failures = 0
+        self.failing_since: float | None = None
+        self.recreated = 0
+        self._own_producer: KafkaProducer | None = None
+
+    @property
+    def can_publish(self) -> bool:
+        """False while the last relay failed and something is waiting in this feed's outbox."""
+        if self.failing_since is None:
+            return True
+        return self.state.pending(self.connector.name) == 0
+
+    def _replace_producer(self) -> None:
+        assert self.producer_factory is not None
+        old, self.producer = self.producer, None
+        if old is not None and old is self._own_producer:
+            with contextlib.suppress(Exception):
+                old.close(timeout=0)
+        try:
+            self.producer = self._own_producer = self.producer_factory()
+        except Exception as exc:  # still unreachable: the next failed relay tries again
+            log.warning("could not create a producer yet", connector=self.connector.name,
+                        error_type=type(exc).__name__)
+            return
+        self.recreated += 1
+        log.warning("producer replaced after failed relays", connector=self.connector.name, attempt=self.failures)
+
+    def close_producer(self) -> None:
+        """Close the producer this runner made for itself (a shared one is closed by its owner)."""
+        if self._own_producer is not None:
+            with contextlib.suppress(Exception):
+                self._own_producer.close(timeout=10)
 
     def read_into_outbox(self) -> int:
         with self.lock:
@@ -45,14 +93,22 @@ class ServiceRunner(ConnectorRunner):
 
     def relay(self, limit: int = 2000) -> int:
         with self.lock:
-            events, dead = self.stats.published, self.stats.published_dead_letters
+            events = self.stats.published
             try:
-                return super().relay(limit)
+                n = super().relay(limit)
+            except KafkaError:
+                self.failures += 1
+                self.failing_since = self.failing_since or time.monotonic()
+                if self.producer_factory is not None and (self.failures >= RECREATE_AFTER or self.producer is None):
+                    self._replace_producer()
+                raise
+            else:
+                self.failures, self.failing_since = 0, None
+                return n
             finally:
                 if self.metrics is not None:
                     feed = self.connector.name
                     self.metrics.published.labels(feed=feed).inc(self.stats.published - events)
-                    self.metrics.dead_letters.labels(feed=feed).inc(self.stats.published_dead_letters - dead)
 
 def connector_loop(runner: ConnectorRunner, interval_s: float, stop: threading.Event) -> None:
     """``run_forever`` until ``stop``; an unexpected error is logged (type only) and the round retried."""
@@ -71,9 +127,19 @@ def connector_loop(runner: ConnectorRunner, interval_s: float, stop: threading.E
 
 
 def service_connectors(sources: Path, settings: Settings) -> tuple[list[Connector], list[Connector]]:
-    """(registry, case feeds) under ``sources``; the kodomo replay folder is left to the webhook."""
+    """(registry, case feeds) under ``sources``; the kodomo delivery folder is the webhook's (see
+    :func:`kodomo_files`), so its items share the webhook's runner and outbox."""
     cases = [c for c in wiring.case_connectors(sources, settings) if c.name != Feed.KODOMO.value]
     return wiring.registry_connectors(sources), cases
+
+
+def kodomo_files(sources: Path, settings: Settings) -> Connector | None:
+    """The replay of ``sources/kodomo/*.json`` delivery files, exactly as ``tsunagu run`` reads them."""
+    if not (sources / "kodomo").is_dir():
+        return None
+    from connectors.kodomo import KodomoReplayConnector
+
+    return KodomoReplayConnector(sources / "kodomo", settings.kodomo_webhook_secret.get_secret_value())
 
 
 def connector_named(name: str, sources: Path, settings: Settings) -> Connector | None:
@@ -122,9 +188,9 @@ def run_connector(settings: Settings, name: str, sources: Path, *, state: Path |
         if kafka.embedded:
             log.warning("embedded broker: what this command publishes is gone when it ends", connector=name)
         cstate = ConnectorState.in_dir(state_dir)
-        producer = make_producer(bootstrap, client_id=f"tsunagu-connector-{name}")
+        producer = make_producer(bootstrap, client_id=f"tsunagu-connector-{name}", **kafka_python_security(bootstrap))
         runner = ServiceRunner(connector, cstate, producer, intake_topic=topics.intake,
-                               deadletter_topic=topics.deadletter)
+                               deadletter_topic=topics.deadletter, seal=sealer_of(settings))
         try:
             if once:
                 stats: RunStats = runner.run_once()

@@ -12,8 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.runner import ConnectorState, OutboxRow
 from hub.logging import get_logger
+from hub.ops import deadletters
+from hub.ops.readings import Lag, feed_last_success
 from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore, OutboxMessage, RawMessage
 from hub.pipeline.tables import HubDeadLetter, HubOutbox
+from hub.settings import Settings
 from schemas.codes import Feed
 
 log = get_logger("tsunagu.serve")
@@ -34,10 +37,6 @@ class Metrics:
             "tsunagu_events_published", "Events a connector published and the broker acknowledged",
             ["feed"], registry=self.registry,
         )
-        self.dead_letters = Counter(
-            "tsunagu_dead_letters", "Dead letters a connector published and the broker acknowledged",
-            ["feed"], registry=self.registry,
-        )
         self.hub_processed = Counter(
             "tsunagu_hub_processed", "Messages this hub instance handled durably (batches committed)",
             ["stage"], registry=self.registry,
@@ -46,22 +45,43 @@ class Metrics:
             "tsunagu_webhook_deliveries", "kodomo webhook deliveries answered, by HTTP status",
             ["status_code"], registry=self.registry,
         )
+        self.webhook_refused = Counter(
+            "tsunagu_webhook_refused", "Unauthenticated kodomo webhook requests refused, by reason "
+            "(too large, bad signature, stale timestamp, rate limited): counted, not dead-lettered",
+            ["reason"], registry=self.registry,
+        )
         for feed in FEEDS:
             self.published.labels(feed=feed)
-            self.dead_letters.labels(feed=feed)
         for stage in (INTAKE, HOUSEHOLD):
             self.hub_processed.labels(stage=stage)
 
 
 class StoreCollector(Collector):
-    """Counts read from the stores at scrape time: hub dead letters (all instances) and outbox sizes."""
+    """Counts read from the stores at scrape time: dead letters of every stage (store-wide), outbox sizes,
+    each feed's last success and expected interval, and (with ``lags``) the hub's consumer lag."""
 
-    def __init__(self, hub_sessions: sessionmaker[Session], cstate: ConnectorState) -> None:
+    def __init__(self, hub_sessions: sessionmaker[Session], cstate: ConnectorState,
+                 settings: Settings | None = None, lags: Callable[[], list[Lag]] | None = None) -> None:
         self.hub_sessions = hub_sessions
         self.cstate = cstate
+        self.settings = settings or Settings()
+        self.lags = lags
 
     def describe(self) -> Iterable[Metric]:
-        return list(self._families())
+        return list(self._families()) + list(self._ops_families())
+
+    @staticmethod
+    def _ops_families() -> tuple[CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            CounterMetricFamily("tsunagu_dead_letters", "Every dead letter of every stage in the dead-letter store "
+                                "(store-wide; use max, not sum)", labels=["stage", "feed", "reason"]),
+            GaugeMetricFamily("tsunagu_feed_last_success_timestamp_seconds",
+                              "Unix time the brokers last acknowledged an item of the feed", labels=["feed"]),
+            GaugeMetricFamily("tsunagu_feed_expected_interval_seconds",
+                              "Longest normal gap between two deliveries of the feed (setting)", labels=["feed"]),
+            GaugeMetricFamily("tsunagu_consumer_lag", "End offset minus the group's committed offset",
+                              labels=["group", "topic", "partition"]),
+        )
 
     def _families(self) -> tuple[CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         return (
@@ -91,7 +111,35 @@ class StoreCollector(Collector):
         except Exception as exc:  # a scrape must not fail because a store is briefly unavailable
             log.warning("metrics: store not readable", error_type=type(exc).__name__)
             return []
-        return [dead, pending, hub_pending]
+        return [dead, pending, hub_pending, *self._collect_ops()]
+
+    def _collect_ops(self) -> list[Metric]:
+        dead, last, expected, lag = self._ops_families()
+        out: list[Metric] = []
+        try:
+            with self.hub_sessions() as s:
+                for stage, feed, reason, n in deadletters.counts(s):
+                    dead.add_metric([stage, feed, reason], float(n))
+            out.append(dead)
+        except Exception as exc:
+            log.warning("metrics: dead-letter store not readable", error_type=type(exc).__name__)
+        try:
+            for feed, at in sorted(feed_last_success(self.cstate).items()):
+                last.add_metric([feed], at.timestamp())
+            out.append(last)
+        except Exception as exc:
+            log.warning("metrics: connector state not readable", error_type=type(exc).__name__)
+        for feed in FEEDS:
+            expected.add_metric([feed], self.settings.expected_interval_s(feed))
+        out.append(expected)
+        if self.lags is not None:
+            try:
+                for item in self.lags():
+                    lag.add_metric([item.group, item.topic, str(item.partition)], float(item.lag))
+                out.append(lag)
+            except Exception as exc:  # brokers away: no lag series rather than a failed scrape
+                log.warning("metrics: consumer lag not readable", error_type=type(exc).__name__)
+        return out
 
 
 class CountingCore(HubCore):

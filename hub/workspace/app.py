@@ -19,6 +19,8 @@ from hub.http.consent.models import PublishEvent
 from hub.http.consent.publishers import OutboxEventPublisher
 from hub.http.consent.router import make_consent_router
 from hub.http.ops import make_ops_router
+from hub.ops.health import HealthAlert
+from hub.ops.readings import Lag
 from hub.settings import Settings
 from hub.topics import Topics
 from hub.workspace import (
@@ -66,6 +68,9 @@ class WorkspaceContext:
     #: for the /ops view
     connector_state: ConnectorState | None = None
     topics: Topics | None = None
+    #: for the /ops view: consumer lags and the health loop's open alerts (``tsunagu serve``; None elsewhere)
+    lags: Callable[[], list[Lag]] | None = None
+    health: Callable[[], list[tuple[HealthAlert, datetime]]] | None = None
     #: key signing the login form's CSRF cookie (from settings, else random per process)
     login_key: bytes = field(default=b"")
 
@@ -137,6 +142,7 @@ def create_workspace_app(ctx: WorkspaceContext) -> FastAPI:
                                            now=None), prefix="/api")
     app.include_router(routes_users.router)  # /admin/users (admin)
     app.include_router(routes_ops.router)  # GET /ops in the workspace layout (before hub.http.ops's own /ops)
-    app.include_router(make_ops_router(ctx.sessions, ctx.connector_state, ctx.topics),
+    app.include_router(make_ops_router(ctx.sessions, ctx.connector_state, ctx.topics, settings=ctx.settings,
+                                       lags=ctx.lags, health=ctx.health),
                        dependencies=[Depends(require_roles(OPS))])  # GET /ops.json
     return app

@@ -65,13 +65,15 @@ def serve_demo(settings: Settings, sources: Path, state: Path, port: int, passwo
     from hub.serve.server import HubServer
 
     seed_demo_users(database_url_for(settings, state), passwords)
-    server = HubServer(settings, sources, host="127.0.0.1", port=port, state=state)
+    # the workspace is on the staff listener (``port``); the webhook listener takes any free port
+    server = HubServer(settings, sources, host="127.0.0.1", port=0, staff_host="127.0.0.1", staff_port=port,
+                       state=state, demo=True)
 
     def announce() -> None:
         while not server.ready.wait(0.5):
             if server.finished.is_set():
                 return
-        echo(accounts_text(passwords, f"http://127.0.0.1:{server.port}"))
+        echo(accounts_text(passwords, f"http://127.0.0.1:{server.staff_port}"))
 
     threading.Thread(target=announce, name="demo-announce", daemon=True).start()
     server.run()

@@ -21,5 +21,7 @@ router = APIRouter()
 async def ops_page(request: Request, principal: Principal = Depends(require_roles(OPS))) -> Response:
     ctx = workspace_context(request)
     assert ctx.topics is not None
-    snapshot = await run_in_threadpool(collect, ctx.sessions, ctx.connector_state, ctx.topics)
+    topics = ctx.topics
+    snapshot = await run_in_threadpool(lambda: collect(ctx.sessions, ctx.connector_state, topics,
+                                                       settings=ctx.settings, lags=ctx.lags, health=ctx.health))
     return render(request, "ops.html", {"ops": snapshot, "refresh_s": REFRESH_S}, principal)

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -32,6 +33,8 @@ from connectors.runner import ConnectorState
 from hub.http.consent.models import PublishEvent
 from hub.http.consent.publishers import OutboxEventPublisher
 from hub.logging import get_logger
+from hub.ops.health import HealthAlert
+from hub.ops.readings import Lag
 from hub.settings import Settings
 from hub.topics import Topics
 from hub.workspace.app import WorkspaceContext, create_workspace_app
@@ -149,7 +152,9 @@ class WorkspaceTopics(Topics):
 def attach_workspace(app: FastAPI, sessions: sessionmaker[Session], settings: Settings, *,
                      connector_state: ConnectorState | None = None, topics: Topics | None = None,
                      relay: Relay | None = None, loop: asyncio.AbstractEventLoop | None = None,
-                     bootstrap: str | None = None, start: bool = True) -> WorkspaceRuntime:
+                     bootstrap: str | None = None, start: bool = True,
+                     lags: Callable[[], list[Lag]] | None = None,
+                     health: Callable[[], list[tuple[HealthAlert, datetime]]] | None = None) -> WorkspaceRuntime:
     """Mount the workspace at ``/`` of ``app`` (call after the app's own routes) and start its periodic thread.
 
     With ``bootstrap`` the workspace's topic is created first (a cluster may not create topics on use).
@@ -161,7 +166,7 @@ def attach_workspace(app: FastAPI, sessions: sessionmaker[Session], settings: Se
         ensure_topics(bootstrap, WorkspaceTopics(topics.prefix), settings.partitions, settings.replication_factor)
     publish: PublishEvent = RelayingPublisher(sessions, topics.intake, relay)
     ctx = WorkspaceContext(sessions=sessions, settings=settings, publish_consent=publish,
-                           connector_state=connector_state, topics=topics)
+                           connector_state=connector_state, topics=topics, lags=lags, health=health)
     app.mount("/", create_workspace_app(ctx))
     runtime = WorkspaceRuntime(ctx, relay=relay, loop=loop)
     runtime.bootstrap = bootstrap

@@ -26,7 +26,8 @@ from schemas.events import ConsentV1, PersonRecord, ResidentObservedV1
 ADULT_NO = "1055400001"
 CHILD_NO = "1055400002"
 HOUSEHOLD_NO = "0000012345"
-TOKENS = {"officer-token": "consent_officer", "coord-token": "coordinator", "audit-token": "auditor"}
+TOKENS = {"officer-token": "consent_officer", "coord-token": "coordinator:op-1", "audit-token": "auditor",
+          "anon-coord-token": "coordinator"}
 OFFICER = {"Authorization": "Bearer officer-token"}
 COORDINATOR = {"Authorization": "Bearer coord-token"}
 NOW = datetime(2026, 6, 1, 10, 30, 15, 123456, tzinfo=JST)
@@ -207,21 +208,23 @@ def test_designate(hub: Any) -> None:
 
 
 def test_emergency_requires_reason_and_user(hub: Any) -> None:
-    """An emergency use without a reason code or a user is 400 and records nothing; with both it is kept."""
+    """An emergency use without a reason code is 400 and records nothing; the user is the authenticated principal
+    (a body naming another user is 403), and with a reason it is kept."""
     client, _, sessions, ids = hub
     base = {"person": ids["child"], "fields": ["child"]}
     assert client.post("/emergency", json=base, headers=COORDINATOR).status_code == 400
     assert client.post("/emergency", json={**base, "user": "op-1"}, headers=COORDINATOR).status_code == 400
-    assert client.post("/emergency", json={**base, "reason": "abuse-prevention"},
-                       headers=COORDINATOR).status_code == 400
+    assert client.post("/emergency", json={**base, "reason": "abuse-prevention", "user": "someone-else"},
+                       headers=COORDINATOR).status_code == 403
     assert client.post("/emergency", json={**base, "reason": "  ", "user": "op-1"},
                        headers=COORDINATOR).status_code == 400
     free_text = {**base, "reason": "Child seen with bruises", "user": "op-1"}
     assert client.post("/emergency", json=free_text, headers=COORDINATOR).status_code == 400
     with sessions() as s:
         assert ConsentRepository(s).emergencies_for(ids["child"]) == []
-    ok = client.post("/emergency", json={**base, "reason": "abuse-prevention", "user": "op-1"}, headers=COORDINATOR)
+    ok = client.post("/emergency", json={**base, "reason": "abuse-prevention"}, headers=COORDINATOR)
     assert ok.status_code == 201, ok.text
+    assert ok.json()["user"] == "op-1"
     assert client.post("/emergency", json={**base, "person": "p-unknown", "reason": "abuse-prevention",
                                            "user": "op-1"}, headers=COORDINATOR).status_code == 404
     with sessions() as s:
@@ -266,3 +269,14 @@ def test_recorded_consent_reaches_the_intake_topic(kafka: str, fast_settings: An
     consent = ConsentV1.model_validate(event.data)
     assert consent.fhir == resource and json.loads(json.dumps(resource)) == resource
     assert consent.model_copy(update={"fhir": None}) == parse_consent(resource, keep_resource=False)
+
+
+def test_emergency_user_of_a_token_without_operator_id_is_its_digest(hub: Any) -> None:
+    """A coordinator token configured without an operator id records a stable token digest, never free text."""
+    import hashlib
+
+    client, _, _, ids = hub
+    r = client.post("/emergency", json={"person": ids["child"], "fields": ["child"], "reason": "abuse-prevention"},
+                    headers={"Authorization": "Bearer anon-coord-token"})
+    assert r.status_code == 201, r.text
+    assert r.json()["user"] == "token-" + hashlib.sha256(b"anon-coord-token").hexdigest()[:10]

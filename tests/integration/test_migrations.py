@@ -7,6 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 import hub.identity.tables  # registers identity tables
+import hub.pipeline.deadletters
 import hub.pipeline.tables
 import hub.workspace.models  # noqa: F401  (registers workspace tables)
 from consent.store import metadata as consent_metadata
@@ -70,3 +71,54 @@ def test_0006_rekeys_stored_names_and_splits_registry_names(database_url: str) -
             assert tuple(rec) == ("都築邊太郎", "都築辺太郎", None)
     finally:
         engine.dispose()
+
+
+_KILL_AT = """
+import os, signal, sys
+import hub.db
+from sqlalchemy import event
+
+real = hub.db.make_engine
+n = {"ddl": 0}
+kill_at = int(sys.argv[2])
+
+def make_engine(url):
+    engine = real(url)
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _count(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith(("CREATE", "ALTER", "INSERT INTO ALEMBIC_VERSION",
+                                                   "UPDATE ALEMBIC_VERSION")):
+            n["ddl"] += 1
+            if n["ddl"] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+    return engine
+
+hub.db.make_engine = make_engine
+from hub.migrate import upgrade
+upgrade(sys.argv[1])
+"""
+
+
+def test_a_kill_during_the_first_migration_leaves_nothing_behind(database_url: str) -> None:
+    """SIGKILL after the 1st, 10th, 30th statement and after the version row of the first upgrade: the
+    database is left untouched (no tables, no version) and the next upgrade succeeds."""
+    import signal
+    import subprocess
+    import sys
+
+    for kill_at in (1, 10, 30, 10_000):
+        done = subprocess.run([sys.executable, "-c", _KILL_AT, database_url, str(kill_at)], check=False,
+                              capture_output=True, text=True)
+        if kill_at == 10_000:
+            assert done.returncode == 0, done.stderr[-2000:]
+            break
+        assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+        engine = create_engine(database_url)
+        try:
+            left = set(inspect(engine).get_table_names()) - {"alembic_version"}
+        finally:
+            engine.dispose()
+        assert left == set(), f"kill at statement {kill_at} left {sorted(left)}"
+    upgrade(database_url)
+    assert _diff(database_url) == []

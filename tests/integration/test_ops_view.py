@@ -21,10 +21,12 @@ from hub.bootstrap import Database
 from hub.http.ops import make_ops_router
 from hub.identity.tables import IdentityReview
 from hub.kafka.broker import free_port
+from hub.ops.deadletters import DeadLetterRow, record_messages
 from hub.pipeline.stages import HubCore, RawMessage
 from hub.pipeline.tables import AlertState
 from hub.topics import Topics
 from schemas.codes import CaseStatus, Feed, Field, Relation, Topic
+from schemas.deadletter import REASON_CODES
 from schemas.envelope import CloudEvent, stable_event_id
 from schemas.events import CaseV1, PersonRecord, ResidentObservedV1, Sensitive
 from schemas.wareki import JST
@@ -110,6 +112,8 @@ def fill(url: str, state_dir: Path) -> Filled:
             resolved = [RawMessage(r.topic, 0, r.seq, r.key, r.value) for r in rows if r.topic == topics.resolved]
             if resolved:
                 core.process_household(resolved)
+            # the hub's dead-letter consumer files the dead-letter topic into the store
+            record_messages(sessions, [(r.value, r.topic, 0, r.seq) for r in rows if r.topic == topics.deadletter])
             core.outbox_done([r.seq for r in rows])
 
     ev = resident()
@@ -158,6 +162,7 @@ def test_ops_shows_counts_and_no_personal_data(database_url: str, tmp_path: Path
         with TestClient(app_for(filled)) as client:
             page = client.get("/ops")
             data = client.get("/ops.json")
+            detail = client.get("/ops/checkpoints.json", params={"feed": "houkatsu"}).json()
     finally:
         dispose(filled)
 
@@ -174,40 +179,48 @@ def test_ops_shows_counts_and_no_personal_data(database_url: str, tmp_path: Path
     assert houkatsu["processed"]["intake"]["dead"] == 1  # the invalid case event
     assert houkatsu["processed"]["intake"]["forwarded"] == 1  # the valid one
     assert houkatsu["hub_dead_letters"] == 1
-    assert houkatsu["last_checkpoint_at"] is not None
-    assert houkatsu["checkpoints"][0]["scope"] == "C01_20260501.csv"
+    assert houkatsu["dead_letters"] == 1
+    assert houkatsu["last_checkpoint_at"].endswith("+09:00")  # JST
+    assert ops["generated_at"].endswith("+09:00")
+    assert houkatsu["checkpoint_scopes"] == 1 and "checkpoints" not in houkatsu  # summarized; detail on demand
+    assert [c["scope"] for c in detail["checkpoints"]] == ["C01_20260501.csv"]
     assert feeds["other"]["hub_dead_letters"] == 1  # the message that was not JSON belongs to no feed
+    assert feeds["other"]["dead_letters"] == 1
     assert feeds["shogai"]["outbox_pending"] == {"event": 1}
     assert ops["connector_outbox_pending"] == 1
     assert ops["dead_letters_total"] == 2
-    assert ops["open_alerts"] == {"8050": 1}
+    assert ops["open_alerts"] == {"8050": 1} and ops["open_alert_labels"] == {"8050": "8050問題"}
+    assert sum(d["count"] for d in ops["dead_letters_by_reason"]) == 2
+    assert {(d["stage"], d["feed"]) for d in ops["dead_letters_by_reason"]} == {("hub", "houkatsu"), ("hub", "hub")}
     assert ops["identity_reviews_pending"] == 1
     assert ops["hub_outbox_pending"] == 0
     assert ops["topics"]["deadletter"] == "ops.deadletter.v1"
 
-    recent = ops["recent_dead_letters"]
+    recent = {d["feed"]: d for d in ops["recent_dead_letters"]}
     assert len(recent) == 2
-    assert {d["where"] for d in recent} == {"hub.intake"}
     not_json = "CloudEvent envelope failed validation (:json_invalid)"
-    assert recent[0]["reason"] == not_json and recent[0]["source"] == "hub" and recent[0]["record"] is None
-    assert recent[1]["reason"].startswith("jp.tsunagu.case.opened.v1 failed validation (")
-    assert recent[1]["source"] == "houkatsu"
-    assert {d["record"] for d in recent} >= {"houkatsu:C01-2026-0099"}
-    assert set(recent[0]) == {"at", "source", "where", "record", "reason", "event_id"}
+    assert recent["hub"]["detail"] == not_json and recent["hub"]["stage"] == "hub"
+    assert recent["houkatsu"]["detail"].startswith("jp.tsunagu.case.opened.v1 failed validation (")
+    assert recent["houkatsu"]["reason"] in REASON_CODES and recent["houkatsu"]["reason_label"]
+    assert set(recent["hub"]) == {"id", "at", "stage", "feed", "where", "reason", "reason_label", "detail"}
+    for body in (page.text, data.text):  # record keys are never shown
+        assert "houkatsu:C01-2026-0099" not in body and CASE_RECORD not in body
 
     html = page.text
     assert '<meta http-equiv="refresh" content="10">' in html
     assert "運用状況" in html and "Operations view" in html
-    assert 'id="feed-houkatsu"' in html and "houkatsu:C01-2026-0099" in html and not_json in html
+    assert 'id="feed-houkatsu"' in html and not_json in html and "(JST)" in html
 
 
 def test_ops_escapes_what_it_shows(tmp_path: Path) -> None:
-    """Autoescape: a record key or reason with markup is shown as text, never as HTML."""
+    """Autoescape: a dead letter's origin or reason with markup is shown as text, never as HTML."""
     filled = fill(f"sqlite:///{tmp_path / 'hub.sqlite'}", tmp_path / "state")
     try:
-        with filled.cstate.sessions.begin() as s:
-            s.add(CheckpointRow(connector="jiritsu", scope="<script>alert(1)</script>", read_position="1",
-                                position=None, updated_at=datetime.now(UTC)))
+        now = datetime.now(UTC)
+        with filled.sessions.begin() as s:
+            s.add(DeadLetterRow(id="x1", stage="connector", feed="jiritsu", reason="parse",
+                                detail="<b>bad</b>", where="<script>alert(1)</script>", state="open",
+                                occurrences=1, first_at=now, last_at=now))
         with TestClient(app_for(filled)) as client:
             html = client.get("/ops").text
     finally:

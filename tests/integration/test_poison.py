@@ -26,6 +26,7 @@ from hub.pipeline.stages import HubCore, RawMessage
 from hub.pipeline.tables import HubDeadLetter, ProcessedEvent
 from hub.settings import Settings
 from hub.topics import Topics
+from schemas.deadletter import REASON_CODES
 from schemas.envelope import CloudEvent
 
 STRUCTURED = b"application/cloudevents+json; charset=UTF-8"
@@ -80,8 +81,10 @@ def test_poison_event_is_retried_then_dead_lettered_with_its_offset_while_the_re
     [dead_event] = [json.loads(m.value) for m in written if m.topic == topics.deadletter]
     assert dead_event["type"] == "jp.tsunagu.deadletter.v1"
     dead = dead_event["data"]
-    assert dead["where"] == f"{topics.intake}:2:103"
-    assert dead["event"] == poison.id and dead["reason"].startswith("internal error (RuntimeError)")
+    assert dead["origin"]["where"] == f"{topics.intake}:2:103"
+    assert (dead["origin"]["topic"], dead["origin"]["partition"], dead["origin"]["offset"]) == (topics.intake, 2, 103)
+    assert dead["stage"] == "hub" and dead["reason"] in REASON_CODES
+    assert dead["event"] == poison.id and dead["detail"].startswith("internal error (RuntimeError)")
     # the batch of 6, then its half of 3 (events 3-5), then alone: its first try plus RETRIES retries
     assert calls[poison.sourcerecord] == 2 + 1 + HubCore.RETRIES
     with database.sessions() as s:
@@ -89,7 +92,7 @@ def test_poison_event_is_retried_then_dead_lettered_with_its_offset_while_the_re
         assert (row.stage, row.event_id) == ("intake", poison.id)
         outcome = s.scalar(select(ProcessedEvent.outcome).where(ProcessedEvent.event_id == poison.id))
         assert outcome == "dead"
-    assert "injected" not in dead["reason"]  # exception messages never reach operators
+    assert "injected" not in dead["detail"]  # exception messages never reach operators
 
 
 def test_transient_failure_is_retried_and_the_event_flows(database: Database,
@@ -176,4 +179,5 @@ def test_hub_topics_are_structured_cloudevents_and_a_poison_event_does_not_block
     assert dl.get_type() == "jp.tsunagu.deadletter.v1"
     data = dl.get_data()
     assert isinstance(data, dict)
-    assert data["where"] == f"{topics.intake}:0:1" and data["event"] == poison.id
+    assert data["origin"]["where"] == f"{topics.intake}:0:1" and data["event"] == poison.id
+    assert (data["origin"]["topic"], data["origin"]["partition"], data["origin"]["offset"]) == (topics.intake, 0, 1)

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
+from workspace.support import PASSWORD, add_users, csrf_in
 
 from connectors.houkatsu import HoukatsuConnector
 from connectors.kodomo import KodomoWebhook, sign_delivery
@@ -28,6 +29,7 @@ from hub.pipeline.tables import ProcessedEvent
 from hub.serve.server import HubServer
 
 SECRET = "serve-test-secret"
+METRICS_TOKEN = "serve-metrics-token"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -101,9 +103,10 @@ def sources(tmp_path: Path, samples_dir: Path) -> Path:
 
 @pytest.fixture
 def running(fast_settings, sources: Path, tmp_path: Path) -> Iterator[Running]:
-    settings = fast_settings.model_copy(update={"kafka_bootstrap": "", "kodomo_webhook_secret": SecretStr(SECRET)})
-    server = HubServer(settings, sources, host="127.0.0.1", port=0, poll_interval_s=0.2, state=tmp_path / "state",
-                       install_signal_handlers=False, drain_timeout_s=30)
+    settings = fast_settings.model_copy(update={"kafka_bootstrap": "", "kodomo_webhook_secret": SecretStr(SECRET),
+                                                "metrics_token": SecretStr(METRICS_TOKEN)})
+    server = HubServer(settings, sources, host="127.0.0.1", port=0, staff_port=0, poll_interval_s=0.2,
+                       state=tmp_path / "state", install_signal_handlers=False, drain_timeout_s=30)
     errors: list[BaseException] = []
 
     def target() -> None:
@@ -153,10 +156,33 @@ def test_webhook_reaches_the_hub_and_the_service_stops_clean(running: Running, s
         assert new_ids
         wait_for(lambda: new_ids <= running.finished(), what="a new houkatsu file handled by the hub")
 
-        metrics = client.get("/metrics").text
+        assert client.get("/metrics").status_code == 404  # the public listener has only the webhook and health
+        assert client.get("/ops").status_code == 404
+        staff = f"http://127.0.0.1:{running.server.staff_port}"
+        assert httpx.get(f"{staff}/metrics", timeout=30).status_code == 401
+        assert httpx.get(f"{staff}/metrics", headers={"Authorization": "Bearer wrong"}, timeout=30).status_code == 401
+        metrics = httpx.get(f"{staff}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=30).text
         assert 'tsunagu_events_published_total{feed="kodomo"} 1.0' in metrics
-        assert 'tsunagu_dead_letters_total{feed="kodomo"} 1.0' in metrics  # the forged delivery, recorded
+        # the forged delivery is counted by reason, not written to the dead-letter topic
+        assert 'tsunagu_webhook_refused_total{reason="bad signature"} 1.0' in metrics
+        assert not [line for line in metrics.splitlines()
+                    if line.startswith("tsunagu_dead_letters_total{") and 'stage="webhook"' in line]
         assert 'tsunagu_webhook_deliveries_total{status_code="401"} 1.0' in metrics
+    # /ops.json is the workspace's on the staff listener, behind login with the ops role: refused without a
+    # session ...
+    with httpx.Client(base_url=f"http://127.0.0.1:{running.server.staff_port}", timeout=30) as staff_client:
+        assert staff_client.get("/ops.json").status_code == 401
+        assert running.server.workspace is not None
+        add_users(running.server.workspace.ctx.sessions, {"ops-serve": ("ops", None)})
+        page = staff_client.get("/login")
+        logged_in = staff_client.post("/login", data={"username": "ops-serve", "password": PASSWORD,
+                                                      "csrf_token": csrf_in(page.text)}, follow_redirects=False)
+        assert logged_in.status_code == 303
+        # ... and an ops user reads it: the forged delivery is no dead letter (counted as refused instead)
+        ops = staff_client.get("/ops.json").json()
+        assert ops["dead_letters_total"] == 0 and ops["dead_letters_by_reason"] == []
+        assert ops["consumer_lag"] is not None and {x["group"] for x in ops["consumer_lag"]} >= {
+            running.server.settings.hub_group}
         assert 'tsunagu_hub_processed_total{stage="household"}' in metrics
         assert "試験" not in metrics and "T990001" not in metrics
 
@@ -182,7 +208,7 @@ def test_sigterm_stops_the_process_clean(tmp_path: Path, sources: Path) -> None:
     env = {**os.environ, "TSUNAGU_KAFKA_BOOTSTRAP": "", "TSUNAGU_DATABASE_URL": "",
            "TSUNAGU_SESSION_TIMEOUT_MS": "1000", "TSUNAGU_HEARTBEAT_INTERVAL_MS": "100",
            "TSUNAGU_PARTITIONS": "2", "TSUNAGU_POLL_INTERVAL_S": "0.2",
-           "TSUNAGU_KODOMO_WEBHOOK_SECRET": SECRET}
+           "TSUNAGU_KODOMO_WEBHOOK_SECRET": SECRET, "TSUNAGU_STAFF_PORT": str(free_port())}
     code = (
         "import sys; from pathlib import Path; from hub.logging import configure_logging; "
         "from hub.serve.server import serve; from hub.settings import Settings; configure_logging('WARNING'); "
@@ -237,3 +263,27 @@ def test_connector_run_once_publishes_one_feed(sources: Path, tmp_path: Path, mo
     assert counts["published"] == len(houkatsu_ids(sources / "houkatsu")) > 0
     missing = CliRunner().invoke(app, ["connector", "run", "shogai", "--sources", str(sources), "--once"])
     assert missing.exit_code == 2
+
+
+@pytest.mark.parametrize("secret", ["", "kodomo-sample-secret"])
+def test_serve_refuses_to_start_without_a_webhook_secret(fast_settings, sources: Path, tmp_path: Path,
+                                                         secret: str) -> None:
+    """Without TSUNAGU_KODOMO_WEBHOOK_SECRET (or with the public sample one) serve stops with a one-line error
+    before anything starts; the demo may use the sample secret."""
+    from hub.run.state import RunError
+
+    settings = fast_settings.model_copy(update={"kodomo_webhook_secret": SecretStr(secret)})
+    server = HubServer(settings, sources, port=0, staff_port=0, state=tmp_path / "state")
+    with pytest.raises(RunError, match="TSUNAGU_KODOMO_WEBHOOK_SECRET"):
+        server.run()
+    assert not (tmp_path / "state").exists()
+    assert HubServer(settings, sources, demo=True)._webhook_secret() == b"kodomo-sample-secret"
+
+
+def test_serve_refuses_one_port_for_both_listeners(fast_settings, sources: Path, tmp_path: Path) -> None:
+    """The public webhook listener and the staff listener cannot share a port."""
+    from hub.run.state import RunError
+
+    settings = fast_settings.model_copy(update={"kodomo_webhook_secret": SecretStr(SECRET)})
+    with pytest.raises(RunError, match="different ports"):
+        HubServer(settings, sources, port=9555, staff_port=9555, state=tmp_path / "state").run()

@@ -51,7 +51,7 @@ def verify_file(path: Path, *extra: str) -> tuple[int, str]:
 def test_intact_export_is_ok(tmp_path: Path) -> None:
     """An untouched export verifies: `ok N entries`, exit 0."""
     code, out = verify_file(export(tmp_path))
-    assert (code, out.strip()) == (0, "ok 6 entries")
+    assert code == 0 and out.startswith("ok 6 entries (unsigned")
 
 
 def test_removed_line_is_found_at_the_line_after_it(tmp_path: Path) -> None:
@@ -104,7 +104,8 @@ def test_empty_export_is_ok(tmp_path: Path) -> None:
     """An empty audit.jsonl is a valid (empty) chain."""
     path = tmp_path / "audit.jsonl"
     path.write_text("", encoding="utf-8")
-    assert verify_file(path) == (0, "ok 0 entries\n")
+    code, out = verify_file(path)
+    assert code == 0 and out.startswith("ok 0 entries")
 
 
 def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
@@ -138,9 +139,9 @@ def test_database_chain_and_head(audited_db: str, tmp_path: Path) -> None:
     from hub.db import make_engine
 
     ok = runner.invoke(app, ["audit", "verify", "--database", audited_db])
-    assert (ok.exit_code, ok.output.strip()) == (0, "ok 7 entries")
+    assert ok.exit_code == 0 and ok.output.startswith("ok 7 entries")
     by_state = runner.invoke(app, ["audit", "verify", "--state", str(tmp_path)])
-    assert (by_state.exit_code, by_state.output.strip()) == (0, "ok 7 entries")
+    assert by_state.exit_code == 0 and by_state.output.startswith("ok 7 entries")
 
     engine = make_engine(audited_db)
     with engine.begin() as c:

@@ -40,7 +40,7 @@ from connectors.registry import RegistryConnector
 from connectors.runner import ConnectorRunner, ConnectorState
 from connectors.safety import json_problem
 from connectors.shogai import RowError, ShogaiConnector, client_from_row
-from schemas.deadletter import DeadLetter
+from schemas.deadletter import DEADLETTER_TYPE, DeadLetterV1
 from schemas.envelope import CloudEvent
 from schemas.events import parse_payload
 from schemas.fhir_consent import InvalidConsentDocument, parse_consent
@@ -198,7 +198,7 @@ class MemoryProducer:
         self.max_request_size = max_request_size
         self.sent: list[tuple[str, bytes]] = []
 
-    def send(self, topic: str, key: bytes | None = None, value: bytes = b"") -> _Future:
+    def send(self, topic: str, key: bytes | None = None, value: bytes = b"", headers: object = None) -> _Future:
         if len(value) + len(key or b"") > self.max_request_size:
             raise MessageSizeTooLargeError("too large")
         self.sent.append((topic, value))
@@ -231,9 +231,11 @@ def run_feed(make: Callable[[], Connector], state_dir: Path) -> None:
                 parse_payload(event.type, event.data)
                 assert json_problem(event.data) is None, "control character or lone surrogate published"
             else:
-                letter = DeadLetter.model_validate_json(value)
-                assert CANARY not in letter.reason and CANARY not in letter.where, letter
-                assert CANARY not in (letter.record or ""), letter
+                envelope = CloudEvent.from_json_bytes(value)
+                assert envelope.type == DEADLETTER_TYPE
+                letter = DeadLetterV1.model_validate(envelope.data)
+                assert CANARY not in letter.detail and CANARY not in letter.origin.where, letter
+                assert CANARY not in (letter.record or "") and CANARY not in (letter.origin.scope or ""), letter
                 assert "秘匿" not in text or topic == "intake"
         assert CANARY not in repr(logs)
 

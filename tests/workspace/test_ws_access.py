@@ -33,7 +33,7 @@ RULES: list[tuple[str, str | None, frozenset[str] | None]] = [
     (r"^/$", None, EVERYONE),
     (r"^/consents(/.*)?$", "GET", CONSENT_READERS),
     (r"^/consents(/.*)?$", "POST", CONSENT_WRITERS),
-    (r"^/ops(\.json)?$", None, OPS),
+    (r"^/ops(\.json|/checkpoints\.json)?$", None, OPS),
     (r"^/admin/users(/.*)?$", None, ADMIN),
     (r"^/(alerts|households|meetings|referrals|plans|reports)(/.*|\.csv)?$", None, TEAM),
 ]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 from workspace.support import BUNDLED_SAMPLES, PASSWORD, add_users
 
@@ -37,8 +38,10 @@ def served(fast_settings, tmp_path: Path) -> Iterator[tuple[HubServer, str]]:  #
     src = tmp_path / "sources"
     (src / "registry").mkdir(parents=True)
     shutil.copy(BUNDLED_SAMPLES / "registry" / "jumin.csv", src / "registry")
-    settings = fast_settings.model_copy(update={"kafka_bootstrap": "", "poll_interval_s": 0.2})
-    server = HubServer(settings, src, host="127.0.0.1", port=0, poll_interval_s=0.2, state=tmp_path / "state",
+    settings = fast_settings.model_copy(update={"kafka_bootstrap": "", "poll_interval_s": 0.2,
+                                                "kodomo_webhook_secret": SecretStr("ws-serve-test-secret")})
+    server = HubServer(settings, src, host="127.0.0.1", port=0, staff_port=0, poll_interval_s=0.2,
+                       state=tmp_path / "state",
                        install_signal_handlers=False, drain_timeout_s=30)
     errors: list[BaseException] = []
 
@@ -55,7 +58,7 @@ def served(fast_settings, tmp_path: Path) -> Iterator[tuple[HubServer, str]]:  #
     assert server.core is not None
     add_users(server.core.sessions)
     try:
-        yield server, f"http://127.0.0.1:{server.port}"
+        yield server, f"http://127.0.0.1:{server.staff_port}"  # the workspace is on the staff listener
     finally:
         server.request_stop()
         thread.join(timeout=120)

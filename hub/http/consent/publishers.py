@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from connectors.runner import CE_HEADERS
+from hub.kafka.security import aiokafka_config
 from hub.pipeline.tables import HubOutbox
 from schemas.envelope import CloudEvent
 
@@ -26,7 +28,7 @@ class KafkaEventPublisher:
 
         # no idempotent producer: Tansu refuses aiokafka's InitProducerId (../shared/kafka/TANSU.md); one
         # event per request, awaited, and the hub drops a redelivered copy by its CloudEvents source + id
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id="tsunagu-consent-api",
+        self._producer = AIOKafkaProducer(**aiokafka_config(self.bootstrap), client_id="tsunagu-consent-api",
                                           acks="all", request_timeout_ms=10000)
         try:
             await self._producer.start()
@@ -43,7 +45,8 @@ class KafkaEventPublisher:
     async def __call__(self, event: CloudEvent) -> None:
         if self._producer is None:
             raise RuntimeError("publisher not started")
-        await self._producer.send_and_wait(self.topic, event.to_json_bytes(), key=event.sourcerecord.encode())
+        await self._producer.send_and_wait(self.topic, event.to_json_bytes(), key=event.sourcerecord.encode(),
+                                          headers=CE_HEADERS)
 
 
 class OutboxEventPublisher:

@@ -7,11 +7,13 @@
 ``POST /consents/{id}/withdraw``           consent_officer                 a later ``inactive`` version → its FHIR
 ``GET /persons/{resident_no}/consents``    consent_officer, coordinator    every version of that resident's consents
 ``POST /designations``                     coordinator                     a 支援会議 (第106条の6) for a household
-``POST /emergency``                        coordinator                     an emergency use (reason code and user)
+``POST /emergency``                        coordinator                     an emergency use (reason code; the user
+                                                                           is the authenticated principal)
 =========================================  ==============================  =========================================
 
 Authentication: ``Authorization: Bearer <token>``; tokens are configured in ``Settings.api_tokens``
-(token → role), from the environment as JSON: ``TSUNAGU_API_TOKENS='{"<token>":"consent_officer"}'``.
+(token → role, or role and operator id as ``"coordinator:op-17"``), from the environment as JSON:
+``TSUNAGU_API_TOKENS='{"<token>":"consent_officer"}'``.
 Tokens are compared in constant time (``hmac.compare_digest``, every configured token each time).
 No or an unknown token → 401; a known token whose role may not call the endpoint, or whose role is
 neither ``consent_officer`` nor ``coordinator`` → 403.
@@ -37,8 +39,10 @@ Nothing here logs or returns names or case content; error messages are fixed tex
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -66,11 +70,30 @@ from hub.http.consent.service import ConsentService
 # --------------------------------------------------------------------------- the router
 def role_for(tokens: Mapping[str, str], presented: str) -> str | None:
     """The role of a presented token; every configured token is compared (constant time each)."""
-    found: str | None = None
+    found = principal_for(tokens, presented)
+    return found.role if found is not None else None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who called: the role of the token and the operator id it was issued to.
+
+    A token is configured as ``"<role>"`` or ``"<role>:<operator id>"``; without an operator id the
+    principal is ``token-<first 10 hex of the token's SHA-256>`` (stable, reveals nothing of the token).
+    """
+
+    role: str
+    user: str
+
+
+def principal_for(tokens: Mapping[str, str], presented: str) -> Principal | None:
+    """The principal of a presented token; every configured token is compared (constant time each)."""
+    found: Principal | None = None
     given = presented.encode("utf-8")
-    for token, role in tokens.items():
+    for token, value in tokens.items():
         if hmac.compare_digest(token.encode("utf-8"), given) and token:
-            found = role
+            role, _, user = value.partition(":")
+            found = Principal(role, user.strip() or f"token-{hashlib.sha256(given).hexdigest()[:10]}")
     return found
 
 
@@ -97,25 +120,32 @@ def make_consent_router(
     bearer = HTTPBearer(auto_error=False)
 
     # defaults, not Annotated: with postponed annotations FastAPI cannot see these local names
-    def authenticated(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+    def authenticated(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
         if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bearer token required", headers=_AUTH_HEADERS)
-        role = role_for(token_roles, creds.credentials)
-        if role is None:
+        principal = principal_for(token_roles, creds.credentials)
+        if principal is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown token", headers=_AUTH_HEADERS)
-        return role
+        return principal
 
-    def allow(*roles: str) -> Callable[[str], str]:
-        def check(role: str = Depends(authenticated)) -> str:
-            if role not in ROLES or role not in roles:
+    def allow_principal(*roles: str) -> Callable[[Principal], Principal]:
+        def check(principal: Principal = Depends(authenticated)) -> Principal:
+            if principal.role not in ROLES or principal.role not in roles:
                 raise HTTPException(status.HTTP_403_FORBIDDEN, "this role may not do this")
-            return role
+            return principal
+
+        return check
+
+    def allow(*roles: str) -> Callable[[Principal], str]:
+        def check(principal: Principal = Depends(allow_principal(*roles))) -> str:
+            return principal.role
 
         return check
 
     officer = Depends(allow(CONSENT_OFFICER))
     reader = Depends(allow(CONSENT_OFFICER, COORDINATOR))
     coordinator = Depends(allow(COORDINATOR))
+    coordinator_principal = Depends(allow_principal(COORDINATOR))
 
     def refuse(exc: ConsentServiceError) -> HTTPException:
         return HTTPException(exc.status, exc.message)
@@ -158,8 +188,14 @@ def make_consent_router(
         return designation_json(designation)
 
     @router.post("/emergency", status_code=status.HTTP_201_CREATED)
-    async def emergency(body: EmergencyRequest, _role: str = coordinator) -> dict[str, Any]:
-        """Record an emergency use: the person's named fields flow to the team for the emergency window."""
+    async def emergency(body: EmergencyRequest, principal: Principal = coordinator_principal) -> dict[str, Any]:
+        """Record an emergency use: the person's named fields flow to the team for the emergency window.
+
+        The user recorded is the authenticated principal; a ``user`` in the body naming anyone else is 403.
+        """
+        if body.user is not None and body.user.strip() != principal.user:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "the user is the authenticated principal")
+        body = body.model_copy(update={"user": principal.user})
         try:
             override = await asyncio.to_thread(service.emergency, body)
         except ConsentServiceError as exc:

@@ -11,7 +11,7 @@ parts (and every part of an agency record, whose raw name is not stored) stay em
 seen again.
 
 Revision ID: 0006
-Revises: 0004 (to be re-chained after 0005, dead letters, when that merge is combined)
+Revises: 0005
 Create Date: 2026-12-01
 """
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ from schemas.name_evidence import name_parts
 from schemas.normalize import fold_kanji, name_key
 
 revision = "0006"
-down_revision = "0004"  # re-chain to "0005" (dead letters) when that merge is combined
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
