@@ -36,6 +36,7 @@ from __future__ import annotations
 import abc
 import csv
 import hashlib
+import io
 import os
 import re
 import unicodedata
@@ -210,6 +211,19 @@ def read_csv(
     def kept(cells: list[str]) -> list[str]:
         return [cells[n] for n in keep if n < len(cells)]
 
+    forbidden = len(keep) < width
+
+    def original(block: bytes, cells: list[str] | None) -> bytes:
+        """The line as a dead letter may keep it: as read, or, when the file has 個人番号/住民票コード
+        columns, the kept cells only (nothing when the cells could not be told apart)."""
+        if not forbidden:
+            return block
+        if cells is None:
+            return b""
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerow(kept(cells))
+        return out.getvalue().rstrip("\n").encode(enc, errors="replace")
+
     i = h + 1
     while i < len(lines):
         start = i
@@ -240,7 +254,7 @@ def read_csv(
             if line_no > after_line:
                 cells = _parse_cells(chunks[0])
                 values = dict(zip(header, kept(cells), strict=False))
-                yield CsvRecord(file, line_no, values, "unterminated quoted field", lines[start])
+                yield CsvRecord(file, line_no, values, "unterminated quoted field", original(lines[start], cells))
             continue
         i = j
         if line_no <= after_line:
@@ -248,18 +262,18 @@ def read_csv(
         try:
             cells = _parse_cells("\n".join(chunks))
         except csv.Error:
-            yield CsvRecord(file, line_no, {}, "malformed CSV line", b"\n".join(lines[start:j]))
+            yield CsvRecord(file, line_no, {}, "malformed CSV line", original(b"\n".join(lines[start:j]), None))
             continue
         count = len(cells)
         values = dict(zip(header, kept(cells), strict=False))
+        raw = original(b"\n".join(lines[start:j]), cells)
         del cells
         if undecodable:
-            yield CsvRecord(file, line_no, values, "undecodable bytes", b"\n".join(lines[start:j]))
+            yield CsvRecord(file, line_no, values, "undecodable bytes", raw)
         elif count != width:
-            yield CsvRecord(file, line_no, values, f"wrong column count (expected {width}, got {count})",
-                            b"\n".join(lines[start:j]))
+            yield CsvRecord(file, line_no, values, f"wrong column count (expected {width}, got {count})", raw)
         else:
-            yield CsvRecord(file, line_no, values, raw=b"\n".join(lines[start:j]))
+            yield CsvRecord(file, line_no, values, raw=raw)
 
 
 # --- turning cells into typed values; every failure is a RowError with a fixed reason ---------

@@ -178,9 +178,11 @@ def test_canaries_never_stored_logged_or_published(tmp_path: Path, caplog: pytes
         rows = s.query(OutboxRow).all()
         published = [(r.key, r.value, r.scope, r.position) for r in rows]
     state.dispose()
-    assert {r[1].startswith(b'{"source"') for r in published} == {False, True}  # events and dead letters
+    types = [json.loads(v)["type"] for _, v, _, _ in published]
+    assert {t == "jp.tsunagu.deadletter.v1" for t in types} == {False, True}  # events and dead letters
     assert len(published) == 4
-    reasons = sorted(json.loads(v)["reason"] for _, v, _, _ in published if b'"reason"' in v)
+    reasons = sorted(json.loads(v)["data"]["detail"] for _, v, _, _ in published
+                     if json.loads(v)["type"] == "jp.tsunagu.deadletter.v1")
     assert reasons == [
         "impossible date in 生年月日", "unknown code in 住民状態", "wrong column count (expected 37, got 34)"]
     everything = [repr(published), repr(logs), caplog.text]
