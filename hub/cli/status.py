@@ -152,7 +152,7 @@ def check(settings: Settings, state: Path | None, database: str | None, *,
         if len(tok) < MIN_TOKEN_LENGTH or not tok.isprintable() or tok.strip() != tok:
             problems.append(f"TSUNAGU_API_TOKENS: token #{i + 1} (role {role}) is shorter than {MIN_TOKEN_LENGTH} "
                             "characters or has spaces/control characters")
-        if role not in KNOWN_ROLES:
+        if role.split(":", 1)[0] not in KNOWN_ROLES:  # a token may name its operator: "role:operator-id"
             problems.append(f"TSUNAGU_API_TOKENS: token #{i + 1} has unknown role {role!r} "
                             f"(one of {', '.join(sorted(KNOWN_ROLES))})")
     key = settings.deadletter_key.get_secret_value()

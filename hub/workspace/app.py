@@ -35,7 +35,7 @@ from hub.workspace import (
     routes_reports,
     routes_users,
 )
-from hub.workspace.auth import OPS, LoginRequired, require_roles, secure_cookies, wants_json
+from hub.workspace.auth import LoginRequired, ops_reader, secure_cookies, wants_json
 from hub.workspace.web import STATIC_DIR, render
 from schemas.envelope import CloudEvent
 
@@ -144,5 +144,5 @@ def create_workspace_app(ctx: WorkspaceContext) -> FastAPI:
     app.include_router(routes_ops.router)  # GET /ops in the workspace layout (before hub.http.ops's own /ops)
     app.include_router(make_ops_router(ctx.sessions, ctx.connector_state, ctx.topics, settings=ctx.settings,
                                        lags=ctx.lags, health=ctx.health),
-                       dependencies=[Depends(require_roles(OPS))])  # GET /ops.json
+                       dependencies=[Depends(ops_reader)])  # GET /ops.json: ops/admin login or API token
     return app

@@ -275,6 +275,26 @@ def current_user(request: Request) -> Principal:
     return principal
 
 
+def ops_reader(request: Request) -> Principal:
+    """``/ops.json`` for a logged-in ops/admin user, or for a machine (``tsunagu status --url``) sending
+    ``Authorization: Bearer <token>`` of an API token whose role is ops or admin (``TSUNAGU_API_TOKENS``)."""
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() != "bearer ":
+        principal = current_user(request)
+        if not principal.may(OPS):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "この画面を見る権限がありません。")
+        return principal
+    given = auth[7:].strip().encode("utf-8")
+    role = None
+    for token, value in workspace_context(request).settings.api_tokens.items():  # every token, constant time each
+        if hmac.compare_digest(token.encode("utf-8"), given):
+            role = value.split(":", 1)[0]
+    if role not in (OPS, ADMIN):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED if role is None else status.HTTP_403_FORBIDDEN,
+                            "an API token of role ops or admin is required")
+    return Principal(f"token:{role}", role, None)
+
+
 def require_roles(*roles: str) -> Callable[..., Principal]:
     """A dependency: the principal when their role is one of ``roles`` (or admin), else 403."""
     allowed = frozenset(roles)

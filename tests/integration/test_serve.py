@@ -30,6 +30,8 @@ from hub.serve.server import HubServer
 
 SECRET = "serve-test-secret"
 METRICS_TOKEN = "serve-metrics-token"
+OPS_TOKEN = "ops-token-for-status-0001"
+OFFICER_TOKEN = "officer-token-for-api-0001"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -104,7 +106,8 @@ def sources(tmp_path: Path, samples_dir: Path) -> Path:
 @pytest.fixture
 def running(fast_settings, sources: Path, tmp_path: Path) -> Iterator[Running]:
     settings = fast_settings.model_copy(update={"kafka_bootstrap": "", "kodomo_webhook_secret": SecretStr(SECRET),
-                                                "metrics_token": SecretStr(METRICS_TOKEN)})
+                                                "metrics_token": SecretStr(METRICS_TOKEN),
+                                                "api_tokens": {OPS_TOKEN: "ops", OFFICER_TOKEN: "consent_officer"}})
     server = HubServer(settings, sources, host="127.0.0.1", port=0, staff_port=0, poll_interval_s=0.2,
                        state=tmp_path / "state", install_signal_handlers=False, drain_timeout_s=30)
     errors: list[BaseException] = []
@@ -180,6 +183,15 @@ def test_webhook_reaches_the_hub_and_the_service_stops_clean(running: Running, s
         assert logged_in.status_code == 303
         # ... and an ops user reads it: the forged delivery is no dead letter (counted as refused instead)
         ops = staff_client.get("/ops.json").json()
+    # a machine (``tsunagu status --url``) reads it with an API token of role ops; other roles' tokens are refused
+    staff = f"http://127.0.0.1:{running.server.staff_port}"
+    assert httpx.get(f"{staff}/ops.json", headers={"Authorization": "Bearer wrong-token-000000000000"},
+                     timeout=30).status_code == 401
+    assert httpx.get(f"{staff}/ops.json", headers={"Authorization": f"Bearer {OFFICER_TOKEN}"},
+                     timeout=30).status_code == 403
+    by_token = httpx.get(f"{staff}/ops.json", headers={"Authorization": f"Bearer {OPS_TOKEN}"}, timeout=30)
+    assert by_token.status_code == 200 and by_token.json()["dead_letters_total"] == ops["dead_letters_total"]
+    with httpx.Client(base_url=staff, timeout=30):
         assert ops["dead_letters_total"] == 0 and ops["dead_letters_by_reason"] == []
         assert ops["consumer_lag"] is not None and {x["group"] for x in ops["consumer_lag"]} >= {
             running.server.settings.hub_group}
