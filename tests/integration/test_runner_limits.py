@@ -11,6 +11,7 @@ from connectors.contract import Checkpoint, Connector, Item
 from connectors.runner import DEFAULT_MAX_MESSAGE_BYTES, ConnectorRunner, ConnectorState, OutboxRow, make_producer
 from hub.kafka.broker import ensure_topics
 from hub.kafka.topicreader import read_topic
+from hub.run.export import dead_letter_row
 from hub.topics import Topics
 from schemas.deadletter import DeadLetter
 from schemas.envelope import CloudEvent, stable_event_id
@@ -62,9 +63,9 @@ def test_oversize_event_is_dead_lettered_before_the_outbox(tmp_path: Path) -> No
         rows = s.query(OutboxRow).order_by(OutboxRow.seq).all()
     assert [r.kind for r in rows] == ["event", "dead_letter", "event"]
     assert all(len(r.value) < 2000 for r in rows)
-    letter = DeadLetter.model_validate_json(rows[1].value)
-    assert letter.reason.startswith("event larger than the message limit (")
-    assert letter.where == "only:00000002" and letter.record == "sized:2" and letter.event
+    letter = dead_letter_row(json.loads(rows[1].value))  # a jp.tsunagu.deadletter.v1 CloudEvent
+    assert letter["reason"].startswith("event larger than the message limit (")
+    assert letter["where"] == "only:00000002" and letter["record"] == "sized:2" and letter["event"]
     assert SECRET_NAME not in rows[1].value.decode("utf-8")
     assert runner.stats.events == 2 and runner.stats.dead_letters == 1
     assert len(runner.stats.event_ids) == 2  # the batch run never waits for the dead-lettered one
@@ -87,7 +88,7 @@ def test_unserializable_event_is_a_dead_letter(tmp_path: Path) -> None:
     with state.sessions() as s:
         [row] = s.query(OutboxRow).all()
     assert row.kind == "dead_letter"
-    assert DeadLetter.model_validate_json(row.value).reason == "event cannot be serialized (PydanticSerializationError)"
+    assert dead_letter_row(json.loads(row.value))["reason"] == "event cannot be serialized (PydanticSerializationError)"
     state.dispose()
 
 
@@ -117,7 +118,7 @@ def test_record_the_broker_refuses_is_moved_aside_and_the_run_goes_on(
     published = sorted(int(CloudEvent.from_json_bytes(v).data["i"]) for v in read_topic(kafka, topics.intake))
     assert published == [1, 2, 4, 5, 6]
     [raw] = list(read_topic(kafka, topics.deadletter))
-    letter = json.loads(raw)
+    letter = dead_letter_row(json.loads(raw))
     assert letter["reason"] == "broker refused the record (MessageSizeTooLargeError)"
     assert letter["where"] == "only:00000003" and letter["record"] == "sized:3"
     assert SECRET_NAME not in raw.decode("utf-8")
