@@ -133,13 +133,14 @@ def service_connectors(sources: Path, settings: Settings) -> tuple[list[Connecto
     return wiring.registry_connectors(sources), cases
 
 
-def kodomo_files(sources: Path, settings: Settings) -> Connector | None:
-    """The replay of ``sources/kodomo/*.json`` delivery files, exactly as ``tsunagu run`` reads them."""
+def kodomo_files(sources: Path, secret: bytes) -> Connector | None:
+    """The replay of ``sources/kodomo/*.json`` delivery files, exactly as ``tsunagu run`` reads them,
+    checked with ``secret``: the one the webhook itself accepts (the sample secret only in the demo)."""
     if not (sources / "kodomo").is_dir():
         return None
     from connectors.kodomo import KodomoReplayConnector
 
-    return KodomoReplayConnector(sources / "kodomo", settings.kodomo_webhook_secret.get_secret_value())
+    return KodomoReplayConnector(sources / "kodomo", secret)
 
 
 def connector_named(name: str, sources: Path, settings: Settings) -> Connector | None:

@@ -13,8 +13,8 @@ One process, one event loop:
 * every file / database feed found under ``--sources`` in a background thread
   (``ConnectorRunner.run_forever``): file feeds re-scan their folders and the shogai database
   is polled every ``poll_interval_s``. The registry is read first, as in the batch run. The
-  ``kodomo/`` folder of sample deliveries is not replayed: in service mode kodomo arrives by
-  webhook (``tsunagu connector run kodomo`` replays a folder).
+  ``kodomo/`` folder of recorded deliveries is replayed as ``tsunagu run`` replays it, through the
+  webhook's runner (one outbox, one checkpoint scope) and checked with the webhook's own secret.
 
 SIGTERM / SIGINT (or ``HubServer.request_stop()``) stops without losing work: the HTTP server
 stops accepting and finishes the requests in flight, connector threads finish their round
@@ -196,7 +196,7 @@ class HubServer:
 
         rt.registry = [runner(c, rt.producer) for c in registry]
         rt.cases = [runner(c, rt.producer) for c in cases]
-        rt.kodomo = runner(PushedFeed(kodomo_files(self.sources, settings)), rt.webhook_producer)
+        rt.kodomo = runner(PushedFeed(kodomo_files(self.sources, self._webhook_secret())), rt.webhook_producer)
         self.lags = CachedLags(lambda: consumer_lags(bootstrap, settings, topics))
         self.metrics.registry.register(StoreCollector(core.sessions, cstate, settings, self.lags))
         watched = sorted({r.connector.name for r in (*rt.registry, *rt.cases, rt.kodomo) if r is not None})
