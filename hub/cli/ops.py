@@ -77,6 +77,11 @@ def connector_run(
     sources: Annotated[Path, typer.Option("--sources", help="folder holding the feed's folder (e.g. DIR/houkatsu)")],
     state: Annotated[Path | None, typer.Option("--state", help="keep checkpoints and the outbox here")] = None,
     once: Annotated[bool, typer.Option("--once", help="read to the end, publish, exit; else poll")] = False,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", help="also serve /metrics and /healthz on this port (the feed's last success, records "
+        "read, dead letters, outbox)")] = None,
+    metrics_host: Annotated[str | None, typer.Option("--metrics-host",
+                                                     help="address of --metrics-port [TSUNAGU_STAFF_HOST]")] = None,
 ) -> None:
     """Run one connector alone, publishing to the configured (or embedded) broker; prints its counts as JSON."""
     from hub.kafka.outage import BrokerUnavailable
@@ -92,8 +97,12 @@ def connector_run(
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
     try:
-        result = run_connector(settings, name, sources, state=state, once=once, stop=stop)
+        result = run_connector(settings, name, sources, state=state, once=once, stop=stop,
+                               metrics_host=metrics_host, metrics_port=metrics_port)
     except (RunError, ConnectorNotFound, BrokerUnavailable) as exc:
         _fail(str(exc))
+        return
+    except OSError as exc:  # e.g. the metrics port is taken
+        _fail(f"cannot start: {type(exc).__name__}: {exc.strerror or exc}")
         return
     typer.echo(summary_line(result))

@@ -6,8 +6,10 @@ name, a record key or case text:
 
 * the flows feed → intake → hub → team / alerts with counts and per-minute rates;
 * per feed: events the hub handled (``processed_events`` by stage and outcome), dead letters of
-  every stage, the connector's outbox, its checkpoints summarized (scopes, newest; the detail is
-  ``GET /ops/checkpoints.json``), the last success and the expected interval;
+  every stage, the connector's outbox, records read and dead letters written (its counters), its
+  checkpoints summarized (scopes, newest; the detail is ``GET /ops/checkpoints.json``), the last
+  success and the expected interval — from the connector state, which a standalone
+  ``tsunagu connector run --state`` on the same folder writes too;
 * dead letters of every stage (connector, webhook, hub) by reason code — read from the same
   store as ``tsunagu_dead_letters_total``, so the two agree — and the latest 20 (origin, reason);
 * consumer lag per group and partition, the hub outbox, open alerts by kind, identity reviews,
@@ -116,6 +118,10 @@ class FeedRow:
     #: when the brokers last acknowledged one of its items, and the silence allowed
     last_success_at: str | None = None
     expected_interval_s: float = 86400.0
+    #: the connector's own counts over every pass on the connector state (``tsunagu serve`` or a standalone
+    #: ``tsunagu connector run`` sharing the state folder): records read, dead letters written
+    records_read: int = 0
+    connector_dead_letters: int = 0
 
 
 @dataclass
@@ -299,6 +305,9 @@ def collect(sessions: sessionmaker[Session], connector_state: ConnectorState | N
                     row.last_checkpoint_at = jst(_aware(latest)) if latest is not None else row.last_checkpoint_at
             for feed, at in feed_last_success(connector_state).items():
                 rows[_feed(feed)].last_success_at = jst(at)
+            for feed, counts in connector_state.totals().items():
+                rows[_feed(feed)].records_read += counts.get("read", 0)
+                rows[_feed(feed)].connector_dead_letters += counts.get("dead_letters", 0)
         except Exception as exc:  # the view must still show the hub's side
             errors.append(f"connector state not readable ({type(exc).__name__})")
             connector_pending = None

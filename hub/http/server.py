@@ -1,10 +1,13 @@
-"""uvicorn in the service's own event loop: no signal handling of its own, a socket bound up front."""
+"""uvicorn without signal handling of its own, on a socket bound up front: in the service's loop or on a thread."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
@@ -32,3 +35,29 @@ def listen_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+class ThreadedServer:
+    """An ASGI app served by uvicorn on a thread with its own event loop, for commands that have no loop of
+    their own (``tsunagu connector run --metrics-port``). ``port`` is the bound port (``0`` resolved)."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        self._sock = listen_socket(host, port)
+        self.port = int(self._sock.getsockname()[1])
+        self._server = QuietUvicorn(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                                                   timeout_graceful_shutdown=5))
+        self._thread = threading.Thread(target=self._run, name=f"http-{self.port}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._server.serve(sockets=[self._sock]))
+        finally:
+            self._sock.close()
+
+    def start(self) -> ThreadedServer:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=timeout_s)

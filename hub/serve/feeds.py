@@ -22,7 +22,7 @@ from hub.kafka.security import kafka_python_security
 from hub.logging import get_logger
 from hub.ops.deadletters import sealer_of
 from hub.run.state import check_sources, state_folder
-from hub.serve.metrics import FEEDS, Metrics
+from hub.serve.metrics import FEEDS, FeedCollector, Metrics
 from hub.settings import Settings
 from schemas.codes import Feed
 
@@ -175,8 +175,17 @@ class ConnectorNotFound(Exception):
 
 
 def run_connector(settings: Settings, name: str, sources: Path, *, state: Path | None = None, once: bool = True,
-                  poll_interval_s: float | None = None, stop: threading.Event | None = None) -> dict[str, Any]:
-    """``tsunagu connector run NAME``: one feed → outbox → Kafka; ``once`` reads to the end, else until ``stop``."""
+                  poll_interval_s: float | None = None, stop: threading.Event | None = None,
+                  metrics_host: str | None = None, metrics_port: int | None = None,
+                  on_listening: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """``tsunagu connector run NAME``: one feed → outbox → Kafka; ``once`` reads to the end, else until ``stop``.
+
+    What it reads, publishes and dead-letters, and its checkpoints, go to the connector state in ``state``
+    (the same rows ``tsunagu serve``'s ``/ops`` and ``tsunagu status --state`` read when they share the
+    folder). With ``metrics_port`` it also serves ``GET /metrics`` (the same per-feed series as the
+    service: last success, records read, dead letters, outbox, published; bearer ``metrics_token``) and
+    ``GET /healthz`` on ``metrics_host`` (default the staff host); ``on_listening`` gets the bound port.
+    """
     check_sources(sources)
     if name not in FEEDS:
         raise ConnectorNotFound(f"unknown feed {name!r}; one of {', '.join(FEEDS)}")
@@ -189,10 +198,17 @@ def run_connector(settings: Settings, name: str, sources: Path, *, state: Path |
         if kafka.embedded:
             log.warning("embedded broker: what this command publishes is gone when it ends", connector=name)
         cstate = ConnectorState.in_dir(state_dir)
+        metrics = Metrics()
         producer = make_producer(bootstrap, client_id=f"tsunagu-connector-{name}", **kafka_python_security(bootstrap))
         runner = ServiceRunner(connector, cstate, producer, intake_topic=topics.intake,
-                               deadletter_topic=topics.deadletter, seal=sealer_of(settings))
+                               deadletter_topic=topics.deadletter, seal=sealer_of(settings), metrics=metrics)
+        http = None
         try:
+            if metrics_port is not None:
+                http = _metrics_listener(settings, metrics, cstate, runner, metrics_host, metrics_port)
+                log.info("metrics listener started", connector=name, port=http.port)
+                if on_listening is not None:
+                    on_listening(http.port)
             if once:
                 stats: RunStats = runner.run_once()
             else:
@@ -200,11 +216,29 @@ def run_connector(settings: Settings, name: str, sources: Path, *, state: Path |
                 stats = runner.stats
             result = {"connector": name, **stats.as_dict(), "pending": cstate.pending(name)}
         finally:
+            if http is not None:
+                http.stop()
             with contextlib.suppress(Exception):
                 connector.close()
             producer.close(timeout=10)
             cstate.dispose()
     return result
+
+
+def _metrics_listener(settings: Settings, metrics: Metrics, cstate: ConnectorState, runner: ServiceRunner,
+                      host: str | None, port: int) -> Any:
+    """``/metrics`` and ``/healthz`` of a standalone connector, on a thread (a taken port fails here)."""
+    from hub.http.app import make_staff_app
+    from hub.http.server import ThreadedServer
+
+    metrics.registry.register(FeedCollector(cstate, settings))
+
+    def health() -> tuple[dict[str, Any], bool]:
+        ok = runner.can_publish
+        return {"status": "running", "publishing": {runner.connector.name: ok}}, ok
+
+    app = make_staff_app(metrics, health, metrics_token=settings.metrics_token.get_secret_value())
+    return ThreadedServer(app, host or settings.staff_host, port).start()
 
 
 def summary_line(result: Mapping[str, Any]) -> str:

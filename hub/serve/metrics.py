@@ -10,10 +10,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.runner import ConnectorState, OutboxRow
+from connectors.runner import ConnectorState
 from hub.logging import get_logger
 from hub.ops import deadletters
-from hub.ops.readings import Lag, feed_last_success
+from hub.ops.readings import Lag, connector_outboxes, feed_last_success
 from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore, OutboxMessage, RawMessage
 from hub.pipeline.tables import HubDeadLetter, HubOutbox
 from hub.settings import Settings
@@ -56,44 +56,82 @@ class Metrics:
             self.hub_processed.labels(stage=stage)
 
 
-class StoreCollector(Collector):
-    """Counts read from the stores at scrape time: dead letters of every stage (store-wide), outbox sizes,
-    each feed's last success and expected interval, and (with ``lags``) the hub's consumer lag."""
+class FeedCollector(Collector):
+    """Per-feed connector metrics read from a connector state at scrape time: outbox, last success, expected
+    interval, records read and dead letters written. Served by ``tsunagu serve`` (inside ``StoreCollector``) and
+    by a standalone ``tsunagu connector run --metrics-port``, so both expose the same series."""
 
-    def __init__(self, hub_sessions: sessionmaker[Session], cstate: ConnectorState,
-                 settings: Settings | None = None, lags: Callable[[], list[Lag]] | None = None) -> None:
-        self.hub_sessions = hub_sessions
+    def __init__(self, cstate: ConnectorState, settings: Settings | None = None) -> None:
         self.cstate = cstate
         self.settings = settings or Settings()
-        self.lags = lags
-
-    def describe(self) -> Iterable[Metric]:
-        return list(self._families()) + list(self._ops_families())
 
     @staticmethod
-    def _ops_families() -> tuple[CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily,
+                             CounterMetricFamily]:
         return (
-            CounterMetricFamily("tsunagu_dead_letters", "Every dead letter of every stage in the dead-letter store "
-                                "(store-wide; use max, not sum)", labels=["stage", "feed", "reason"]),
+            GaugeMetricFamily("tsunagu_connector_outbox_pending", "Items read but not yet acknowledged by the broker",
+                              labels=["feed"]),
             GaugeMetricFamily("tsunagu_feed_last_success_timestamp_seconds",
                               "Unix time the brokers last acknowledged an item of the feed", labels=["feed"]),
             GaugeMetricFamily("tsunagu_feed_expected_interval_seconds",
                               "Longest normal gap between two deliveries of the feed (setting)", labels=["feed"]),
+            CounterMetricFamily("tsunagu_connector_records_read", "Records (events and dead letters) the feed's "
+                                "connector read, over every pass on its connector state", labels=["feed"]),
+            CounterMetricFamily("tsunagu_connector_dead_letters", "Dead letters the feed's connector wrote, over "
+                                "every pass on its connector state", labels=["feed"]),
+        )
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterable[Metric]:
+        pending, last, expected, read, dead = self._families()
+        for feed in FEEDS:
+            expected.add_metric([feed], self.settings.expected_interval_s(feed))
+        try:
+            counts = connector_outboxes(self.cstate)
+            totals = self.cstate.totals()
+            successes = feed_last_success(self.cstate)
+        except Exception as exc:  # a scrape must not fail because the state is briefly unavailable
+            log.warning("metrics: connector state not readable", error_type=type(exc).__name__)
+            return [expected]
+        for feed in sorted(set(FEEDS) | set(counts) | set(totals)):
+            pending.add_metric([feed], float(counts.get(feed, 0)))
+            read.add_metric([feed], float(totals.get(feed, {}).get("read", 0)))
+            dead.add_metric([feed], float(totals.get(feed, {}).get("dead_letters", 0)))
+        for feed, at in sorted(successes.items()):
+            last.add_metric([feed], at.timestamp())
+        return [pending, last, expected, read, dead]
+
+
+class StoreCollector(Collector):
+    """Counts read from the stores at scrape time: dead letters of every stage (store-wide), the hub outbox,
+    (with ``lags``) the hub's consumer lag, and the connector state's per-feed metrics (``FeedCollector``)."""
+
+    def __init__(self, hub_sessions: sessionmaker[Session], cstate: ConnectorState,
+                 settings: Settings | None = None, lags: Callable[[], list[Lag]] | None = None) -> None:
+        self.hub_sessions = hub_sessions
+        self.feeds = FeedCollector(cstate, settings)
+        self.lags = lags
+
+    def describe(self) -> Iterable[Metric]:
+        return [*self._families(), *self.feeds.describe()]
+
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, GaugeMetricFamily, CounterMetricFamily, GaugeMetricFamily]:
+        return (
+            CounterMetricFamily("tsunagu_hub_dead_letters", "Dead letters the hub recorded in its store "
+                                "(store-wide: every instance reports the same total)", labels=["feed", "stage"]),
+            GaugeMetricFamily("tsunagu_hub_outbox_pending", "Hub messages committed but not yet published"),
+            CounterMetricFamily("tsunagu_dead_letters", "Every dead letter of every stage in the dead-letter store "
+                                "(store-wide; use max, not sum)", labels=["stage", "feed", "reason"]),
             GaugeMetricFamily("tsunagu_consumer_lag", "End offset minus the group's committed offset",
                               labels=["group", "topic", "partition"]),
         )
 
-    def _families(self) -> tuple[CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
-        return (
-            CounterMetricFamily("tsunagu_hub_dead_letters", "Dead letters the hub recorded in its store "
-                                "(store-wide: every instance reports the same total)", labels=["feed", "stage"]),
-            GaugeMetricFamily("tsunagu_connector_outbox_pending", "Items read but not yet acknowledged by the broker",
-                              labels=["feed"]),
-            GaugeMetricFamily("tsunagu_hub_outbox_pending", "Hub messages committed but not yet published"),
-        )
-
     def collect(self) -> Iterable[Metric]:
-        dead, pending, hub_pending = self._families()
+        hub_dead, hub_pending, dead, lag = self._families()
+        out: list[Metric] = []
         try:
             with self.hub_sessions() as s:
                 rows = s.execute(
@@ -102,36 +140,14 @@ class StoreCollector(Collector):
                     )
                 ).all()
                 for source, stage, n in rows:
-                    dead.add_metric([str(source), str(stage)], float(n))
+                    hub_dead.add_metric([str(source), str(stage)], float(n))
                 hub_pending.add_metric([], float(s.scalar(select(func.count()).select_from(HubOutbox)) or 0))
-            with self.cstate.sessions() as s:
-                counts = dict(s.execute(select(OutboxRow.connector, func.count()).group_by(OutboxRow.connector)).all())
-            for feed in sorted(set(FEEDS) | set(counts)):
-                pending.add_metric([str(feed)], float(counts.get(feed, 0)))
-        except Exception as exc:  # a scrape must not fail because a store is briefly unavailable
-            log.warning("metrics: store not readable", error_type=type(exc).__name__)
-            return []
-        return [dead, pending, hub_pending, *self._collect_ops()]
-
-    def _collect_ops(self) -> list[Metric]:
-        dead, last, expected, lag = self._ops_families()
-        out: list[Metric] = []
-        try:
-            with self.hub_sessions() as s:
                 for stage, feed, reason, n in deadletters.counts(s):
                     dead.add_metric([stage, feed, reason], float(n))
-            out.append(dead)
-        except Exception as exc:
-            log.warning("metrics: dead-letter store not readable", error_type=type(exc).__name__)
-        try:
-            for feed, at in sorted(feed_last_success(self.cstate).items()):
-                last.add_metric([feed], at.timestamp())
-            out.append(last)
-        except Exception as exc:
-            log.warning("metrics: connector state not readable", error_type=type(exc).__name__)
-        for feed in FEEDS:
-            expected.add_metric([feed], self.settings.expected_interval_s(feed))
-        out.append(expected)
+            out += [hub_dead, hub_pending, dead]
+        except Exception as exc:  # a scrape must not fail because a store is briefly unavailable
+            log.warning("metrics: store not readable", error_type=type(exc).__name__)
+        out += list(self.feeds.collect())
         if self.lags is not None:
             try:
                 for item in self.lags():
