@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from sqlalchemy import Engine, Index, Table, event, insert
 from sqlalchemy.orm import Session
@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from hub.db import Base, make_engine
 from hub.identity.resolver import IdentityService
 from hub.identity.tables import Household, Person, Resident, household_id_for_no, registry_record
+from hub.progress import PHASES, Progress
 from schemas.codes import Sex
 from schemas.events import PersonRecord
 from schemas.normalize import address_key, fold_kanji, kana_key
@@ -163,8 +164,9 @@ def _tables() -> list[Table]:
     return [Base.metadata.tables[name] for name in _IDENTITY_TABLES]
 
 
-def build_registry(engine: Engine, size: int, seed: int = 1) -> float:
-    """Bulk-load ``size`` residents (and their persons and households); seconds taken."""
+def build_registry(engine: Engine, size: int, seed: int = 1, progress: Progress | None = None) -> float:
+    """Bulk-load ``size`` residents (and their persons and households); seconds taken. ``progress`` shows the
+    residents loaded (one bar per size)."""
     assert address_key(synth_resident(0, seed).address(), PREFIXES) == synth_resident(0, seed).address_key()
     t0 = time.perf_counter()
     tables = _tables()
@@ -181,6 +183,9 @@ def build_registry(engine: Engine, size: int, seed: int = 1) -> float:
             conn.execute(insert(Household), households)
             conn.execute(insert(Person), persons)
             conn.execute(insert(Resident), residents)
+            if progress is not None:
+                progress.show(f"registry-{size}", min(size, start + CHUNK), size,
+                              label=f"{PHASES['registry']} ({size:,})")
         for ix in deferred:
             ix.create(conn)
         conn.exec_driver_sql("ANALYZE")
@@ -250,8 +255,11 @@ def run_identity_bench(
     observations: int = 2000,
     db_dir: Path | None = None,
     seed: int = 1,
+    progress: TextIO | None = None,
 ) -> dict[str, Any]:
-    """Build a registry of each size, resolve ``observations`` against each; rates, ratio, peak RSS."""
+    """Build a registry of each size, resolve ``observations`` against each; rates, ratio, peak RSS.
+
+    ``progress``: a stream for the registry build's bars (drawn only when it is a terminal)."""
     import tempfile
 
     own = tempfile.TemporaryDirectory(prefix="tsunagu-bench-identity-") if db_dir is None else None
@@ -259,19 +267,21 @@ def run_identity_bench(
     rates: list[float] = []
     builds: list[float] = []
     outcomes: dict[str, dict[str, int]] = {}
+    bars = Progress(progress)
     try:
         for size in sizes:
             path = folder / f"identity-{size}.sqlite"
             path.unlink(missing_ok=True)
             engine = make_engine(f"sqlite:///{path}")
             _tune(engine)
-            builds.append(round(build_registry(engine, size, seed), 1))
+            builds.append(round(build_registry(engine, size, seed, bars), 1))
             rate, out = time_resolution(engine, size, observations, seed)
             rates.append(round(rate, 1))
             outcomes[str(size)] = dict(out)
             engine.dispose()
             path.unlink(missing_ok=True)
     finally:
+        bars.end()
         if own is not None:
             own.cleanup()
     return {

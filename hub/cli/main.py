@@ -205,7 +205,8 @@ def bench_identity(
 
     _settings()
     with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:
-        result = run_identity_bench(sizes=(small, large), observations=observations, db_dir=Path(tmp))
+        result = run_identity_bench(sizes=(small, large), observations=observations, db_dir=Path(tmp),
+                                    progress=sys.stderr)
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
 
 

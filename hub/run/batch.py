@@ -33,6 +33,7 @@ from hub.logging import get_logger
 from hub.ops.deadletters import sealer_of
 from hub.pipeline.stages import HOUSEHOLD, INTAKE, HubCore
 from hub.pipeline.tables import HubOutbox, ProcessedEvent
+from hub.progress import Progress
 from hub.run.export import write_export
 from hub.run.sources import FEED_FOLDERS, unclaimed_files
 from hub.run.state import RunError, check_export, check_sources, run_identity, state_folder
@@ -46,42 +47,6 @@ class RunResult:
     export: Path
     summary: dict[str, Any]
     stats: dict[str, RunStats] = field(default_factory=dict)
-
-class Progress:
-    """Progress bars (rich) for long phases — only when ``stream`` is a terminal, so they never mix with
-    JSON log lines in a file or pipe. While the bars show, rich redirects stderr writes (the JSON log
-    lines) above them instead of through them. Counts only, never data."""
-
-    def __init__(self, stream: TextIO | None) -> None:
-        self.enabled = stream is not None and hasattr(stream, "isatty") and stream.isatty()
-        self._bars: Any = None
-        self._tasks: dict[str, Any] = {}
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-            from rich.progress import Progress as Bars
-
-            self._bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                              TimeElapsedColumn(), console=Console(file=stream), redirect_stderr=True,
-                              redirect_stdout=False, transient=False)
-            self._bars.start()
-
-    def show(self, phase: str, done: int, total: int, force: bool = False) -> None:
-        if self._bars is None:
-            return
-        task = self._tasks.get(phase)
-        if task is None:
-            task = self._tasks[phase] = self._bars.add_task(_PHASES.get(phase, phase), total=total or None)
-        self._bars.update(task, completed=done, total=total or None)
-
-    def end(self) -> None:
-        if self._bars is not None:
-            self._bars.stop()
-            self._bars = None
-
-
-_PHASES = {"hub": "ハブ処理 hub processing", "connectors": "連携読込 connectors reading"}
-
 
 def batch_run(
     sources: Path,
@@ -104,15 +69,19 @@ def batch_run(
             settings = settings.model_copy(update={"topic_prefix": f"tsunagu.run-{rid}",
                                                    "hub_group": f"tsunagu-hub-{rid}"})
         with open_runtime(settings, state_dir) as rt:
-            stats = asyncio.run(
-                _drive(rt.core, settings, rt.bootstrap, rt.topics, sources, rt.connector_state, Progress(progress),
-                       stop_after, hub_instances)
-            )
-            anchor_head(rt.sessions, anchor_path(settings, state_dir), audit_key_of(settings))
-            summary = retry_outage(
-                lambda: write_export(export, rt.core, rt.bootstrap, rt.topics, stats, time.monotonic() - started,
-                                     unclaimed=unclaimed, totals=rt.connector_state.totals()),
-                what="reading the export back", give_up_after_s=settings.broker_outage_s)
+            bars = Progress(progress)
+            try:
+                stats = asyncio.run(
+                    _drive(rt.core, settings, rt.bootstrap, rt.topics, sources, rt.connector_state, bars,
+                           stop_after, hub_instances)
+                )
+                anchor_head(rt.sessions, anchor_path(settings, state_dir), audit_key_of(settings))
+                summary = retry_outage(
+                    lambda: write_export(export, rt.core, rt.bootstrap, rt.topics, stats, time.monotonic() - started,
+                                         unclaimed=unclaimed, totals=rt.connector_state.totals(), progress=bars),
+                    what="reading the export back", give_up_after_s=settings.broker_outage_s)
+            finally:
+                bars.end()
     return RunResult(export=export, summary=summary, stats=stats)
 
 
@@ -167,7 +136,6 @@ async def _drive(core: HubCore, settings: Settings, bootstrap: str, topics: Topi
                 producer.close(timeout=10)
         for service in services:
             await service.stop()
-        progress.end()
     return stats
 
 

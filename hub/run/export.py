@@ -16,6 +16,7 @@ from hub.atomic import atomic_open, write_text_atomic
 from hub.kafka.topicreader import read_topic
 from hub.pipeline.stages import HOUSEHOLD, HubCore
 from hub.pipeline.tables import ProcessedEvent
+from hub.progress import Progress
 from hub.topics import Topics
 from schemas.deadletter import DEADLETTER_TYPE
 
@@ -56,15 +57,29 @@ def dead_letter_row(doc: dict[str, Any]) -> dict[str, Any]:
 
 def write_export(export: Path, core: HubCore, bootstrap: str, topics: Topics,
                  stats: dict[str, RunStats], wall: float, *, unclaimed: list[str] | None = None,
-                 totals: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+                 totals: dict[str, dict[str, int]] | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Write the export files (each complete or absent) and return the summary.
 
     ``totals`` are the feeds' read/published counters over the whole run (every invocation of a
-    resumed run); without them, the counters of ``stats`` (this invocation) are used.
+    resumed run); without them, the counters of ``stats`` (this invocation) are used. ``progress``
+    shows the steps (three topics read back, the store read, six files written).
     """
+    steps = 10
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress.show("export", done, steps)
+
+    if progress is not None:
+        progress.show("export", 0, steps)
     export.mkdir(parents=True, exist_ok=True)
     team = sorted(_unique_events(bootstrap, topics.team), key=lambda e: (e["time"], e["id"]))
+    step()
     alerts = sorted(_unique_events(bootstrap, topics.alerts), key=lambda e: (e["time"], e["id"]))
+    step()
     dead: list[dict[str, Any]] = []
     seen_dead: set[tuple[Any, ...]] = set()
     for raw in read_topic(bootstrap, topics.deadletter):
@@ -73,6 +88,7 @@ def write_export(export: Path, core: HubCore, bootstrap: str, topics: Topics,
         if key not in seen_dead:
             seen_dead.add(key)
             dead.append(dl)
+    step()
     with core.sessions() as s:
         persons = list(wiring.persons_rows(s))
         audit = list(wiring.audit_rows(s))
@@ -81,11 +97,11 @@ def write_export(export: Path, core: HubCore, bootstrap: str, topics: Topics,
                 select(ProcessedEvent.feed).where(ProcessedEvent.stage == HOUSEHOLD)
             )
         )
-    _jsonl(export / "persons.jsonl", persons)
-    _jsonl(export / "team.jsonl", team)
-    _jsonl(export / "alerts.jsonl", alerts)
-    _jsonl(export / "deadletter.jsonl", dead)
-    _jsonl(export / "audit.jsonl", audit)
+    step()
+    for name, rows in (("persons", persons), ("team", team), ("alerts", alerts), ("deadletter", dead),
+                       ("audit", audit)):
+        _jsonl(export / f"{name}.jsonl", rows)
+        step()
     dead_by_feed = Counter(d["source"] for d in dead)
     if totals is None:
         totals = {f: {"read": st.read, "published": st.published} for f, st in stats.items()}
@@ -112,4 +128,5 @@ def write_export(export: Path, core: HubCore, bootstrap: str, topics: Topics,
         "wall_time_s": round(wall, 3),
     }
     write_text_atomic(export / "summary.json", json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+    step()
     return summary

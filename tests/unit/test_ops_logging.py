@@ -9,7 +9,7 @@ import logging
 import structlog
 
 from hub.logging import configure_logging
-from hub.run.batch import Progress
+from hub.progress import Progress
 
 
 def lines(buf: io.StringIO) -> list[dict[str, object]]:
