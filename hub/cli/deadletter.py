@@ -124,23 +124,18 @@ def replay_command(
     ident: Annotated[str | None, typer.Argument(help="dead-letter id (or unique prefix)")] = None,
     feed: Annotated[str | None, typer.Option("--feed", help="replay every open dead letter of this feed")] = None,
     sources: Annotated[Path, typer.Option("--sources", help="the feeds' folder")] = Path("sources"),
+    wait: Annotated[float, typer.Option("--wait", help="seconds to wait for the hub to handle replayed hub-stage "
+                                        "dead letters")] = 30.0,
     state: StateOpt = None, database: DbOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Re-read the dead letters' records through today's connector code; same ids, nothing duplicated."""
+    """Replay after a fix, keeping ids: a connector's dead letters are re-read through today's connector code, the
+    hub's are put back on the topic they came from; nothing that already flowed flows again. Audited."""
     from sqlalchemy import select
 
-    from connectors.runner import ConnectorRunner, ConnectorState, make_producer
-    from hub.bootstrap import open_kafka
-    from hub.kafka.security import kafka_python_security
-    from hub.ops.deadletters import OPEN, DeadLetterRow, sealer_of
-    from hub.ops.replay import ReplayError, replay
-    from hub.serve.feeds import connector_named
+    from hub.ops.deadletters import OPEN, DeadLetterRow
 
     if (ident is None) == (feed is None):
         _fail("give a dead-letter ID or --feed F", 2)
-    if state is None:
-        _fail("give --state DIR (its connector outbox and checkpoints are used)", 2)
-        return
     settings = _settings()
     with _open(state, database, settings) as db:
         with db.sessions() as s:
@@ -149,37 +144,92 @@ def replay_command(
             else:
                 rows = list(s.scalars(select(DeadLetterRow).where(DeadLetterRow.feed == feed,
                                                                   DeadLetterRow.state == OPEN,
-                                                                  DeadLetterRow.stage == "connector")))
+                                                                  DeadLetterRow.stage.in_(("connector", "hub")))
+                                      .order_by(DeadLetterRow.first_at, DeadLetterRow.id)))
         if not rows:
-            _fail(f"no open connector dead letters of {feed}", 1)
-        names = {r.feed for r in rows}
-        if len(names) != 1:
-            _fail("dead letters of several feeds", 1)
-        name = names.pop()
-        connector = connector_named(name, sources, settings)
-        if connector is None:
-            _fail(f"no {name} feed under {sources}", 1)
-            return
-        cstate = ConnectorState.in_dir(state)
+            _fail(f"no open connector or hub dead letters of {feed}", 1)
+        hub_rows = [r for r in rows if r.stage == "hub"]
+        connector_rows = [r for r in rows if r.stage != "hub"]
+        out: dict[str, Any] = {}
+        if connector_rows:
+            out.update(_replay_connector(connector_rows, sources, state, settings, db))
+        if hub_rows:
+            out["hub"] = _replay_hub(hub_rows, wait, settings, db)
+    typer.echo(json.dumps(out, ensure_ascii=False, indent=None if as_json else 2))
+
+
+def _actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"[:100]
+
+
+def _replay_connector(rows: list[Any], sources: Path, state: Path | None, settings: Settings,
+                      db: Any) -> dict[str, Any]:
+    from connectors.runner import ConnectorRunner, ConnectorState, make_producer
+    from hub.bootstrap import open_kafka
+    from hub.kafka.security import kafka_python_security
+    from hub.ops.deadletters import sealer_of
+    from hub.ops.replay import ReplayError, replay
+    from hub.serve.feeds import connector_named
+
+    if state is None:
+        _fail("give --state DIR (its connector outbox and checkpoints are used)", 2)
+    names = {r.feed for r in rows}
+    if len(names) != 1:
+        _fail("dead letters of several feeds", 1)
+    name = names.pop()
+    connector = connector_named(name, sources, settings)
+    if connector is None:
+        _fail(f"no {name} feed under {sources}", 1)
+    cstate = ConnectorState.in_dir(state)
+    try:
+        with open_kafka(settings) as kafka:
+            producer = make_producer(kafka.bootstrap, client_id=f"tsunagu-replay-{name}",
+                                     **kafka_python_security(kafka.bootstrap))
+            sealer = sealer_of(settings)
+            try:
+                result = replay(rows, connector, lambda c: ConnectorRunner(
+                    c, cstate, producer, intake_topic=kafka.topics.intake,
+                    deadletter_topic=kafka.topics.deadletter, seal=sealer), db.sessions, actor=_actor())
+            finally:
+                producer.close(timeout=10)
+    except ReplayError as exc:
+        _fail(str(exc), 1)
+    finally:
+        cstate.dispose()
+    return {"read": result.read, "events": result.events, "dead_letters": result.dead_letters,
+            "replayed": result.replayed, "not_found": result.not_found}
+
+
+def _replay_hub(rows: list[Any], wait: float, settings: Settings, db: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from connectors.runner import make_producer
+    from hub.bootstrap import open_kafka
+    from hub.kafka.security import kafka_python_security
+    from hub.kafka.topicreader import StoredMessage, read_at
+    from hub.ops.replay import ReplayError, replay_hub
+
+    with open_kafka(settings) as kafka:
+        if kafka.embedded:
+            typer.echo("tsunagu: embedded broker: the hub's original messages are gone with the broker that had "
+                       "them (set TSUNAGU_KAFKA_BOOTSTRAP)", err=True)
+        producer = make_producer(kafka.bootstrap, client_id="tsunagu-replay-hub",
+                                 **kafka_python_security(kafka.bootstrap))
+
+        def publish(topic: str, partition: int, message: StoredMessage) -> None:
+            producer.send(topic, key=message.key, value=message.value, headers=message.headers,
+                          partition=partition).get(timeout=30)
+
         try:
-            with open_kafka(settings) as kafka:
-                producer = make_producer(kafka.bootstrap, client_id=f"tsunagu-replay-{name}",
-                                         **kafka_python_security(kafka.bootstrap))
-                sealer = sealer_of(settings)
-                try:
-                    result = replay(rows, connector, lambda c: ConnectorRunner(
-                        c, cstate, producer, intake_topic=kafka.topics.intake,
-                        deadletter_topic=kafka.topics.deadletter, seal=sealer), db.sessions)
-                finally:
-                    producer.close(timeout=10)
+            result = replay_hub(rows, db.sessions, fetch=lambda t, p, o: read_at(kafka.bootstrap, t, p, o),
+                                publish=publish, actor=_actor(), wait_s=wait)
         except ReplayError as exc:
             _fail(str(exc), 1)
-            return
         finally:
-            cstate.dispose()
-    out = {"read": result.read, "events": result.events, "dead_letters": result.dead_letters,
-           "replayed": result.replayed, "not_found": result.not_found}
-    typer.echo(json.dumps(out, ensure_ascii=False, indent=None if as_json else 2))
+            producer.close(timeout=10)
+    return asdict(result)
 
 
 @deadletter_app.command("key")

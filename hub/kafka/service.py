@@ -12,7 +12,8 @@ what to publish, in one transaction) → publish exactly the outbox rows that ba
 re-read) and await the broker's acknowledgements → commit the Kafka offsets; the published
 rows are deleted in the background. A crash anywhere in between redelivers the batch; dedupe on
 (source, id) makes that harmless, and outbox leftovers are relayed at start-up and after a
-failed batch.
+failed batch. A message ``tsunagu deadletter replay`` put back on its topic (header ``tsunagu-replay-of``) is
+handed to the core at its original position.
 
 Every message the hub publishes is a CloudEvent in structured mode (CloudEvents Kafka protocol
 binding): the value is the event, the header ``content-type`` is
@@ -48,8 +49,27 @@ def deadletter_group(settings: Settings) -> str:
     return f"{settings.hub_group}-deadletter"
 
 
+#: header of a message ``tsunagu deadletter replay`` put back on its topic: ``topic:partition:offset`` of the
+#: original, so the hub names the original's position (a still-bad event dead-letters again with the same id)
+REPLAY_HEADER = "tsunagu-replay-of"
+
+
 def _raw(records: Sequence[Any]) -> list[RawMessage]:
-    return [RawMessage(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
+    return [_origin(r) for r in records]
+
+
+def _origin(r: Any) -> RawMessage:
+    """The record as the hub core sees it; a replayed one at its original position (on the same topic only)."""
+    for name, value in getattr(r, "headers", None) or ():
+        if name == REPLAY_HEADER:
+            try:
+                topic, partition, offset = bytes(value).decode("ascii").rsplit(":", 2)
+                if topic == r.topic:
+                    return RawMessage(topic, int(partition), int(offset), r.key, r.value)
+            except ValueError:
+                pass
+            break
+    return RawMessage(r.topic, r.partition, r.offset, r.key, r.value)
 
 
 class HubService:

@@ -1,4 +1,4 @@
-"""Read a whole topic back (for the export), with kafka-python and manual assignment.
+"""Read a whole topic back (for the export) or one message at its offset (for a replay), with kafka-python.
 
 Tansu's ``end_offsets`` is wrong after batched produces, so "the end" is found by
 fetching: a partition is done when its position reached the highwater the broker reported
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
 
@@ -95,5 +96,40 @@ def partition_lags(bootstrap: str, group: str, topic: str) -> dict[int, int]:
                 continue
             lags[tp.partition] = max(0, hw - start)
         return lags
+    finally:
+        consumer.close()
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One message as the broker keeps it: key, value and headers."""
+
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def read_at(bootstrap: str, topic: str, partition: int, offset: int, *, max_s: float = 15.0) -> StoredMessage | None:
+    """The message at ``topic``/``partition``/``offset``; ``None`` when the broker no longer (or never) had it."""
+    consumer = KafkaConsumer(**kafka_python_config(bootstrap), client_id="tsunagu-replay", enable_auto_commit=False,
+                             auto_offset_reset="earliest", fetch_max_wait_ms=50, max_poll_records=500)
+    try:
+        tp = TopicPartition(topic, partition)
+        if partition not in (consumer.partitions_for_topic(topic) or set()):
+            return None
+        consumer.assign([tp])
+        consumer.seek(tp, offset)
+        deadline = time.monotonic() + max_s
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                for rec in records:
+                    if rec.offset == offset:
+                        return StoredMessage(rec.key, rec.value, [(k, v) for k, v in (rec.headers or [])])
+                    if rec.offset > offset:  # gone (retention) or compacted away
+                        return None
+            hw = consumer.highwater(tp)
+            if hw is not None and hw <= offset:
+                return None
+        return None
     finally:
         consumer.close()

@@ -108,8 +108,10 @@ def test_replay_of_a_still_bad_record_keeps_its_id_and_publishes_nothing_new(run
         with db.sessions() as s:
             row = s.get(DeadLetterRow, ident)
             total = len(s.scalars(select(DeadLetterRow.id)).all())
+            actions = s.scalars(select(DeadLetterAccess.action).where(DeadLetterAccess.dead_letter == ident)).all()
     finally:
         db.close()
     assert row is not None and row.occurrences == 2 and row.state == "open"
+    assert "replay" in actions  # the replay is audited
     assert total == len(json.loads(cli(run_state, "deadletter", "list", "--state", str(state),
                                        "--json").output)["dead_letters"])
