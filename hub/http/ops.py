@@ -17,7 +17,8 @@ name, a record key or case text:
 
 Identity, case and consent tables are read for counts only (``count(*)`` queries; no other
 column of them is selected), so a name, birth date, address or case text cannot reach a page.
-The template is rendered with Jinja2 autoescaping on.
+The template (``hub/workspace/templates/ops.html``, the one the workspace serves at ``/ops``) is
+rendered with Jinja2 autoescaping on.
 """
 
 from __future__ import annotations
@@ -25,12 +26,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse
-from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,9 +61,6 @@ FEED_LABELS: dict[str, str] = {
 }
 RECENT_DEAD_LETTERS = 20
 REFRESH_S = 10
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-
-_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
 
 JST = timezone(timedelta(hours=9), "JST")
@@ -360,7 +356,11 @@ def checkpoints(connector_state: ConnectorState, feed: str | None = None) -> lis
 
 
 def render(snapshot: OpsSnapshot) -> str:
-    return _env.get_template("ops.html").render(ops=snapshot, refresh_s=REFRESH_S)
+    """The page on its own (no login, no menu): the workspace's one ``ops.html``, in its layout."""
+    from hub.workspace.web import templates  # the workspace mounts this module's router: imported late
+
+    return templates.env.get_template("ops.html").render(ops=snapshot, refresh_s=REFRESH_S, nav=[], user=None,
+                                                         current_path="/ops")
 
 
 def make_ops_router(sessions: sessionmaker[Session], connector_state: ConnectorState | None,
