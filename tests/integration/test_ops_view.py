@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-import uvicorn
+from browser_support import chromium, serving
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,7 +18,6 @@ from connectors.runner import CheckpointRow, ConnectorState, OutboxRow
 from hub.bootstrap import Database
 from hub.http.ops import make_ops_router
 from hub.identity.tables import IdentityReview
-from hub.kafka.broker import free_port
 from hub.ops.deadletters import DeadLetterRow, record_messages
 from hub.pipeline.stages import HubCore, RawMessage
 from hub.pipeline.tables import AlertState
@@ -41,9 +38,6 @@ CASE_RECORD = "houkatsu:C01-2026-0042"
 PERSONAL = (NAME, KANA, "髙橋", "義雄", "タカハシ", ADDRESS, "中央一丁目", SUMMARY, "夜間に大声",
             BIRTH.isoformat(), "1950/02/03", "1950年2月3日", "19500203")
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def at(day: int, month: int = 5) -> datetime:
@@ -234,57 +228,27 @@ def test_ops_escapes_what_it_shows(tmp_path: Path) -> None:
 @pytest.fixture
 def ops_server(tmp_path: Path) -> Iterator[str]:
     filled = fill(f"sqlite:///{tmp_path / 'hub.sqlite'}", tmp_path / "state")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app_for(filled), host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, lifespan="off"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
-    thread = threading.Thread(target=server.run, name="ops-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
     try:
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
+        with serving(app_for(filled), "ops-uvicorn") as base:
+            yield base
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
         dispose(filled)
 
 
-def _browser_available() -> None:
-    problem = None
-    if not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is not installed (apt-get install chromium; deploy/dev.sh does it)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            problem = "the playwright package is not installed (test extras)"
-    if problem is not None:  # never skipped: `bash deploy/dev.sh test` installs chromium with apt
-        pytest.fail(f"the browser test needs chromium: {problem}")
-
 
 def test_ops_page_in_chromium(ops_server: str, tmp_path: Path) -> None:
-    _browser_available()
-    from playwright.sync_api import sync_playwright
-
     shot = tmp_path / "ops.png"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            response = page.goto(f"{ops_server}/ops", wait_until="load", timeout=30_000)
-            assert response is not None and response.ok
-            heading = page.locator("h1")
-            heading.wait_for(state="visible", timeout=10_000)
-            assert "運用状況" in heading.inner_text()
-            row = page.locator("#feed-houkatsu")
-            assert row.is_visible()
-            assert "houkatsu" in row.inner_text()
-            assert page.locator("#dead-letters").is_visible()
-            assert_no_personal_data(page.content())
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        response = page.goto(f"{ops_server}/ops", wait_until="load", timeout=30_000)
+        assert response is not None and response.ok
+        heading = page.locator("h1")
+        heading.wait_for(state="visible", timeout=10_000)
+        assert "運用状況" in heading.inner_text()
+        row = page.locator("#feed-houkatsu")
+        assert row.is_visible()
+        assert "houkatsu" in row.inner_text()
+        assert page.locator("#dead-letters").is_visible()
+        assert_no_personal_data(page.content())
+        page.screenshot(path=str(shot), full_page=True)
     assert shot.exists() and shot.stat().st_size > 10_000

@@ -11,57 +11,20 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
+from browser_support import chromium, serving
 from workspace.support import PASSWORD, Workspace
-
-from hub.kafka.broker import free_port
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-
-def _browser_available() -> None:
-    problem = None
-    if not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is not installed (apt-get install chromium)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            problem = "the playwright package is not installed (test extras)"
-    if problem is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"browser test must run in CI: {problem}")
-    pytest.skip(problem)
 
 
 @pytest.fixture
 def server(seeded_workspace: Workspace) -> Iterator[str]:
     """The workspace app on a real HTTP port (uvicorn in a thread) over a copy of the seeded database."""
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(seeded_workspace.app, host="127.0.0.1", port=port, log_config=None,
-                                        access_log=False, lifespan="off"))
-    srv.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
-    thread = threading.Thread(target=srv.run, name="workspace-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        assert srv.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
+    with serving(seeded_workspace.app, "workspace-uvicorn") as base:
+        yield base
 
 
 @pytest.fixture
@@ -83,88 +46,76 @@ def _login(page: Any, base: str, username: str, shot: Path | None = None) -> Non
 
 def test_coordinator_takes_a_support_meeting_candidate_through(server: str, shots: Path) -> None:
     """Login → inbox → acknowledge → household → 支援会議 agenda → decision → shared timeline, in chromium."""
-    _browser_available()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="ja-JP")
-            _login(page, server, "coordinator", shots / "login.png")
-            assert page.url.endswith("/alerts")
-            expect(page.locator("h1")).to_have_text("アラート")
-            page.screenshot(path=str(shots / "inbox.png"), full_page=False)
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="ja-JP")
+        _login(page, server, "coordinator", shots / "login.png")
+        assert page.url.endswith("/alerts")
+        expect(page.locator("h1")).to_have_text("アラート")
+        page.screenshot(path=str(shots / "inbox.png"), full_page=False)
 
-            # a 支援会議 candidate that nobody has looked at yet
-            row = page.locator("tr[id^='alert-']").filter(has=page.locator(".badge", has_text="支援会議候補")).filter(
-                has=page.get_by_role("button", name="確認する")).first
-            alert_row_id = row.get_attribute("id")
-            assert alert_row_id
-            household_href = row.get_by_role("link", name="世帯の画面を開く").get_attribute("href")
-            assert household_href and household_href.startswith("/households/")
-            assert "確認済み" not in row.locator("td").nth(2).inner_text()
-            row.get_by_role("button", name="確認する").click()
-            page.wait_for_load_state("load")
-            row = page.locator(f"#{alert_row_id}")
-            expect(row.locator("td").nth(2)).to_contain_text("確認済み")
+        # a 支援会議 candidate that nobody has looked at yet
+        row = page.locator("tr[id^='alert-']").filter(has=page.locator(".badge", has_text="支援会議候補")).filter(
+            has=page.get_by_role("button", name="確認する")).first
+        alert_row_id = row.get_attribute("id")
+        assert alert_row_id
+        household_href = row.get_by_role("link", name="世帯の画面を開く").get_attribute("href")
+        assert household_href and household_href.startswith("/households/")
+        assert "確認済み" not in row.locator("td").nth(2).inner_text()
+        row.get_by_role("button", name="確認する").click()
+        page.wait_for_load_state("load")
+        row = page.locator(f"#{alert_row_id}")
+        expect(row.locator("td").nth(2)).to_contain_text("確認済み")
 
-            # the household as the rules allow before any meeting: no names of the unconsented
-            row.get_by_role("link", name="世帯の画面を開く").click()
-            page.wait_for_load_state("load")
-            assert page.url.endswith(household_href)
-            expect(page.locator("h1")).to_contain_text("世帯")
-            before = page.content()
-            assert "表示の根拠" in before and "支援会議による最小限の情報" not in before
+        # the household as the rules allow before any meeting: no names of the unconsented
+        row.get_by_role("link", name="世帯の画面を開く").click()
+        page.wait_for_load_state("load")
+        assert page.url.endswith(household_href)
+        expect(page.locator("h1")).to_contain_text("世帯")
+        before = page.content()
+        assert "表示の根拠" in before and "支援会議による最小限の情報" not in before
 
-            # put it on a 支援会議 agenda from the inbox and record the meeting's decision
-            page.goto(f"{server}/alerts", wait_until="load")
-            page.locator(f"#{alert_row_id}").get_by_role("button", name="支援会議の議題にする").click()
-            page.wait_for_load_state("load")
-            assert re.search(r"/meetings/[^/]+$", page.url), page.url
-            expect(page.locator("h1")).to_contain_text("支援会議")
-            boxes = page.locator("input[name='members_present']")
-            assert boxes.count() == 4
-            for i in range(boxes.count()):
-                boxes.nth(i).check()
-            page.get_by_label("決定").select_option("designate")
-            page.screenshot(path=str(shots / "meeting.png"), full_page=True)
-            page.get_by_role("button", name="記録する").click()
-            page.wait_for_load_state("load")
-            expect(page.locator("main")).to_contain_text("開催済み")
-            page.goto(f"{server}/meetings", wait_until="load")
-            expect(page.locator("h1")).to_contain_text("会議")
-            page.screenshot(path=str(shots / "meetings.png"), full_page=True)
+        # put it on a 支援会議 agenda from the inbox and record the meeting's decision
+        page.goto(f"{server}/alerts", wait_until="load")
+        page.locator(f"#{alert_row_id}").get_by_role("button", name="支援会議の議題にする").click()
+        page.wait_for_load_state("load")
+        assert re.search(r"/meetings/[^/]+$", page.url), page.url
+        expect(page.locator("h1")).to_contain_text("支援会議")
+        boxes = page.locator("input[name='members_present']")
+        assert boxes.count() == 4
+        for i in range(boxes.count()):
+            boxes.nth(i).check()
+        page.get_by_label("決定").select_option("designate")
+        page.screenshot(path=str(shots / "meeting.png"), full_page=True)
+        page.get_by_role("button", name="記録する").click()
+        page.wait_for_load_state("load")
+        expect(page.locator("main")).to_contain_text("開催済み")
+        page.goto(f"{server}/meetings", wait_until="load")
+        expect(page.locator("h1")).to_contain_text("会議")
+        page.screenshot(path=str(shots / "meetings.png"), full_page=True)
 
-            # the household's shared timeline under the 支援会議 route
-            page.goto(f"{server}{household_href}", wait_until="load")
-            expect(page.locator("main")).to_contain_text("支援会議による最小限の情報")
-            expect(page.get_by_role("heading", name="経過（新しい順）")).to_be_visible()
-            page.screenshot(path=str(shots / "household.png"), full_page=True)
-            assert "支援会議（社会福祉法第106条の6）" in page.content() or "支援会議" in page.locator(
-                "p[role='note']").inner_text()
-        finally:
-            browser.close()
+        # the household's shared timeline under the 支援会議 route
+        page.goto(f"{server}{household_href}", wait_until="load")
+        expect(page.locator("main")).to_contain_text("支援会議による最小限の情報")
+        expect(page.get_by_role("heading", name="経過（新しい順）")).to_be_visible()
+        page.screenshot(path=str(shots / "household.png"), full_page=True)
+        assert "支援会議（社会福祉法第106条の6）" in page.content() or "支援会議" in page.locator(
+            "p[role='note']").inner_text()
 
 
 def test_ops_is_refused_at_a_household_page(server: str, seeded_workspace: Workspace) -> None:
     """An ops user lands on /ops after login and gets 権限がありません (403) at a household's page."""
-    _browser_available()
-    from playwright.sync_api import sync_playwright
-
     from hub.pipeline.tables import AlertState
 
     with seeded_workspace.sessions() as s:
         household = s.query(AlertState.household_id).first()
     assert household is not None
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(locale="ja-JP")
-            _login(page, server, "ops")
-            assert page.url.endswith("/ops")
-            response = page.goto(f"{server}/households/{household[0]}", wait_until="load")
-            assert response is not None and response.status == 403
-            assert "権限がありません" in page.locator("h1").inner_text()
-            assert household[0] not in page.content()
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(locale="ja-JP")
+        _login(page, server, "ops")
+        assert page.url.endswith("/ops")
+        response = page.goto(f"{server}/households/{household[0]}", wait_until="load")
+        assert response is not None and response.status == 403
+        assert "権限がありません" in page.locator("h1").inner_text()
+        assert household[0] not in page.content()

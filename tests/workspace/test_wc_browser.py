@@ -3,42 +3,19 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
+from browser_support import chromium, serving
 from sqlalchemy import select
 from workspace.support import PASSWORD, Workspace
 
-from hub.kafka.broker import free_port
 from hub.pipeline.tables import CaseEvent
 from hub.workspace.models import Meeting, Referral
 from hub.workspace.referrals import sync_referrals
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-
-def _browser_or_skip() -> None:
-    problem = None
-    if not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is not installed (apt-get install chromium)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            problem = "the playwright package is not installed (test extras)"
-    if problem is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"browser test must run in CI: {problem}")
-    pytest.skip(problem)
 
 
 @pytest.fixture
@@ -55,35 +32,19 @@ def served(seeded_workspace: Workspace) -> Iterator[tuple[str, Workspace]]:
                       planned_on=None, held_on=date.today(), members_present=["elderly", "livelihood"],
                       decision="take_into_team", note_code=None, designation_id=None, created_by="coordinator",
                       created_at=now, updated_at=now))
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(ws.app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                        lifespan="off"))
-    thread = threading.Thread(target=srv.run, name="wc-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        assert srv.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}", ws
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
+    with serving(ws.app, "wc-uvicorn") as base:
+        yield base, ws
 
 
 def test_coordinator_answers_a_referral_makes_a_plan_and_downloads_the_figures(
         served: tuple[str, Workspace], tmp_path: Path) -> None:
     """Login → /referrals (overdue) → accept one → make a plan routed to 参加支援 → /reports → CSV download."""
-    _browser_or_skip()
-    from playwright.sync_api import sync_playwright
-
     base, ws = served
     shots = Path(os.environ.get("TSUNAGU_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     with ws.sessions() as s:
         household = s.scalars(select(Meeting.household_id).where(Meeting.id == "m-wc")).one()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         page: Any = browser.new_page(locale="ja-JP", viewport={"width": 1280, "height": 900}, accept_downloads=True)
         page.goto(f"{base}/login", wait_until="load")
         page.get_by_label("ユーザー名").fill("coordinator")
@@ -122,6 +83,5 @@ def test_coordinator_answers_a_referral_makes_a_plan_and_downloads_the_figures(
         path = info.value.path()
         text = Path(path).read_bytes().decode("utf-8-sig")
         assert text.splitlines()[0] == "年度,区分,項目,件数"
-        browser.close()
     with ws.sessions() as s:
         assert s.scalars(select(Referral).where(Referral.target == "participation")).first() is not None
