@@ -43,6 +43,7 @@ from hub.pipeline.stages import HOUSEHOLD, INTAKE
 from hub.pipeline.tables import AlertState, CaseEvent, HubDeadLetter, HubOutbox, ProcessedEvent
 from hub.settings import Settings
 from hub.topics import Topics
+from hub.workspace.labels import ALERT_KIND
 from schemas.codes import Feed
 from schemas.deadletter import REASON_CODES
 
@@ -74,9 +75,8 @@ STAGE_LABELS: dict[str, str] = {
 OUTCOME_LABELS: dict[str, str] = {
     "forwarded": "転送", "dead": "デッドレター", "stale": "古い更新", "applied": "反映", "duplicate": "重複",
 }
-ALERT_LABELS: dict[str, str] = {
-    "multi_field": "複合課題", "8050": "8050問題", "double_care": "ダブルケア", "young_carer": "ヤングケアラー",
-}
+#: alert kinds in the workspace's words
+ALERT_LABELS: dict[str, str] = ALERT_KIND
 
 
 def jst(value: datetime | None) -> str | None:

@@ -19,10 +19,11 @@ from typing import Any
 from fhir.resources.bundle import Bundle
 
 from consent.model import JST, ConsentVersion
+from hub.workspace.labels import ALERT_KIND as KIND_LABELS
 from hub.workspace.labels import CASE_STATUS, REFERRAL_TARGET
+from hub.workspace.labels import FIELD as FIELD_LABELS
 from hub.workspace.models import Plan, Referral
 from hub.workspace.policy import CaseView, HouseholdFacts, HouseholdView, MemberView
-from hub.workspace.web import FIELD_LABELS, KIND_LABELS
 
 EN_REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
 AGE_BAND_EXT = "urn:tsunagu:fhir:StructureDefinition:age-band"

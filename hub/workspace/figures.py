@@ -11,29 +11,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from hub.workspace.labels import FIELD, STATUS
 from hub.workspace.plan_rules import CLOSE_REASONS, PROGRAMMES
+from hub.workspace.referral_rules import STATUSES
 from schemas.codes import REFERRAL_LABELS, Field
 
-FIELD_LABELS: dict[str, str] = {
-    "elderly": "高齢（地域包括）",
-    "disability": "障害",
-    "child": "子ども",
-    "livelihood": "生活困窮",
-}
+FIELD_LABELS: dict[str, str] = {f.value: FIELD[f.value] for f in Field}
 TARGET_LABELS: dict[str, str] = {
     **{code.value: label for label, code in REFERRAL_LABELS.items()},
-    "outreach": "アウトリーチ等を通じた継続的支援事業",
-    "participation": "参加支援事業",
+    "outreach": FIELD["outreach"],
+    "participation": FIELD["participation"],
 }
-#: the same words as the screens (hub.workspace.web.STATUS_LABELS)
-STATUS_LABELS: dict[str, str] = {
-    "requested": "依頼中",
-    "accepted": "受理",
-    "rejected": "不受理",
-    "in-progress": "対応中",
-    "completed": "完了",
-    "cancelled": "取消",
-}
+#: referral states, in the screens' words
+STATUS_LABELS: dict[str, str] = {s: STATUS[s] for s in STATUSES}
 MEETING_LABELS: dict[str, str] = {"support_meeting": "支援会議（第106条の6）", "team_meeting": "重層的支援会議"}
 
 

@@ -1,9 +1,53 @@
-"""Japanese labels for the household page's codes (case status, change, disability type, topic, relation, target)."""
+"""Japanese labels of the workspace's codes, one table per code (alert kind, field, state, case status, topic…)."""
 
 from __future__ import annotations
 
 from schemas.codes import REFERRAL_LABELS, RELATION_LABELS
 
+#: alert kinds (the workspace, the FHIR export and /ops use these words)
+ALERT_KIND: dict[str, str] = {
+    "multi_field": "複数分野",
+    "8050": "8050",
+    "double_care": "ダブルケア",
+    "young_carer": "ヤングケアラー",
+}
+#: fields / agencies (screens, FHIR export, the yearly figures)
+FIELD: dict[str, str] = {
+    "elderly": "高齢（地域包括）",
+    "disability": "障害",
+    "child": "子ども",
+    "livelihood": "生活困窮",
+    "multi_agency": "多機関協働",
+    "outreach": "アウトリーチ等を通じた継続的支援事業",
+    "participation": "参加支援事業",
+}
+#: states of alert work, referrals, meetings, plans and consents (screens and the yearly figures)
+STATUS: dict[str, str] = {
+    # alert work
+    "new": "新規",
+    "acknowledged": "確認済み",
+    "assigned": "担当決定",
+    "closed": "終了",
+    "reopened": "再開",
+    # referrals (HL7 Gravity SDOH Task)
+    "requested": "依頼中",
+    "accepted": "受理",
+    "rejected": "不受理",
+    "in-progress": "対応中",
+    "completed": "完了",
+    "cancelled": "取消",
+    # meetings
+    "agenda": "議題予定",
+    "held": "開催済み",
+    # plans
+    "active": "支援中",
+    "evaluated": "評価済み",
+    "handed_over": "主担当へ引継ぎ",
+    # consents
+    "inactive": "撤回済み",
+    "permit": "同意",
+    "deny": "不同意",
+}
 CASE_STATUS: dict[str, str] = {
     "intake": "受付",
     "assessment": "アセスメント",

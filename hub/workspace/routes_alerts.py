@@ -15,9 +15,10 @@ from consent.store import DesignationRow
 from hub.workspace.alert_work import CLOSE_REASONS, TransitionError, apply, inbox, overdue_plans
 from hub.workspace.auth import COORDINATOR, Principal, csrf_protect, require_roles, workspace_context
 from hub.workspace.households import household_view
+from hub.workspace.labels import ALERT_KIND as KIND_LABELS
 from hub.workspace.models import ALERT_STATES, User
 from hub.workspace.policy import HouseholdView
-from hub.workspace.web import KIND_LABELS, get_session, render
+from hub.workspace.web import get_session, render
 
 router = APIRouter()
 

@@ -14,52 +14,14 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from hub.workspace.auth import ADMIN, CONSENT_OFFICER, COORDINATOR, OPS, Principal, workspace_context
+from hub.workspace.labels import ALERT_KIND as KIND_LABELS
+from hub.workspace.labels import FIELD as FIELD_LABELS
+from hub.workspace.labels import STATUS as STATUS_LABELS
 from schemas.wareki import JST
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 
-KIND_LABELS: dict[str, str] = {
-    "multi_field": "複数分野",
-    "8050": "8050",
-    "double_care": "ダブルケア",
-    "young_carer": "ヤングケアラー",
-}
-FIELD_LABELS: dict[str, str] = {
-    "elderly": "高齢 (地域包括)",
-    "disability": "障害",
-    "child": "子ども",
-    "livelihood": "生活困窮",
-    "multi_agency": "多機関協働",
-    "outreach": "アウトリーチ等を通じた継続的支援事業",
-    "participation": "参加支援事業",
-}
-STATUS_LABELS: dict[str, str] = {
-    # alert work
-    "new": "新規",
-    "acknowledged": "確認済み",
-    "assigned": "担当決定",
-    "closed": "終了",
-    "reopened": "再開",
-    # referrals (HL7 Gravity SDOH Task)
-    "requested": "依頼中",
-    "accepted": "受理",
-    "rejected": "不受理",
-    "in-progress": "対応中",
-    "completed": "完了",
-    "cancelled": "取消",
-    # meetings
-    "agenda": "議題予定",
-    "held": "開催済み",
-    # plans
-    "active": "支援中",
-    "evaluated": "評価済み",
-    "handed_over": "主担当へ引継ぎ",
-    # consents
-    "inactive": "撤回済み",
-    "permit": "同意",
-    "deny": "不同意",
-}
 ROLE_LABELS: dict[str, str] = {
     COORDINATOR: "相談支援包括化推進員 (多機関協働)",
     CONSENT_OFFICER: "同意担当",

@@ -88,7 +88,7 @@ def test_counts_fall_in_the_year_by_their_own_dates() -> None:
 def test_referral_status_words_match_the_screens() -> None:
     """The report says 受理 / 不受理 / 対応中 exactly as /referrals does."""
     from hub.workspace.figures import STATUS_LABELS
-    from hub.workspace.web import STATUS_LABELS as SCREEN
+    from hub.workspace.labels import STATUS as SCREEN
 
     assert all(SCREEN[k] == v for k, v in STATUS_LABELS.items())
 

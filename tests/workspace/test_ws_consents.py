@@ -40,7 +40,7 @@ def test_officer_records_sees_and_withdraws_a_consent(seeded_workspace: Workspac
     page = c.get(r.headers["location"])
     assert "記録しました" in page.text and consent_id in page.text
     row = re.search(rf"<tr>\s*<td>{re.escape(consent_id)}</td>(.*?)</tr>", page.text, re.S)
-    assert row and "有効" in row.group(1) and "高齢 (地域包括)" in row.group(1) and "生活困窮" in row.group(1)
+    assert row and "有効" in row.group(1) and "高齢（地域包括）" in row.group(1) and "生活困窮" in row.group(1)
     assert "加藤" not in page.text  # ids, codes and dates only
     r = c.post(f"/consents/{consent_id}/withdraw", data={"csrf_token": csrf_in(page.text), "resident_no": RESIDENT},
                follow_redirects=False)
