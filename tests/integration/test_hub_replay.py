@@ -7,7 +7,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,15 +69,6 @@ class RunningHub:
         assert self._loop is not None and self._stop is not None
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=60)
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    db = Database.open(f"sqlite:///{tmp_path / 'hub.sqlite'}")
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def test_hub_dead_letters_replay_once_with_their_identity(kafka: str, fast_settings: Settings, database: Database,

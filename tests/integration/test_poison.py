@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,15 +28,6 @@ from schemas.deadletter import REASON_CODES
 from schemas.envelope import CloudEvent
 
 STRUCTURED = b"application/cloudevents+json; charset=UTF-8"
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    db = Database.open(f"sqlite:///{tmp_path / 'hub.sqlite'}")
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def _fault(monkeypatch: pytest.MonkeyPatch, records: set[str], failures: int | None = None) -> dict[str, int]:
