@@ -40,6 +40,7 @@ __all__ = [
     "reading_parts",
     "slip_birth_dates",
     "slip_counts",
+    "surname_change_corroborated",
     "variance_evidence",
 ]
 
@@ -203,16 +204,35 @@ def variance_evidence(
 def may_autolink(evidence: dict[str, str], *, resident_no_agrees: bool = False) -> bool:
     """Whether evidence carrying a variance pattern may still link without a reviewer.
 
-    A changed surname links only through an agreeing resident number (with birth date agreeing and
-    the given name agreeing in writing and reading). A birth slip (which :func:`variance_evidence`
+    A changed surname links through an agreeing resident number (with birth date agreeing and the
+    given name agreeing in writing and reading), or without one when it is corroborated where the
+    person lives (:func:`surname_change_corroborated`: birth date, given name and its reading and
+    the address or the phone agree, the sex does not differ). A birth slip (which :func:`variance_evidence`
     only names when the whole name and the reading agree) links when the sex does not differ and the
     address or the phone agrees, or the resident number agrees: two people of one name and reading
     born a day apart at one address do not occur (siblings in one 戸籍 never share a given name).
     Evidence without these patterns: True (the hub's usual thresholds decide).
     """
     if evidence.get("name") == "surname_differs":
-        return resident_no_agrees and evidence.get("birth") == "agree" and evidence.get("kana") == "given_agrees"
+        given = evidence.get("birth") == "agree" and evidence.get("kana") == "given_agrees"
+        return given and (resident_no_agrees or surname_change_corroborated(evidence))
     if evidence.get("birth", "").startswith("slip_"):
         where = evidence.get("address") == "agree" or evidence.get("phone") == "agree"
         return resident_no_agrees or (where and evidence.get("sex") != "differ")
     return True
+
+
+def surname_change_corroborated(evidence: dict[str, str]) -> bool:
+    """A changed surname that may link without a resident number: birth date, the given name in
+    writing and reading, and the address or the phone agree, and the sex does not differ.
+
+    Only another name's family part differs. A twin or a sibling has another given name, a namesake
+    another birth date or address, so neither reaches this; someone else would need the same given
+    name, reading, birth date and sex *and* live at the same address (or answer the same phone)
+    under another surname, and not be in the registry under it (a registered one scores higher on
+    their own row and wins the margin). Anything less still goes to review with the reason
+    "surname differs".
+    """
+    return (evidence.get("name") == "surname_differs" and evidence.get("kana") == "given_agrees"
+            and evidence.get("birth") == "agree" and evidence.get("sex") != "differ"
+            and "agree" in (evidence.get("address"), evidence.get("phone")))
