@@ -9,6 +9,8 @@ weaker evidence, not a veto, only when name, reading and address or phone all ag
   year), ``differ`` or ``unknown``.
 * :func:`name_parts` / :func:`reading_parts` — (family, given) keys of a name and of its reading
   (given part None when the source wrote no separator).
+* :func:`align_parts` — a name or reading written without a separator split by the other side's
+  given name and its reading.
 * :func:`compare_parts` — ``same``, ``folded``, ``surname_differs`` (given name *and* its reading
   agree, family differs: marriage, divorce, 旧氏), ``given_differs`` (same family, different
   given name: a sibling, a twin), ``differ`` or ``unknown``.
@@ -33,6 +35,7 @@ __all__ = [
     "BirthComparison",
     "NameParts",
     "PartsComparison",
+    "align_parts",
     "birth_slip",
     "compare_parts",
     "may_autolink",
@@ -103,6 +106,33 @@ def _same(a: str | None, b: str | None) -> bool | None:
     if a is None or b is None:
         return None
     return a == b or fold_kanji(a) == fold_kanji(b)
+
+
+def _split_like(whole: str | None, given: str | None, other_given: str | None) -> tuple[str | None, str | None]:
+    """``whole`` (a name or reading written without a separator) split where ``other_given`` ends it:
+    (family, given); unchanged when it has a given part already or does not end that way."""
+    if whole is None or given is not None or not other_given or len(whole) <= len(other_given):
+        return whole, given
+    folded_whole, folded_given = fold_kanji(whole), fold_kanji(other_given)
+    same_length = len(folded_whole) == len(whole) and len(folded_given) == len(other_given)
+    if whole.endswith(other_given) or (same_length and folded_whole.endswith(folded_given)):
+        return whole[: -len(other_given)], whole[-len(other_given):]
+    return whole, given
+
+
+def align_parts(a: NameParts, b: NameParts) -> tuple[NameParts, NameParts]:
+    """Both names with a side written without a separator split by the other side's given name and its
+    reading (サトウハナコ against ニッタ ハナコ → サトウ / ハナコ), so a changed surname is still seen.
+
+    Only for telling which part differs: a split that the given name's writing *and* reading support
+    is what :func:`compare_parts` needs to say ``surname_differs``; a name that does not end with the
+    other's given name (or reading) stays unsplit and is ``unknown`` there, as before."""
+    def split(x: NameParts, y: NameParts) -> NameParts:
+        family, given = _split_like(x.family, x.given, y.given)
+        family_kana, given_kana = _split_like(x.family_kana, x.given_kana, y.given_kana)
+        return NameParts(family, given, family_kana, given_kana)
+
+    return split(a, b), split(b, a)
 
 
 def compare_parts(a: NameParts, b: NameParts) -> PartsComparison:
@@ -185,6 +215,7 @@ def variance_evidence(
     Everything else is returned unchanged, so twins, siblings and namesakes keep their vetoes.
     """
     ev = dict(evidence)
+    a, b = align_parts(a, b)
     reading_agrees = ev.get("kana") in ("agree", "similar")  # a homophone (斎藤/齊藤), not a changed surname
     if ev.get("name") == "differ" and not reading_agrees and compare_parts(a, b) == "surname_differs":
         ev["name"] = "surname_differs"

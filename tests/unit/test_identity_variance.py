@@ -273,16 +273,17 @@ NEW_FAMILIES = [("新田", "ニッタ"), ("大江", "オオエ"), ("河野", "�
        birth=births, gap=st.sampled_from([1, -1, 2, 400]), who=st.sampled_from(["one", "two", "namesake"]),
        surname=st.sampled_from([None, *NEW_FAMILIES]), slip=st.sampled_from(["none", "one_day", "swapped"]),
        where=st.sampled_from(["home", "namesake_home", "none"]), sex=st.booleans(),
-       number=st.sampled_from([None, "1000000401", "1000000402", "1000000403"]))
+       number=st.sampled_from([None, "1000000401", "1000000402", "1000000403"]), sep=st.sampled_from(["　", ""]))
 def test_look_alikes_with_changed_surnames_slips_and_wrong_numbers_never_merge(
         fam: tuple[str, str], givens: list[tuple[str, str]], birth: date, gap: int, who: str,
-        surname: tuple[str, str] | None, slip: str, where: str, sex: bool, number: str | None) -> None:
+        surname: tuple[str, str] | None, slip: str, where: str, sex: bool, number: str | None, sep: str) -> None:
     """Twins (one, two: same birth date and home, other given names) and a namesake of one (same name and
     reading, born ``gap`` days away, another home) in the registry; an agency record of one of them with any
-    mix of a changed surname, a birth slip, an address (right or the namesake's), the sex and a resident
-    number (right, the twin's, the namesake's). The record never goes automatically to another of the three:
-    the corroborated changed surname and the overruled wrong number add links, never a false merge (a slip
-    onto a look-alike's own given name and birth date is left out: no matcher can tell those apart)."""
+    mix of a changed surname, a birth slip, an address (right or the namesake's), the sex, a resident
+    number (right, the twin's, the namesake's) and name and reading with or without a separator. The
+    record never goes automatically to another of the three: the corroborated changed surname and the
+    overruled wrong number add links, never a false merge (a slip onto a look-alike's own given name and
+    birth date is left out: no matcher can tell those apart)."""
     s = _session()
     try:
         svc = IdentityService(s, address_prefixes=PREFIXES)
@@ -300,11 +301,22 @@ def test_look_alikes_with_changed_surnames_slips_and_wrong_numbers_never_merge(
         assume(all(slipped(b, slip) != ob or og != g for key, (_, og, _, ob, _) in people.items() if key != who))
         family, family_kana = surname or fam
         address = {"home": ADDR if who != "namesake" else OTHER_ADDR, "namesake_home": OTHER_ADDR, "none": None}[where]
-        rec = source(f"{family}　{g}", f"{family_kana} {k}", slipped(b, slip), sex=Sex.FEMALE if sex else Sex.UNKNOWN,
-                     address=address, resident_no=number)
+        rec = source(f"{family}{sep}{g}", f"{family_kana}{sep}{k}", slipped(b, slip),
+                     sex=Sex.FEMALE if sex else Sex.UNKNOWN, address=address, resident_no=number)
         out = svc.resolve(rec, feed="jiritsu")
         wrong = {pid for key, pid in pids.items() if key != who}
         assert out.person_id not in wrong, (who, out)
     finally:
         s.close()
         s.get_bind().dispose()  # type: ignore[union-attr]
+
+
+def test_a_reading_without_separator_is_split_by_the_other_given_name() -> None:
+    """サトウハナコ (no separator) against ニッタ ハナコ: a changed surname, not a reading veto; against ニッタ
+    モモコ (another given name) nothing is split and the veto stays."""
+    reg = svc_features(source("佐藤花子", "サトウハナコ", HANAKO, sex=Sex.FEMALE, address=ADDR))
+    changed = svc_features(source("新田　花子", "ニッタ ハナコ", HANAKO, sex=Sex.FEMALE, address=ADDR))
+    ev = compare(changed, reg)
+    assert ev["name"] == "surname_differs" and ev["kana"] == "given_agrees" and not contradicts(ev)
+    sister = svc_features(source("新田　桃子", "ニッタ モモコ", HANAKO, sex=Sex.FEMALE, address=ADDR))
+    assert contradicts(compare(sister, reg))
