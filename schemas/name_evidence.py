@@ -9,6 +9,8 @@ weaker evidence, not a veto, only when name, reading and address or phone all ag
   year), ``differ`` or ``unknown``.
 * :func:`name_parts` / :func:`reading_parts` — (family, given) keys of a name and of its reading
   (given part None when the source wrote no separator).
+* :func:`align_parts` — a name or reading written without a separator split by the other side's
+  given name and its reading.
 * :func:`compare_parts` — ``same``, ``folded``, ``surname_differs`` (given name *and* its reading
   agree, family differs: marriage, divorce, 旧氏), ``given_differs`` (same family, different
   given name: a sibling, a twin), ``differ`` or ``unknown``.
@@ -33,6 +35,7 @@ __all__ = [
     "BirthComparison",
     "NameParts",
     "PartsComparison",
+    "align_parts",
     "birth_slip",
     "compare_parts",
     "may_autolink",
@@ -40,6 +43,7 @@ __all__ = [
     "reading_parts",
     "slip_birth_dates",
     "slip_counts",
+    "surname_change_corroborated",
     "variance_evidence",
 ]
 
@@ -102,6 +106,33 @@ def _same(a: str | None, b: str | None) -> bool | None:
     if a is None or b is None:
         return None
     return a == b or fold_kanji(a) == fold_kanji(b)
+
+
+def _split_like(whole: str | None, given: str | None, other_given: str | None) -> tuple[str | None, str | None]:
+    """``whole`` (a name or reading written without a separator) split where ``other_given`` ends it:
+    (family, given); unchanged when it has a given part already or does not end that way."""
+    if whole is None or given is not None or not other_given or len(whole) <= len(other_given):
+        return whole, given
+    folded_whole, folded_given = fold_kanji(whole), fold_kanji(other_given)
+    same_length = len(folded_whole) == len(whole) and len(folded_given) == len(other_given)
+    if whole.endswith(other_given) or (same_length and folded_whole.endswith(folded_given)):
+        return whole[: -len(other_given)], whole[-len(other_given):]
+    return whole, given
+
+
+def align_parts(a: NameParts, b: NameParts) -> tuple[NameParts, NameParts]:
+    """Both names with a side written without a separator split by the other side's given name and its
+    reading (サトウハナコ against ニッタ ハナコ → サトウ / ハナコ), so a changed surname is still seen.
+
+    Only for telling which part differs: a split that the given name's writing *and* reading support
+    is what :func:`compare_parts` needs to say ``surname_differs``; a name that does not end with the
+    other's given name (or reading) stays unsplit and is ``unknown`` there, as before."""
+    def split(x: NameParts, y: NameParts) -> NameParts:
+        family, given = _split_like(x.family, x.given, y.given)
+        family_kana, given_kana = _split_like(x.family_kana, x.given_kana, y.given_kana)
+        return NameParts(family, given, family_kana, given_kana)
+
+    return split(a, b), split(b, a)
 
 
 def compare_parts(a: NameParts, b: NameParts) -> PartsComparison:
@@ -184,6 +215,7 @@ def variance_evidence(
     Everything else is returned unchanged, so twins, siblings and namesakes keep their vetoes.
     """
     ev = dict(evidence)
+    a, b = align_parts(a, b)
     reading_agrees = ev.get("kana") in ("agree", "similar")  # a homophone (斎藤/齊藤), not a changed surname
     if ev.get("name") == "differ" and not reading_agrees and compare_parts(a, b) == "surname_differs":
         ev["name"] = "surname_differs"
@@ -203,16 +235,35 @@ def variance_evidence(
 def may_autolink(evidence: dict[str, str], *, resident_no_agrees: bool = False) -> bool:
     """Whether evidence carrying a variance pattern may still link without a reviewer.
 
-    A changed surname links only through an agreeing resident number (with birth date agreeing and
-    the given name agreeing in writing and reading). A birth slip (which :func:`variance_evidence`
+    A changed surname links through an agreeing resident number (with birth date agreeing and the
+    given name agreeing in writing and reading), or without one when it is corroborated where the
+    person lives (:func:`surname_change_corroborated`: birth date, given name and its reading and
+    the address or the phone agree, the sex does not differ). A birth slip (which :func:`variance_evidence`
     only names when the whole name and the reading agree) links when the sex does not differ and the
     address or the phone agrees, or the resident number agrees: two people of one name and reading
     born a day apart at one address do not occur (siblings in one 戸籍 never share a given name).
     Evidence without these patterns: True (the hub's usual thresholds decide).
     """
     if evidence.get("name") == "surname_differs":
-        return resident_no_agrees and evidence.get("birth") == "agree" and evidence.get("kana") == "given_agrees"
+        given = evidence.get("birth") == "agree" and evidence.get("kana") == "given_agrees"
+        return given and (resident_no_agrees or surname_change_corroborated(evidence))
     if evidence.get("birth", "").startswith("slip_"):
         where = evidence.get("address") == "agree" or evidence.get("phone") == "agree"
         return resident_no_agrees or (where and evidence.get("sex") != "differ")
     return True
+
+
+def surname_change_corroborated(evidence: dict[str, str]) -> bool:
+    """A changed surname that may link without a resident number: birth date, the given name in
+    writing and reading, and the address or the phone agree, and the sex does not differ.
+
+    Only another name's family part differs. A twin or a sibling has another given name, a namesake
+    another birth date or address, so neither reaches this; someone else would need the same given
+    name, reading, birth date and sex *and* live at the same address (or answer the same phone)
+    under another surname, and not be in the registry under it (a registered one scores higher on
+    their own row and wins the margin). Anything less still goes to review with the reason
+    "surname differs".
+    """
+    return (evidence.get("name") == "surname_differs" and evidence.get("kana") == "given_agrees"
+            and evidence.get("birth") == "agree" and evidence.get("sex") != "differ"
+            and "agree" in (evidence.get("address"), evidence.get("phone")))

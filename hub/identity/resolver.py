@@ -15,8 +15,10 @@ link, so the engine only links automatically on strong, unambiguous, consistent 
   candidate links automatically; ``REVIEW <= score`` goes to the review queue while the record
   gets a separate hub person (fail safe); anything lower is a new hub person.
 
-Two records with different resident numbers are never linked automatically, and a pair a
-reviewer kept apart is never proposed or linked again. A resident number on a record whose name
+Two records with different resident numbers are never linked automatically (unless the record's
+number names someone born on another day and the other candidate agrees on everything, see
+:func:`hub.identity.scoring.overrules_number`), and a pair a reviewer kept apart is never proposed
+or linked again. A resident number on a record whose name
 differs is trusted only when the reading confirms it (a homophone slip), never for another name
 with no reading (a twin's number typed by mistake). A person made for a record that waits in
 review is a *shadow* of its candidate, not a rival: it does not hold back the next clear link.
@@ -62,6 +64,8 @@ from hub.identity.scoring import (
     features_of_resident,
     may_link,
     number_fits,
+    number_misnames,
+    overrules_number,
     points,
 )
 from hub.identity.tables import (
@@ -111,6 +115,8 @@ class _Query:
     household_no: str | None = None
     kept_apart: set[str] = field(default_factory=set)
     no_autolink: set[str] = field(default_factory=set)
+    #: the record's resident number names someone born on another day (scoring.number_misnames)
+    number_misnames: bool = False
 
 # --------------------------------------------------------------------------- the service
 class IdentityService:
@@ -261,9 +267,11 @@ class IdentityService:
         resident = self.s.get(Resident, no)
         if resident is not None:
             row_f = with_names(features_of_row(resident), names_by_resident(self.s, [no]).get(no))
-            if number_fits(compare(q.features, row_f), q.features, row_f):
+            number_ev = compare(q.features, row_f)
+            if number_fits(number_ev, q.features, row_f):
                 return resident.person_id if resident.person_id not in q.kept_apart else None
             q.no_autolink.add(resident.person_id)
+            q.number_misnames = number_misnames(number_ev)
             return None
         claimed = self.s.scalar(select(Person.id).where(Person.resident_no == no))
         if claimed is None or claimed in q.kept_apart:
@@ -414,7 +422,10 @@ class IdentityService:
         if q.household_id and household == q.household_id:
             ev = {**ev, "household": "same"}
             score += WEIGHTS["household"]["same"]
-        blocked = (person_id in q.no_autolink or any(e.get("resident_no") == "differ" for _, e in scored)
+        # another resident number blocks, unless the record's own number names someone born on another
+        # day and this candidate agrees on everything (scoring.overrules_number)
+        number_differs = any(e.get("resident_no") == "differ" for _, e in scored)
+        blocked = (person_id in q.no_autolink or (number_differs and not (q.number_misnames and overrules_number(ev)))
                    or not may_link(q.features, ev, rows))
         # a birth slip that may link stands in for the birth date (may_link: address or phone agree)
         birth = ev.get("birth") == "agree" or (not blocked and ev.get("birth", "").startswith("slip_"))

@@ -234,9 +234,10 @@ def reasons(evidence: dict[str, str]) -> list[str]:
 def may_link(query: Features, evidence: dict[str, str], rows: Sequence[Features]) -> bool:
     """Whether the best evidence against a candidate person (of ``rows``) may link without a reviewer.
 
-    * the variance patterns (:func:`schemas.name_evidence.may_autolink`): a changed surname never
-      links here (only through the resident number, :func:`number_fits`); a birth slip only with
-      address or phone agreeing and the sex not differing;
+    * the variance patterns (:func:`schemas.name_evidence.may_autolink`): a changed surname links
+      through the resident number (:func:`number_fits`) or when birth date, sex, given name and its
+      reading and the address or phone agree; a birth slip only with address or phone agreeing and
+      the sex not differing;
     * people outside the registry (住登外者): a record without a resident number attaches to a
       registry resident only when name (exact, folded or the registry's 旧氏) *and* reading agree;
       a record without a reading (name agreeing), or with a homophone of the name (reading agreeing,
@@ -248,6 +249,8 @@ def may_link(query: Features, evidence: dict[str, str], rows: Sequence[Features]
         return False
     if query.resident_no is not None or not any(r.registry for r in rows):
         return True
+    if evidence.get("name") == "surname_differs":  # corroborated where the person lives (may_autolink)
+        return not any(r.former_family_key for r in rows)  # a known 旧氏 that is not this one: review
     name = evidence.get("name") in ("exact", "folded", "former_surname")
     kana = evidence.get("kana")
     if name and kana == "agree":
@@ -255,6 +258,25 @@ def may_link(query: Features, evidence: dict[str, str], rows: Sequence[Features]
     where = (evidence.get("household") == "same" or evidence.get("address") == "agree"
              or evidence.get("phone") == "agree")
     return where and ((name and kana == "unknown") or (kana == "agree" and evidence.get("name") == "differ"))
+
+
+def number_misnames(evidence: dict[str, str]) -> bool:
+    """The record's resident number names a resident born on another day (``evidence`` is the record
+    against that resident): a number typed or picked wrongly (a namesake, a parent of the same name
+    picked from a list), which another candidate agreeing on everything the record shows, the birth
+    date among it, may overrule (:func:`overrules_number`). A number naming someone born the same
+    day (a twin) is not overruled: who is meant waits for a reviewer."""
+    return evidence.get("birth") == "differ"
+
+
+def overrules_number(evidence: dict[str, str]) -> bool:
+    """A candidate whose registry number differs from the record's may still link when the record's
+    number names someone born on another day (:func:`number_misnames`) and this candidate agrees on
+    what links without any number: name (exact or folded), reading, birth date and the address or
+    phone, the sex not differing. A record without reading, or with another name, never qualifies."""
+    return (evidence.get("name") in ("exact", "folded") and evidence.get("kana") == "agree"
+            and evidence.get("birth") == "agree" and evidence.get("sex") != "differ"
+            and "agree" in (evidence.get("address"), evidence.get("phone")))
 
 
 def points(evidence: dict[str, str]) -> float:
@@ -283,12 +305,15 @@ def number_fits(evidence: dict[str, str], a: Features | None = None, b: Features
 
 def _slip_with_number(evidence: dict[str, str], a: Features | None, b: Features | None) -> bool:
     """The resident number agrees and the only contradiction is a birth-date keying slip (one day off,
-    month and day swapped) while the name (exact or folded) and the reading agree: the same person."""
+    month and day swapped) while the name (exact or folded) and the reading agree, and the address or
+    the phone agrees: the same person. Without that, the record may as well be a namesake born a day
+    apart who carries the resident's number by mistake (a wrong pick from a list of equal names)."""
     if a is None or b is None or birth_slip(a.birth_date, b.birth_date) not in ("one_day", "swapped"):
         return False
     rest = {k: v for k, v in evidence.items() if k != "birth"}
     return (not contradicts(rest) and evidence.get("name") in ("exact", "folded")
-            and evidence.get("kana") in ("agree", "similar"))
+            and evidence.get("kana") in ("agree", "similar")
+            and "agree" in (evidence.get("address"), evidence.get("phone")))
 
 
 _KANA_RUN = re.compile(r"^[ァ-ヶー]{2,}|[ァ-ヶー]{2,}$")

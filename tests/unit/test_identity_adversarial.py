@@ -57,13 +57,15 @@ def report(pred: dict[str, str], data: AdversarialData) -> str:
 
 
 def test_adversarial_look_alikes_precision_and_recall(session: Session) -> None:
-    """Namesakes, twins, same-name parents, 斎藤/斉藤, legacy kana, slips, wrong numbers: P ≥ 0.999, R ≥ 0.98."""
+    """Namesakes, twins, same-name parents, 斎藤/斉藤, legacy kana, slips, wrong numbers: P ≥ 0.999, R ≥ 0.99
+    (measured 0.9913: the twins' numbers wait for a reviewer; a number naming someone born on another day
+    is overruled by a candidate that agrees on everything)."""
     data = generate(seed=11, rounds=60)
     pred = resolve_all(session, data)
     assert set(data.truth) <= set(pred)
     precision, recall = pairwise_scores(pred, data.truth)
     assert precision >= 0.999, report(pred, data)
-    assert recall >= 0.98, report(pred, data)
+    assert recall >= 0.99, report(pred, data)
     wrong = wrong_pairs(pred, data.truth, limit=1)
     assert wrong == [], report(pred, data)
     reviews = list_reviews(session)

@@ -141,11 +141,25 @@ def test_consistent_resident_no_decides(svc: IdentityService, takahashi: dict[st
 
 
 def test_resident_no_with_other_birth_date_is_not_trusted(svc: IdentityService, takahashi: dict[str, str]) -> None:
-    r = svc.resolve(source("高橋　義雄", "ﾀｶﾊｼ ﾖｼｵ", YOSHIO, address="中央1-2-3", resident_no="1000000003"),
-                    feed="houkatsu")
+    """The son's number on the father's record (name, reading, birth date, no address): never the son; the
+    father only through a reviewer."""
+    r = svc.resolve(source("高橋　義雄", "ﾀｶﾊｼ ﾖｼｵ", YOSHIO, resident_no="1000000003"), feed="houkatsu")
     assert r.outcome == "review"
     assert r.person_id not in takahashi.values()
     assert {v.candidate_person for v in list_reviews(svc.s)} >= {takahashi["yoshio"]}
+
+
+def test_a_number_naming_someone_born_another_day_is_overruled_by_full_agreement(
+        svc: IdentityService, takahashi: dict[str, str]) -> None:
+    """The son's number on a record that agrees with the father on name, reading, birth date and address:
+    the number was picked wrongly, the record is the father's. The twin's number (born the same day) is
+    never overruled: that record waits for a reviewer."""
+    r = svc.resolve(source("高橋　義雄", "ﾀｶﾊｼ ﾖｼｵ", YOSHIO, address="中央1-2-3", resident_no="1000000003"),
+                    feed="houkatsu")
+    assert (r.person_id, r.outcome) == (takahashi["yoshio"], "matched")
+    twin = svc.resolve(source("高橋　義雄", "ﾀｶﾊｼ ﾖｼｵ", YOSHIO, address="中央1-2-3", resident_no="1000000002"),
+                       feed="houkatsu")
+    assert twin.outcome == "review" and twin.person_id not in takahashi.values()
 
 
 def test_different_resident_numbers_never_merge(svc: IdentityService) -> None:

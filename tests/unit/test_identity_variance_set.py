@@ -65,10 +65,11 @@ def measure(tmp_path: Path, data: AdversarialData, name: str) -> dict[str, float
 def test_variance_set_never_merges_wrongly_and_sends_the_rest_to_review(tmp_path: Path) -> None:
     """Glyphs, changed surnames, slips and 住登外者: precision 1.0 before and after a correct reviewer.
 
-    Floors are the measured values (seed 11: recall 0.938, 69 reviews = 1.9% of 3,726 records, recall
-    0.975 after review) less a little; issue 11's recall goal (0.99) is not reached on this set: a
-    changed surname without a resident number may only link through a reviewer, and a birth slip
-    without address or phone to confirm it stays a contradiction (README, identity table).
+    Floors are the measured values (seed 11: recall 0.961, 35 reviews = 0.9% of 3,726 records, recall
+    0.976 after review) less a little; issue 11's recall goal (0.99) is not reached on this set: a
+    changed surname links without a resident number only when the address or phone corroborates it,
+    a birth slip without address or phone to confirm it stays a contradiction, and records that
+    arrived before the corroborating one keep their own person (README, identity table).
     """
     data, kinds = variance_set(seed=11, rounds=60)
     assert Counter(kinds.values()).keys() >= {"surname", "one_day", "swapped"}
@@ -77,7 +78,7 @@ def test_variance_set_never_merges_wrongly_and_sends_the_rest_to_review(tmp_path
     assert m["wrong"] == 0 and m["precision"] == 1.0
     assert m["precision_after_review"] == 1.0
     assert m["reviews"] <= 0.02 * m["records"]
-    assert m["recall"] >= 0.93
+    assert m["recall"] >= 0.955
     assert m["recall_after_review"] >= 0.97
     assert m["linked_by_review"] > 0  # the changed surnames a reviewer links
 

@@ -138,12 +138,16 @@ def _ev(**kw: str) -> dict[str, str]:
 
 
 def test_variance_evidence_names_a_changed_surname_and_sends_it_to_review() -> None:
-    """山田花子 → 鈴木花子 (given name and reading agree): surname_differs; review unless the number agrees."""
+    """山田花子 → 鈴木花子 (given name and reading agree): surname_differs; review unless the number agrees or
+    the address (or phone) corroborates it."""
     a, b = parts(FAMILIES[0], GIVENS[0]), parts(FAMILIES[1], GIVENS[0])
     ev = variance_evidence(_ev(name="differ", kana="differ", address="agree"), a, b, date(1980, 1, 2), date(1980, 1, 2))
     assert ev["name"] == "surname_differs" and ev["kana"] == "given_agrees"
-    assert not may_autolink(ev)
-    assert may_autolink(ev, resident_no_agrees=True)
+    assert may_autolink(ev)  # corroborated: birth date, given name and reading, address agree
+    assert not may_autolink({**ev, "address": "unknown"})
+    assert not may_autolink({**ev, "address": "differ", "phone": "unknown"})
+    assert not may_autolink({**ev, "sex": "differ"})
+    assert may_autolink({**ev, "address": "unknown"}, resident_no_agrees=True)
     assert REVIEW_REASONS[("name", "surname_differs")].startswith("氏が異なる")
     assert all(set(VARIANCE_WEIGHTS[k]) >= {v} for k, v in ev.items() if k in ("name", "kana"))
 
