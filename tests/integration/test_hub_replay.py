@@ -247,6 +247,17 @@ def test_hub_dead_letters_replay_from_their_kept_original_after_the_broker_is_go
     assert phone in sealer.open(second.original or "") and phone not in stored
     assert fixed.to_json_bytes() not in stored and still_bad.to_json_bytes() not in stored
 
+    # the original as `show --raw` gives it: admin token only, audited
+    env = {"TSUNAGU_DEADLETTER_KEY": key, "TSUNAGU_API_TOKENS": json.dumps({"admin-token-0123456789": "admin"}),
+           "TSUNAGU_LOG_LEVEL": "WARNING"}
+    show = ["deadletter", "show", first.id, "--raw", "--database", f"sqlite:///{tmp_path / 'hub.sqlite'}"]
+    refused = CliRunner().invoke(app, show, env=env)
+    assert refused.exit_code == 1 and "admin" in refused.output
+    raw = CliRunner().invoke(app, [*show, "--token", "admin-token-0123456789"], env=env)
+    assert raw.exit_code == 0 and raw.stdout_bytes == fixed.to_json_bytes()
+    with database.sessions() as s:
+        assert [(a.dead_letter, a.action) for a in s.scalars(select(DeadLetterAccess))] == [(first.id, "show_raw")]
+
     second_broker = EmbeddedBroker().start()
     try:
         bootstrap = second_broker.bootstrap
@@ -296,9 +307,9 @@ def test_hub_dead_letters_replay_from_their_kept_original_after_the_broker_is_go
         registry = CollectorRegistry()
         registry.register(StoreCollector(database.sessions, cstate, settings))
         metrics = generate_latest(registry).decode()
-        app = FastAPI()
-        app.include_router(make_ops_router(database.sessions, cstate, topics, settings=settings))
-        with TestClient(app) as client:
+        ops_app = FastAPI()
+        ops_app.include_router(make_ops_router(database.sessions, cstate, topics, settings=settings))
+        with TestClient(ops_app) as client:
             ops = client.get("/ops.json").json()
     finally:
         cstate.dispose()
