@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import delete, event, select, text
+from sqlalchemy import and_, delete, event, or_, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -153,11 +153,16 @@ class HubCore:
             at=now(),
         )
         ident = dead_letter_id(dl, "hub")
-        row = s.scalars(select(HubDeadLetter).where(HubDeadLetter.dead_letter == ident).limit(1)).first()
+        same = HubDeadLetter.dead_letter == ident
+        if dl.event is not None:  # a row from before ids were kept: the same event dead at the same stage
+            same = or_(same, and_(HubDeadLetter.dead_letter.is_(None), HubDeadLetter.stage == stage,
+                                  HubDeadLetter.event_id == dl.event))
+        row = s.scalars(select(HubDeadLetter).where(same).limit(1)).first()
         if row is None:
             s.add(HubDeadLetter(stage=stage, source=dl.source, event_id=dl.event, record=dl.record,
                                 reason=reason, at=now(), dead_letter=ident, occurrences=1))
         else:
+            row.dead_letter = ident
             row.occurrences += 1
         sealed = self.seal(msg.value) if self.seal is not None else None
         sealed_key = self.seal(msg.key) if self.seal is not None and msg.key is not None else None
