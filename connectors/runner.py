@@ -473,14 +473,20 @@ class ConnectorRunner:
 _SAFE_POSITION = re.compile(r"^[0-9A-Za-z:.+_| -]{1,200}$")
 
 
+def dead_letter_id(letter: DeadLetter, stage: str) -> str:
+    """The CloudEvents id of ``letter``'s dead-letter message: stage, feed, origin and original event only."""
+    return stable_event_id("deadletter", stage, letter.source, display_name(letter.where), letter.event or "")
+
+
 def dead_letter_event(letter: DeadLetter, *, stage: str, scope: str | None = None, position: str | None = None,
                       sealed: str | None = None, topic: str | None = None, partition: int | None = None,
-                      offset: int | None = None) -> bytes:
+                      offset: int | None = None, sealed_key: str | None = None) -> bytes:
     """A dead letter's message (CloudEvent ``jp.tsunagu.deadletter.v1``, structured JSON).
 
     Its id depends only on where the record came from (stage, feed, origin, original event), so a
     record that is still bad when replayed dead-letters again with the same id. Text that cannot be
-    encoded (a file name that is not UTF-8) is escaped.
+    encoded (a file name that is not UTF-8) is escaped. ``sealed`` (and, for a hub message, ``sealed_key``)
+    are the original's bytes already encrypted.
     """
     safe = letter.model_copy(update={
         "where": display_name(letter.where),
@@ -492,10 +498,10 @@ def dead_letter_event(letter: DeadLetter, *, stage: str, scope: str | None = Non
         safe, stage=stage, at=at, scope=display_name(scope) if scope is not None else None,  # type: ignore[arg-type]
         position=position if position is not None and _SAFE_POSITION.match(position) else None,
         delivery=safe.where.removeprefix("delivery:") if safe.where.startswith("delivery:") else None,
-        topic=topic, partition=partition, offset=offset, original=sealed,
+        topic=topic, partition=partition, offset=offset, original=sealed, original_key=sealed_key,
     )
     ev = CloudEvent(
-        id=stable_event_id("deadletter", stage, safe.source, safe.where, safe.event or ""),
+        id=dead_letter_id(safe, stage),
         source=f"urn:tsunagu:{stage}:{safe.source}",
         type=DEADLETTER_TYPE,
         time=at,

@@ -31,6 +31,7 @@ from hub.db import make_engine, make_sessionmaker
 from hub.kafka.broker import ensure_topics, kafka_cluster
 from hub.kafka.outage import retry_outage
 from hub.migrate import database_url_for, upgrade
+from hub.ops.deadletters import sealer_of
 from hub.pipeline.alerts import AlertSettings
 from hub.pipeline.stages import HubCore
 from hub.settings import Settings
@@ -96,8 +97,9 @@ def alert_settings(settings: Settings) -> AlertSettings:
 
 
 def make_core(settings: Settings, sessions: sessionmaker[Session], topics: Topics) -> HubCore:
-    """The hub core (both stages' work) on ``sessions``, with the alert settings of ``settings``."""
-    return HubCore(sessions, topics, alert_settings=alert_settings(settings))
+    """The hub core (both stages' work) on ``sessions``, with the alert settings of ``settings`` and its dead
+    letters' originals sealed with the dead-letter key of ``settings`` (when set)."""
+    return HubCore(sessions, topics, alert_settings=alert_settings(settings), seal=sealer_of(settings))
 
 
 @dataclass
@@ -175,7 +177,8 @@ def _runtime(settings: Settings, state_dir: Path, database_url: str | None,
         try:
             cstate = ConnectorState.in_dir(state_dir)
             try:
-                core = core_type(database.sessions, kafka.topics, alert_settings=alert_settings(settings))
+                core = core_type(database.sessions, kafka.topics, alert_settings=alert_settings(settings),
+                                 seal=sealer_of(settings))
                 yield Runtime(settings, state_dir, kafka, database, core, cstate)
             finally:
                 cstate.dispose()

@@ -8,7 +8,8 @@ Two shapes live here:
   to the dead-letter topic from every stage (connector, webhook, hub). It carries a reason *code*
   from the fixed set :data:`REASON_CODES`, the origin of the record (feed, file and line / row id
   / delivery id; for the hub topic, partition and offset) and, when a key is configured, the
-  original bytes encrypted (never readable from the topic without the key).
+  original bytes (for the hub, the message's value and key) encrypted (never readable from the topic
+  without the key).
 """
 
 from __future__ import annotations
@@ -137,6 +138,9 @@ class DeadLetterV1(BaseModel):
     original: str | None = PydField(
         default=None, description="the original bytes, Fernet-encrypted with TSUNAGU_DEADLETTER_KEY (urlsafe base64)"
     )
+    original_key: str | None = PydField(
+        default=None, description="hub: the original message's Kafka key, Fernet-encrypted like original"
+    )
     at: datetime
 
     @field_validator("reason")
@@ -156,6 +160,7 @@ class DeadLetterV1(BaseModel):
         cls, letter: DeadLetter, *, stage: Stage, at: datetime, scope: str | None = None,
         position: str | None = None, delivery: str | None = None, topic: str | None = None,
         partition: int | None = None, offset: int | None = None, original: str | None = None,
+        original_key: str | None = None,
     ) -> DeadLetterV1:
         """The published form of a dead letter found at ``stage``."""
         return cls(
@@ -168,5 +173,6 @@ class DeadLetterV1(BaseModel):
             event=letter.event,
             record=letter.record,
             original=original,
+            original_key=original_key,
             at=letter.at or at,
         )

@@ -206,15 +206,21 @@ def _replay_hub(rows: list[Any], wait: float, settings: Settings, db: Any) -> di
     from dataclasses import asdict
 
     from connectors.runner import make_producer
+    from connectors.sealing import Sealer, SealError
     from hub.bootstrap import open_kafka
     from hub.kafka.security import kafka_python_security
     from hub.kafka.topicreader import StoredMessage, read_at
     from hub.ops.replay import ReplayError, replay_hub
 
+    key = settings.deadletter_key.get_secret_value()
+    try:
+        opener = Sealer(key).open if key else None
+    except SealError as exc:
+        _fail(f"TSUNAGU_DEADLETTER_KEY: {exc}", 1)
     with open_kafka(settings) as kafka:
         if kafka.embedded:
-            typer.echo("tsunagu: embedded broker: the hub's original messages are gone with the broker that had "
-                       "them (set TSUNAGU_KAFKA_BOOTSTRAP)", err=True)
+            typer.echo("tsunagu: embedded broker: replayed messages go to the broker the hub reads, and dead letters "
+                       "without a kept original are read from it (set TSUNAGU_KAFKA_BOOTSTRAP)", err=True)
         producer = make_producer(kafka.bootstrap, client_id="tsunagu-replay-hub",
                                  **kafka_python_security(kafka.bootstrap))
 
@@ -224,7 +230,7 @@ def _replay_hub(rows: list[Any], wait: float, settings: Settings, db: Any) -> di
 
         try:
             result = replay_hub(rows, db.sessions, fetch=lambda t, p, o: read_at(kafka.bootstrap, t, p, o),
-                                publish=publish, actor=_actor(), wait_s=wait)
+                                publish=publish, actor=_actor(), open_sealed=opener, wait_s=wait)
         except ReplayError as exc:
             _fail(str(exc), 1)
         finally:

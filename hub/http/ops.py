@@ -365,13 +365,21 @@ def render(snapshot: OpsSnapshot) -> str:
 
 def make_ops_router(sessions: sessionmaker[Session], connector_state: ConnectorState | None,
                     topics: Topics, *, settings: Settings | None = None, lags: Callable[[], list[Lag]] | None = None,
-                    health: Callable[[], list[tuple[HealthAlert, datetime]]] | None = None) -> APIRouter:
-    """``GET /ops`` (HTML), ``GET /ops.json`` and ``GET /ops/checkpoints.json[?feed=F]``.
+                    health: Callable[[], list[tuple[HealthAlert, datetime]]] | None = None,
+                    static: bool = True) -> APIRouter:
+    """``GET /ops`` (HTML), ``GET /ops.json`` and ``GET /ops/checkpoints.json[?feed=F]``; with ``static``, also
+    ``/static/`` (the workspace's stylesheet the page links), for an app that does not serve it already.
 
     The router has no access control of its own: whoever mounts it (the staff workspace) puts it
     behind the ``ops``/``admin`` roles. Handlers are sync so FastAPI runs the queries off the loop.
     """
     router = APIRouter()
+    if static:
+        from fastapi.staticfiles import StaticFiles
+
+        from hub.workspace.web import STATIC_DIR  # imported late, as in ``render``
+
+        router.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
 
     def snapshot() -> OpsSnapshot:
         return collect(sessions, connector_state, topics, settings=settings, lags=lags, health=health)

@@ -8,9 +8,10 @@ stable (derived from the source's record and revision), so what already flowed i
 hub as a redelivery, and a record that is still bad dead-letters again with the same dead-letter
 id. Dead letters whose checkpoint now yields an event are marked ``replayed``.
 
-A dead letter of a hub stage names the topic, partition and offset of its message: ``replay_hub``
-reads that message back from the broker and publishes it again to the same topic, unchanged (see
-its docstring for how the hub's dedupe marker is handled so it neither no-ops nor flows twice).
+A dead letter of a hub stage names the topic, partition and offset of its message and, when a key
+was set, keeps the message's value and key sealed: ``replay_hub`` opens those (older dead letters: reads
+the message back from the broker at its position) and publishes it again to the same topic, unchanged
+(see its docstring for how the hub's dedupe marker is handled so it neither no-ops nor flows twice).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.contract import Connector, Item
-from connectors.runner import ConnectorRunner
+from connectors.runner import CE_HEADERS, ConnectorRunner
+from connectors.sealing import SealError
 from hub.kafka.service import REPLAY_HEADER
 from hub.kafka.topicreader import StoredMessage
 from hub.logging import get_logger
@@ -127,7 +129,7 @@ class HubReplayResult:
     still_bad: list[str]
     #: not handled within the wait (the hub not running, or behind)
     pending: list[str]
-    #: the original is no longer on its topic (retention, or an embedded broker that was stopped)
+    #: no original kept and it is no longer on its topic (retention, or an embedded broker that was stopped)
     not_found: list[str]
 
 
@@ -149,12 +151,31 @@ def _event_key(value: bytes) -> tuple[str, str] | None:
     return ev.source, ev.id
 
 
+def _hub_original(row: DeadLetterRow, topic: str, partition: int, offset: int,
+                  fetch: Callable[[str, int, int], StoredMessage | None],
+                  open_sealed: Callable[[str], bytes] | None) -> StoredMessage | None:
+    """The message a hub dead letter came from: its sealed value and key as kept (with the CloudEvents header
+    every hub topic carries), else (kept before originals were, or no key to open them) read at its position."""
+    if row.original is None or open_sealed is None:
+        return fetch(topic, partition, offset)
+    try:
+        value = open_sealed(row.original)
+        key = open_sealed(row.original_key) if row.original_key is not None else None
+    except SealError as exc:
+        raise ReplayError(f"dead letter {row.id}: {exc}") from None
+    return StoredMessage(key, value, list(CE_HEADERS))
+
+
 def replay_hub(rows: Sequence[DeadLetterRow], sessions: sessionmaker[Session], *,
                fetch: Callable[[str, int, int], StoredMessage | None],
-               publish: Callable[[str, int, StoredMessage], None], actor: str, wait_s: float = 0.0,
+               publish: Callable[[str, int, StoredMessage], None], actor: str,
+               open_sealed: Callable[[str], bytes] | None = None, wait_s: float = 0.0,
                poll_s: float = 0.2) -> HubReplayResult:
     """Put hub-stage dead letters' original messages back on the topic and partition they came from, unchanged
     (same key, value and so event identity) plus the ``tsunagu-replay-of`` header naming their original position.
+
+    The original is the dead letter's kept (sealed) value and key, opened with ``open_sealed``; a dead letter
+    without them (or no ``open_sealed``) is read back with ``fetch`` at its position, if the broker still has it.
 
     Per dead letter, in one transaction before publishing: if the event has gone through since (its
     dedupe marker is not ``dead``), nothing is published; else the ``dead`` marker is removed so the
@@ -167,7 +188,7 @@ def replay_hub(rows: Sequence[DeadLetterRow], sessions: sessionmaker[Session], *
     missing: list[str] = []
     waiting: dict[str, tuple[str, tuple[str, str] | None]] = {}
     for row, stage, topic, partition, offset in targets:
-        original = fetch(topic, partition, offset)
+        original = _hub_original(row, topic, partition, offset, fetch, open_sealed)
         if original is None:
             missing.append(row.id)
             continue

@@ -48,6 +48,8 @@ class DeadLetterRow(Base):
     event_id: Mapped[str | None] = mapped_column(String(64))
     record: Mapped[str | None] = mapped_column(String(200))
     original: Mapped[str | None] = mapped_column(Text)  # Fernet token
+    #: hub: the original message's Kafka key, a Fernet token like ``original``
+    original_key: Mapped[str | None] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(16), default=OPEN)
     occurrences: Mapped[int] = mapped_column(Integer, default=1)
     first_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -111,6 +113,7 @@ def parse_message(value: bytes, *, topic: str | None = None, partition: int | No
             "scope": origin.get("scope"), "position": origin.get("position"), "delivery": origin.get("delivery"),
             "topic": origin.get("topic"), "partition": origin.get("partition"), "offset": origin.get("offset"),
             "event_id": d.get("event"), "record": d.get("record"), "original": d.get("original"),
+            "original_key": d.get("original_key"),
         })
     try:
         letter = DeadLetter.model_validate(doc)
@@ -119,14 +122,14 @@ def parse_message(value: bytes, *, topic: str | None = None, partition: int | No
             "stage": "hub", "feed": "hub", "reason": "other", "detail": "unreadable dead-letter message",
             "where": f"{topic}/{partition}@{offset}", "scope": None, "position": None, "delivery": None,
             "topic": topic, "partition": partition, "offset": offset, "event_id": None, "record": None,
-            "original": None,
+            "original": None, "original_key": None,
         })
     stage = "hub" if letter.stage.startswith("hub") else (letter.stage if letter.stage in STAGES else "connector")
     return Parsed(stable_event_id("deadletter", stage, letter.source, letter.where, letter.event or ""), {
         "stage": stage, "feed": letter.source, "reason": letter.code or reason_code(letter.reason, stage),
         "detail": letter.reason, "where": letter.where, "scope": None, "position": None, "delivery": None,
         "topic": None, "partition": None, "offset": None, "event_id": letter.event, "record": letter.record,
-        "original": None,
+        "original": None, "original_key": None,
     })
 
 
@@ -147,7 +150,7 @@ def record_messages(sessions: sessionmaker[Session], messages: Iterable[tuple[by
                 row.occurrences += 1
                 row.last_at = now
                 if p.fields.get("original") and not row.original:
-                    row.original = p.fields["original"]
+                    row.original, row.original_key = p.fields["original"], p.fields["original_key"]
                 row.state = OPEN  # dead-lettered again after a replay: still bad
     return new
 

@@ -17,11 +17,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import delete, event, select, text
+from sqlalchemy import and_, delete, event, or_, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.runner import dead_letter_event
+from connectors.runner import dead_letter_event, dead_letter_id
 from hub.db import get_row
 from hub.logging import get_logger
 from hub.pipeline import adapters
@@ -92,8 +92,10 @@ def now() -> datetime:
 
 class HubCore:
     def __init__(self, sessions: sessionmaker[Session], topics: Topics, *, alert_settings: Any = None,
-                 today: Callable[[], date] | None = None) -> None:
+                 today: Callable[[], date] | None = None, seal: Callable[[bytes], str] | None = None) -> None:
         self.sessions = sessions
+        #: seals a dead letter's original message (``hub.ops.deadletters.sealer_of``); None: not kept
+        self.seal = seal
         self.topics = topics
         self.alert_settings = alert_settings
         self.today = today or (lambda: datetime.now(adapters.JST).date())
@@ -136,6 +138,10 @@ class HubCore:
 
     def dead_letter(self, s: Session, stage: str, msg: RawMessage, reason: str, *, source: str | None = None,
                     event: CloudEvent | None = None, record: str | None = None) -> None:
+        """File ``msg`` as a dead letter in the batch's transaction: its row (the same dead letter again — a
+        still-bad replay, named at its original position — counts in ``occurrences``), its message on the
+        dead-letter topic (via the outbox) with the original value and key sealed when a key is set, and the
+        event's ``dead`` marker."""
         feed = adapters.feed_of(event.source) if event else None
         dl = DeadLetter(
             source=feed or source or "hub",
@@ -146,10 +152,23 @@ class HubCore:
             event=event.id if event else None,
             at=now(),
         )
-        s.add(HubDeadLetter(stage=stage, source=dl.source, event_id=dl.event, record=dl.record,
-                            reason=reason, at=now()))
-        self.emit(s, self.topics.deadletter, dl.record, dead_letter_event(dl, stage="hub", topic=msg.topic,
-                                                                          partition=msg.partition, offset=msg.offset))
+        ident = dead_letter_id(dl, "hub")
+        same = HubDeadLetter.dead_letter == ident
+        if dl.event is not None:  # a row from before ids were kept: the same event dead at the same stage
+            same = or_(same, and_(HubDeadLetter.dead_letter.is_(None), HubDeadLetter.stage == stage,
+                                  HubDeadLetter.event_id == dl.event))
+        row = s.scalars(select(HubDeadLetter).where(same).limit(1)).first()
+        if row is None:
+            s.add(HubDeadLetter(stage=stage, source=dl.source, event_id=dl.event, record=dl.record,
+                                reason=reason, at=now(), dead_letter=ident, occurrences=1))
+        else:
+            row.dead_letter = ident
+            row.occurrences += 1
+        sealed = self.seal(msg.value) if self.seal is not None else None
+        sealed_key = self.seal(msg.key) if self.seal is not None and msg.key is not None else None
+        self.emit(s, self.topics.deadletter, dl.record, dead_letter_event(
+            dl, stage="hub", topic=msg.topic, partition=msg.partition, offset=msg.offset, sealed=sealed,
+            sealed_key=sealed_key))
         if event is not None:
             self._mark(s, stage, event, "dead")
         log.warning("dead letter", stage=stage, where=msg.where, reason=reason, event_id=dl.event)

@@ -111,7 +111,8 @@ class AlertState(Base):
 
 
 class HubDeadLetter(Base):
-    """Dead letters the hub itself produced (also published to the dead-letter topic)."""
+    """Dead letters the hub itself produced (also published to the dead-letter topic): one row per dead letter
+    (``dead_letter``, its CloudEvents id); the same one again (a still-bad replay) counts in ``occurrences``."""
 
     __tablename__ = "hub_dead_letters"
 
@@ -122,3 +123,6 @@ class HubDeadLetter(Base):
     record: Mapped[str | None] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the dead letter's CloudEvents id (empty on rows written before it was kept)
+    dead_letter: Mapped[str | None] = mapped_column(String(64), index=True)
+    occurrences: Mapped[int] = mapped_column(Integer, default=1, server_default="1")

@@ -143,6 +143,6 @@ def create_workspace_app(ctx: WorkspaceContext) -> FastAPI:
     app.include_router(routes_users.router)  # /admin/users (admin)
     app.include_router(routes_ops.router)  # GET /ops in the workspace layout (before hub.http.ops's own /ops)
     app.include_router(make_ops_router(ctx.sessions, ctx.connector_state, ctx.topics, settings=ctx.settings,
-                                       lags=ctx.lags, health=ctx.health),
+                                       lags=ctx.lags, health=ctx.health, static=False),  # /static: above
                        dependencies=[Depends(ops_reader)])  # GET /ops.json: ops/admin login or API token
     return app

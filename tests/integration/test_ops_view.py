@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -22,6 +23,7 @@ from hub.ops.deadletters import DeadLetterRow, record_messages
 from hub.pipeline.stages import HubCore, RawMessage
 from hub.pipeline.tables import AlertState
 from hub.topics import Topics
+from hub.workspace.web import STATIC_DIR
 from schemas.codes import CaseStatus, Feed, Field, Relation, Topic
 from schemas.deadletter import REASON_CODES
 from schemas.envelope import CloudEvent, stable_event_id
@@ -157,10 +159,15 @@ def test_ops_shows_counts_and_no_personal_data(database_url: str, tmp_path: Path
             page = client.get("/ops")
             data = client.get("/ops.json")
             detail = client.get("/ops/checkpoints.json", params={"feed": "houkatsu"}).json()
+            sheets = re.findall(r'<link rel="stylesheet" href="([^"]+)"', page.text)
+            styles = [client.get(href) for href in sheets]
     finally:
         dispose(filled)
 
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert sheets == ["/static/workspace.css"]  # the page's own app serves the stylesheet it links
+    assert [(r.status_code, r.headers["content-type"].split(";")[0]) for r in styles] == [(200, "text/css")]
+    assert styles[0].content == (STATIC_DIR / "workspace.css").read_bytes()
     assert data.status_code == 200
     ops = data.json()
     for body in (page.text, data.text, json.dumps(ops, ensure_ascii=False)):

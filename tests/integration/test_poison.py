@@ -99,6 +99,35 @@ def test_transient_failure_is_retried_and_the_event_flows(database: Database,
         assert s.scalars(select(HubDeadLetter)).all() == []
 
 
+def test_a_dead_letter_filed_again_counts_on_its_row(database: Database) -> None:
+    """The same dead letter again (a still-bad replay, named at its original position) counts in ``occurrences``
+    of its row, also of a row filed before rows kept the dead letter's id; another dead letter adds a row."""
+    topics = Topics("again")
+    core = HubCore(database.sessions, topics)
+    bad = [ev.model_copy(update={"type": "jp.tsunagu.nothing.v1"}) for ev in synthetic_events(2)]
+    legacy, fresh = _batch(topics, bad)
+    with database.sessions.begin() as s:  # as filed before this change: no dead-letter id
+        s.add(HubDeadLetter(stage="intake", source="houkatsu", event_id=bad[0].id, record=None,
+                            reason="unknown event type", at=stages.now()))
+
+    def letters() -> list[tuple[str | None, int, bool]]:
+        with database.sessions() as s:
+            return sorted((r.event_id, r.occurrences, r.dead_letter is not None)
+                          for r in s.scalars(select(HubDeadLetter)))
+
+    def again(msg: RawMessage) -> None:  # what replay does before republishing: the 'dead' marker goes
+        with database.sessions.begin() as s:
+            s.query(ProcessedEvent).filter(ProcessedEvent.stage == "intake").delete()
+        core.process_intake([msg])
+
+    again(legacy)
+    again(fresh)
+    assert letters() == sorted([(bad[0].id, 2, True), (bad[1].id, 1, True)])
+    again(legacy)
+    again(fresh)
+    assert letters() == sorted([(bad[0].id, 3, True), (bad[1].id, 2, True)])
+
+
 def _read_back(bootstrap: str, topic: str, partitions: int, want: int) -> list[Any]:
     """Every message of the topic, read with confluent-kafka (manual assignment from the start)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"readback-{time.time_ns()}",

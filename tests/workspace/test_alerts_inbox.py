@@ -12,6 +12,7 @@ from workspace.support import Workspace, csrf_in
 from consent.store import iter_audit
 from hub.pipeline.tables import AlertState, HubOutbox
 from hub.workspace.alert_work import TransitionError, WorkState, effective, transition
+from hub.workspace.labels import ALERT_KIND
 from hub.workspace.models import AlertWork
 from schemas.codes import Field
 
@@ -134,11 +135,10 @@ def test_filter_by_kind_and_state(seeded_workspace: Workspace) -> None:
     c = ws.client("coordinator")
     with ws.sessions() as s:
         kinds = {a.kind: a for a in s.scalars(select(AlertState))}
-    label = {"multi_field": "複数分野", "8050": "8050", "double_care": "ダブルケア", "young_carer": "ヤングケアラー"}
     for kind in kinds:
         page = c.get(f"/alerts?kind={kind}").text
         rows = re.findall(r'<th scope="row">([^<]+)</th>', page)
-        assert rows and set(rows) == {label[kind]}
+        assert rows and set(rows) == {ALERT_KIND[kind]}
     assert "該当するアラートはありません" in c.get("/alerts?state=assigned").text
 
 
