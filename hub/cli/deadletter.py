@@ -217,10 +217,10 @@ def _replay_hub(rows: list[Any], wait: float, settings: Settings, db: Any) -> di
         opener = Sealer(key).open if key else None
     except SealError as exc:
         _fail(f"TSUNAGU_DEADLETTER_KEY: {exc}", 1)
+    if not settings.kafka_bootstrap:
+        # an embedded broker of our own is read by no hub: the replay would only remove the dead marker
+        _fail("hub dead letters are replayed to the broker the running hub reads: set TSUNAGU_KAFKA_BOOTSTRAP", 2)
     with open_kafka(settings) as kafka:
-        if kafka.embedded:
-            typer.echo("tsunagu: embedded broker: replayed messages go to the broker the hub reads, and dead letters "
-                       "without a kept original are read from it (set TSUNAGU_KAFKA_BOOTSTRAP)", err=True)
         producer = make_producer(kafka.bootstrap, client_id="tsunagu-replay-hub",
                                  **kafka_python_security(kafka.bootstrap))
 

@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from connectors.runner import dead_letter_event
 from hub.bootstrap import Database
 from hub.cli.main import app
 from hub.ops.asyncapi import document, problems
-from hub.ops.deadletters import record_messages
+from hub.ops.deadletters import DeadLetterAccess, DeadLetterRow, record_messages
 from hub.topics import Topics
 from schemas.compat import committed_schemas
 from schemas.deadletter import DeadLetter
@@ -99,3 +100,26 @@ def test_status_json_from_a_state_folder(tmp_path: Path) -> None:
     assert "houkatsu:C01-1" not in out.output
     screen = CliRunner().invoke(app, ["status", "--state", str(state)], env=GOOD_ENV)
     assert screen.exit_code == 0 and "dead letters: 1" in screen.output
+
+
+def test_hub_replay_without_a_broker_setting_is_refused_and_keeps_the_dead_letter(tmp_path: Path) -> None:
+    """On the embedded default, a replay would go to a throwaway broker no hub reads: refused, nothing changes."""
+    state = tmp_path / "state"
+    state.mkdir()
+    db = Database.open(f"sqlite:///{state / 'hub.sqlite'}")
+    letter = DeadLetter(source="houkatsu", where="demo.intake.v1:0:5", reason="unknown event type", stage="hub.intake",
+                        event="ev-1", at=datetime.now(UTC))
+    record_messages(db.sessions, [(dead_letter_event(letter, stage="hub", topic="demo.intake.v1", partition=0,
+                                                     offset=5), None, None, None)])
+    with db.sessions() as s:
+        [row] = s.scalars(select(DeadLetterRow)).all()
+        ident = row.id
+    out = CliRunner().invoke(app, ["deadletter", "replay", ident, "--database", f"sqlite:///{state / 'hub.sqlite'}"],
+                             env=GOOD_ENV)
+    assert out.exit_code == 2, out.output
+    assert "TSUNAGU_KAFKA_BOOTSTRAP" in out.output
+    with db.sessions() as s:
+        after = s.get(DeadLetterRow, ident)
+        audited = s.scalars(select(DeadLetterAccess)).all()
+    db.close()
+    assert after is not None and after.state == "open" and audited == []
