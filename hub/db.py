@@ -86,17 +86,27 @@ def prefetch(session: Session, model: type[Any], keys: Iterable[str], *, chunk: 
 
 
 def get_row(session: Session, model: type[T], key: str) -> T | None:
-    """``session.get`` that answers from the read-ahead: a key known absent costs no query."""
+    """``session.get`` that answers from the read-ahead: a key known absent costs no query, nor does a row
+    added since (no flush needed to find it)."""
     absent = session.info.get("tsunagu_absent")
-    if absent and (model, key) in absent:
-        return None
+    if absent is not None:
+        if (model, key) in absent:
+            return None
+        added = session.info.get("tsunagu_added", {}).get((model, key))
+        if added is not None:
+            state = sa_inspect(added)
+            if (state.pending or state.persistent) and not state.deleted:
+                return added  # type: ignore[no-any-return]
     return session.get(model, key)
 
 
 @event.listens_for(Session, "transient_to_pending")
 def _no_longer_absent(session: Session, instance: Any) -> None:
     absent = session.info.get("tsunagu_absent")
-    if absent:
+    if absent is not None:
         mapper = sa_inspect(instance).mapper
-        for key in mapper.primary_key_from_instance(instance):
+        keys = mapper.primary_key_from_instance(instance)
+        for key in keys:
             absent.discard((mapper.class_, key))
+        if len(keys) == 1 and keys[0] is not None:
+            session.info.setdefault("tsunagu_added", {})[(mapper.class_, keys[0])] = instance

@@ -45,9 +45,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from hub.db import get_row, prefetch
+from hub.identity.blocking import blocking_of, read_blocking
 from hub.identity.membership import fill_status, observe
 from hub.identity.names import blocking_statements as name_blocking_statements
-from hub.identity.names import names_by_resident, store_names, unknown_birth_statements, with_names
+from hub.identity.names import names_by_resident, store_names, unknown_birth_statements, variants_of, with_names
 from hub.identity.scoring import (
     BLOCK_LIMIT,
     LINK,
@@ -81,6 +82,8 @@ from schemas.events import CaseV1, PersonRecord, ResidentObservedV1
 from schemas.name_evidence import slip_birth_dates
 
 Outcome = Literal["resident_no", "matched", "review", "new", "known"]
+#: ``session.info`` key: the persons made in this transaction that have no registry observation (yet)
+UNOBSERVED = "tsunagu_unobserved_persons"
 
 # --------------------------------------------------------------------------- results
 @dataclass(frozen=True, slots=True)
@@ -121,9 +124,11 @@ class IdentityService:
         self.address_prefixes = tuple(address_prefixes)
 
     # ---------------------------------------------------------------- batch read-ahead
-    def read_ahead(self, records: Iterable[str], household_nos: Iterable[str] = ()) -> None:
+    def read_ahead(self, records: Iterable[str], household_nos: Iterable[str] = (),
+                   features: Iterable[Features] = ()) -> None:
         """Before resolving a batch: load the records' rows, the persons and households their keys would
-        name, in a few IN-list queries; what does not exist is then known without a query per record."""
+        name, in a few IN-list queries; what does not exist is then known without a query per record.
+        With the records' ``features``, every candidate look-up of theirs is read too (:mod:`hub.identity.blocking`)."""
         records = sorted(set(records))
         rows = prefetch(self.s, PersonRecordRow, records)
         prefetch(self.s, Person, [*("p-" + digest(r) for r in records), *(r.person_id for r in rows)])
@@ -136,6 +141,7 @@ class IdentityService:
                 kept.setdefault(record, set()).add(pid)
         # keep-apart decisions are made by reviewers only, never while a batch is resolved
         self.s.info["tsunagu_kept_apart"] = (set(records), kept)
+        read_blocking(self.s, features)
 
     # ---------------------------------------------------------------- registry
     def observe_resident(self, ev: ResidentObservedV1, event_id: str | None = None) -> Resolution:
@@ -148,12 +154,14 @@ class IdentityService:
         household = self._ensure_household(household_no, origin="registry")
         row = self.s.get(Resident, no)
         if row is not None:
+            self.s.info.get(UNOBSERVED, set()).discard(row.person_id)
             if observe(self.s, ev, row.person_id, household, event_id):
                 self._fill_resident(row, r, f, ev.moved_on, ev)
                 self._move_person(row.person_id, household)
             return Resolution(row.person_id, household, "known")
         person_id, outcome, score = self._person_for_new_resident(r.record, no, f)
         self._move_person(person_id, household)
+        self.s.info.get(UNOBSERVED, set()).discard(person_id)
         observe(self.s, ev, person_id, household, event_id)
         row = Resident(resident_no=no, person_id=person_id)
         self._fill_resident(row, r, f, ev.moved_on, ev)
@@ -163,9 +171,13 @@ class IdentityService:
 
     def _fill_resident(self, row: Resident, r: PersonRecord, f: Features, moved_on: date | None,
                        ev: ResidentObservedV1 | None = None) -> None:
+        index = blocking_of(self.s)
         if ev is not None:
             fill_status(row, ev)
             store_names(self.s, ev, row.person_id, f.birth_date)
+            if index is not None:
+                index.replace_names(ev.resident.resident_no or "", row.person_id, f.birth_date,
+                                    (keys for _, keys in variants_of(ev)))
         row.household_no = r.household_no or ""
         row.relation = r.relation.value if r.relation else None
         row.name = r.name
@@ -174,6 +186,8 @@ class IdentityService:
         _store_parts(row, f)
         row.former_family_key, row.former_family_kana = f.former_family_key, f.former_family_kana
         row.moved_on = moved_on
+        if index is not None:
+            index.note_resident(row)
 
     def _person_for_new_resident(self, record: str, no: str, f: Features) -> tuple[str, Outcome, float | None]:
         """A resident seen for the first time: a hub person that claimed this resident_no, or one
@@ -200,7 +214,7 @@ class IdentityService:
         return person_id, "new", best.score if best else None
 
     def _unclaimed(self, person_id: str) -> bool:
-        person = self.s.get(Person, person_id)
+        person = get_row(self.s, Person, person_id)
         return person is not None and person.resident_no is None
 
     # ---------------------------------------------------------------- sources
@@ -213,7 +227,7 @@ class IdentityService:
         household_hint: str | None = None,
     ) -> Resolution:
         """The hub person (and household) of one source person record."""
-        f = features_of(person, self.address_prefixes)
+        f = features_for(self.s, person, self.address_prefixes)
         hint = household_hint or (self._ensure_household(source_household_no, "source") if source_household_no
                                   else None)
         existing = get_row(self.s, PersonRecordRow, person.record)
@@ -332,6 +346,16 @@ class IdentityService:
             stmts += name_blocking_statements(f)
             if f.birth_date is not None:
                 stmts += unknown_birth_statements(f)
+        return stmts + self.household_statements(f, household_no=household_no, household_id=household_id,
+                                                  residents=residents)
+
+    @staticmethod
+    def household_statements(f: Features, *, household_no: str | None = None, household_id: str | None = None,
+                             residents: bool = True) -> list[Select[Any]]:
+        """The look-ups of a hinted household's members with the same birth date."""
+        stmts: list[Select[Any]] = []
+        if not residents:
+            household_no = None
         if f.birth_date is not None and household_no:
             stmts.append(select(Resident.person_id).where(Resident.household_no == household_no,
                                                           Resident.birth_date == f.birth_date))
@@ -366,9 +390,16 @@ class IdentityService:
         return or_(*ors) if ors else None
 
     def _candidates(self, q: _Query, *, residents: bool = True) -> list[Candidate]:
-        found: set[str] = set()
-        for stmt in self.blocking_statements(q.features, household_no=q.household_no,
-                                             household_id=q.household_id, residents=residents):
+        index = blocking_of(self.s)
+        found = index.find(q.features, residents=residents) if index is not None else None
+        if found is None:
+            stmts = self.blocking_statements(q.features, household_no=q.household_no,
+                                             household_id=q.household_id, residents=residents)
+            found = set()
+        else:  # the key look-ups were read ahead for the batch; the household ones are asked here
+            stmts = self.household_statements(q.features, household_no=q.household_no,
+                                              household_id=q.household_id, residents=residents)
+        for stmt in stmts:
             found.update(r[0] for r in self.s.execute(stmt))
         found -= q.kept_apart
         if not found:
@@ -474,7 +505,7 @@ class IdentityService:
     # ---------------------------------------------------------------- writes
     def _attach(self, record: str, feed: str, f: Features, person_id: str, outcome: Outcome,
                 score: float | None, hint: str | None) -> Resolution:
-        person = self.s.get(Person, person_id)
+        person = get_row(self.s, Person, person_id)
         assert person is not None
         if person.household_id is None:
             person.household_id = hint or household_id_for_record(record)
@@ -489,7 +520,9 @@ class IdentityService:
         row.birth_date, row.sex, row.address_key, row.phone_key = f.birth_date, f.sex, f.address_key, f.phone_key
         _store_parts(row, f)
         row.updated_at = utcnow()
-        self.s.flush()
+        index = blocking_of(self.s)
+        if index is not None:
+            index.note_record(row)
         return Resolution(person_id, person.household_id, outcome, score)
 
     def new_person(self, record: str, *, resident_no: str | None = None, household_id: str | None = None) -> str:
@@ -502,7 +535,7 @@ class IdentityService:
             self.ensure_named_household(household_id, record)
         self.s.add(Person(id=pid, resident_no=resident_no, household_id=household_id, created_by=record,
                           created_at=utcnow()))
-        self.s.flush()
+        self.s.info.setdefault(UNOBSERVED, set()).add(pid)
         return pid
 
     def _ensure_household(self, household_no: str, origin: Literal["registry", "source"]) -> str:
@@ -510,7 +543,6 @@ class IdentityService:
         row = get_row(self.s, Household, hid)
         if row is None:
             self.s.add(Household(id=hid, household_no=household_no, origin=origin))
-            self.s.flush()
         elif origin == "registry" and row.origin != "registry":
             row.origin = "registry"
         return hid
@@ -518,17 +550,16 @@ class IdentityService:
     def ensure_named_household(self, household_id: str, record: str) -> None:
         if get_row(self.s, Household, household_id) is None:
             self.s.add(Household(id=household_id, household_no=None, origin="source", named_by=record))
-            self.s.flush()
 
     def _household_no(self, household_id: str | None) -> str | None:
         if household_id is None:
             return None
-        row = self.s.get(Household, household_id)
+        row = get_row(self.s, Household, household_id)
         return row.household_no if row else None
 
     def _move_person(self, person_id: str, household_id: str) -> None:
         """A registry household (new or changed) is the person's household, for all their records."""
-        person = self.s.get(Person, person_id)
+        person = get_row(self.s, Person, person_id)
         assert person is not None
         if person.household_id != household_id:
             moved = person.household_id is not None
@@ -567,6 +598,17 @@ class IdentityService:
     def audit(self, record: str, person_id: str, decision: str, user: str, review_id: int | None = None) -> None:
         self.s.add(IdentityDecision(record=record, person_id=person_id, decision=decision, review_id=review_id,
                                     decided_by=user, decided_at=utcnow()))
+
+
+def features_for(s: Session, person: PersonRecord, address_prefixes: tuple[str, ...] = ()) -> Features:
+    """``features_of(person)``, computed once per transaction for the same parsed record (the read-ahead's)."""
+    cache: dict[int, tuple[PersonRecord, tuple[str, ...], Features]] = s.info.setdefault("tsunagu_features", {})
+    hit = cache.get(id(person))
+    if hit is not None and hit[0] is person and hit[1] == address_prefixes:
+        return hit[2]
+    f = features_of(person, address_prefixes)
+    cache[id(person)] = (person, address_prefixes, f)
+    return f
 
 
 def _store_parts(row: Resident | PersonRecordRow, f: Features) -> None:

@@ -22,7 +22,8 @@ from consent.model import Decision, DecisionInput
 from consent.store import ConsentRepository, ConsentVersionRow, append_audit, metadata
 from hub.db import prefetch
 from hub.identity.membership import household_at, household_spans, relation_slices
-from hub.identity.resolver import IdentityService
+from hub.identity.resolver import UNOBSERVED, IdentityService, features_for
+from hub.identity.scoring import Features, features_of_resident
 from hub.identity.tables import Person, PersonRecordRow, Resident
 from hub.pipeline.alerts import (
     DEFAULT_SETTINGS,
@@ -147,6 +148,8 @@ def household_as_of(s: Session, person: str, household: str | None, at: datetime
     """None for a registry person who was in no household of the city on the event's source day (left:
     死亡, 転出, 消除; or not yet arrived), so the old household's team receives nothing new attributed to
     it; otherwise the resolved household (a 転居 keeps the registry-move logic: cases follow the person)."""
+    if person in s.info.get(UNOBSERVED, ()):
+        return household  # made in this batch, never observed by the registry: no query needed
     known, then = household_at(s, person, aware(at).astimezone(JST).date())
     return None if known and then is None else household
 
@@ -169,11 +172,23 @@ _RECORD_KEYS = frozenset({"record"})
 _HOUSEHOLD_NO_KEYS = frozenset({"household_no", "source_household_no"})
 
 
-def read_ahead_identity(s: Session, events: Sequence[CloudEvent]) -> None:
-    """Stage 1, once per batch: the person records, persons and households the batch may touch, read in set queries."""
+def read_ahead_identity(s: Session, events: Sequence[CloudEvent], payloads: Sequence[BaseModel] = ()) -> None:
+    """Stage 1, once per batch: the person records, persons and households the batch may touch, and the
+    candidates of the ``payloads``' person records, read in set queries."""
     records = [r for ev in events for r in _values_of(ev.data, _RECORD_KEYS)]
     nos = [n for ev in events for n in _values_of(ev.data, _HOUSEHOLD_NO_KEYS)]
-    IdentityService(s).read_ahead(records, nos)
+    features: list[Features] = []
+    for payload in payloads:
+        if isinstance(payload, ResidentObservedV1):
+            features.append(features_of_resident(payload, ()))
+        elif isinstance(payload, CaseV1):
+            features += [features_for(s, p) for p in (payload.subject, *(m.person for m in payload.household_members),
+                                                      *(r.person for r in payload.related_persons))]
+        elif isinstance(payload, ReferralRequestedV1):
+            features.append(features_for(s, payload.subject))
+        elif isinstance(payload, PersonObservedV1):
+            features.append(features_for(s, payload.person))
+    IdentityService(s).read_ahead(records, nos, features)
 
 
 def read_ahead_household(s: Session, events: Sequence[CloudEvent]) -> None:

@@ -90,6 +90,14 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def _parse_payload(ev: CloudEvent) -> BaseModel | UnknownEventType | ValidationError:
+    """The event's payload model, or why it has none."""
+    try:
+        return parse_payload(ev.type, ev.data)
+    except (UnknownEventType, ValidationError) as exc:
+        return exc
+
+
 class HubCore:
     def __init__(self, sessions: sessionmaker[Session], topics: Topics, *, alert_settings: Any = None,
                  today: Callable[[], date] | None = None) -> None:
@@ -196,8 +204,13 @@ class HubCore:
             events = [ev for _, ev in parsed if isinstance(ev, CloudEvent)]
             seen = self._seen_keys(s, stage, events)
             fresh = [ev for ev in events if ev.dedupe_key not in seen]
+            # each payload parsed once: the read-ahead and the handler use the same model
+            payloads: dict[tuple[str, str], BaseModel | Exception] = {}
+            for fresh_ev in fresh:
+                if fresh_ev.dedupe_key not in payloads:
+                    payloads[fresh_ev.dedupe_key] = _parse_payload(fresh_ev)
             if stage == INTAKE:
-                adapters.read_ahead_identity(s, fresh)
+                adapters.read_ahead_identity(s, fresh, [p for p in payloads.values() if isinstance(p, BaseModel)])
             else:
                 adapters.read_ahead_household(s, fresh)
                 adapters.read_ahead_gate(s, fresh)
@@ -208,14 +221,14 @@ class HubCore:
                 if ev.dedupe_key in seen:
                     continue  # redelivery (or a repeat within the batch): already handled
                 seen.add(ev.dedupe_key)
-                try:
-                    payload = parse_payload(ev.type, ev.data)
-                except UnknownEventType:
+                payload = payloads.pop(ev.dedupe_key, None) or _parse_payload(ev)
+                if isinstance(payload, UnknownEventType):
                     self.dead_letter(s, stage, msg, "unknown event type", event=ev)
                     continue
-                except ValidationError as exc:
-                    self.dead_letter(s, stage, msg, validation_reason(exc, ev.type), event=ev)
+                if isinstance(payload, ValidationError):
+                    self.dead_letter(s, stage, msg, validation_reason(payload, ev.type), event=ev)
                     continue
+                assert isinstance(payload, BaseModel)
                 try:
                     handle(s, msg, ev, payload)  # raises Rejected before it writes anything
                 except Rejected as exc:
