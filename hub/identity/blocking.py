@@ -9,6 +9,11 @@ the compiled statement is reused. :meth:`BlockingIndex.find` then answers a reco
 as the statements would: the rows the batch itself writes are noted (:meth:`BlockingIndex.note`) and every hit
 is checked against the row's current keys. A record whose keys were not read ahead (or a capped look-up with
 more rows than its cap) answers ``None``: the caller runs the statements.
+
+The persons found (and those of the batch's known records) are read ahead too: their registry and source rows,
+the registry's other names and the registry observations, for scoring and the as-of household. A person whose
+rows the batch changes is *dirty*: :meth:`BlockingIndex.rows_of` and :meth:`BlockingIndex.observations_of` then
+answer ``None`` and the caller asks the database.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
+from hub.db import prefetch
 from hub.identity.scoring import BLOCK_LIMIT, Features
-from hub.identity.tables import PersonRecordRow, Resident, ResidentName
+from hub.identity.tables import Person, PersonRecordRow, Resident, ResidentName, ResidentObservation
 from schemas.name_evidence import slip_birth_dates
 
 _INFO = "tsunagu_blocking"
@@ -82,10 +88,31 @@ class BlockingIndex:
         self.read: dict[tuple[str, str], set[Any]] = {}
         self.names_of: dict[str, set[Any]] = {}
         self._synthetic = 0
+        # the persons read ahead (all their rows), and those whose rows or observations the batch changed
+        self.loaded: set[str] = set()
+        self.dirty: set[str] = set()
+        self.observed: set[str] = set()
+        self.residents_of: dict[str, list[Resident]] = {}
+        self.records_of: dict[str, list[PersonRecordRow]] = {}
+        self.alt_names: dict[str, tuple[tuple[str | None, str | None, str | None], ...]] = {}
+        self.observations: dict[str, list[ResidentObservation]] = {}
 
     # ------------------------------------------------------------------ writes of the batch
+    def touch(self, person_id: str | None) -> None:
+        """The batch changes (or may change) this person's rows."""
+        if person_id is not None:
+            self.dirty.add(person_id)
+
     def note(self, table: str, pk: Any, state: tuple[Any, ...]) -> None:
-        """A row (now) has these kept columns; it is found under its new keys (old keys no longer match)."""
+        """The batch wrote a row: it (now) has these kept columns; its old and new persons are dirty."""
+        old = self.rows[table].get(pk)
+        if old is not None:
+            self.touch(old[_P])
+        self.touch(state[_P])
+        self._put(table, pk, state)
+
+    def _put(self, table: str, pk: Any, state: tuple[Any, ...]) -> None:
+        """A row has these kept columns; it is found under its new keys (old keys no longer match)."""
         self.rows[table][pk] = state
         for kind in _KINDS[table]:
             i, j = _PAIRS[kind]
@@ -107,6 +134,7 @@ class BlockingIndex:
     def replace_names(self, resident_no: str, person_id: str, birth: date | None,
                       keys: Iterable[tuple[str | None, str | None, str | None]]) -> None:
         """The resident's other names were replaced with these (name, folded, kana) keys."""
+        self.touch(person_id)
         for pk in self.names_of.pop(resident_no, set()):
             self.rows["name"].pop(pk, None)
         mine: set[Any] = set()
@@ -168,6 +196,46 @@ class BlockingIndex:
                 found.update(self.rows[table][pk][_P] for pk in pks)
         return found
 
+    def rows_of(self, person_ids: Iterable[str]) -> tuple[list[Resident], dict[str, Any], list[PersonRecordRow]] | None:
+        """(registry rows, other names by resident number, source rows) of these persons as read ahead, or None
+        when one was not read ahead or the batch changed its rows."""
+        ids = list(person_ids)
+        if any(p not in self.loaded or p in self.dirty for p in ids):
+            return None
+        residents = [r for p in ids for r in self.residents_of.get(p, ())]
+        alt = {r.resident_no: self.alt_names[r.resident_no] for r in residents if r.resident_no in self.alt_names}
+        return residents, alt, [r for p in ids for r in self.records_of.get(p, ())]
+
+    def observations_of(self, person_id: str) -> list[ResidentObservation] | None:
+        """The person's registry observations as read ahead, or None (not read, or the batch observed them)."""
+        if person_id not in self.loaded or person_id in self.observed:
+            return None
+        return self.observations.get(person_id, [])
+
+
+def read_persons(s: Session, index: BlockingIndex, person_ids: Iterable[str]) -> None:
+    """Read every row of these persons (registry, source, other names, observations) in set queries."""
+    ids = sorted(set(person_ids) - index.loaded)
+    if not ids:
+        return
+    prefetch(s, Person, ids)
+    for n in range(0, len(ids), 500):
+        part = ids[n:n + 500]
+        for res in s.scalars(select(Resident).where(Resident.person_id.in_(part))):
+            index.residents_of.setdefault(res.person_id, []).append(res)
+        for rec in s.scalars(select(PersonRecordRow).where(PersonRecordRow.person_id.in_(part))):
+            index.records_of.setdefault(rec.person_id, []).append(rec)
+        for obs in s.scalars(select(ResidentObservation).where(ResidentObservation.person_id.in_(part))):
+            index.observations.setdefault(obs.person_id, []).append(obs)
+    nos = sorted(r.resident_no for p in ids for r in index.residents_of.get(p, ()))
+    names: dict[str, list[tuple[str | None, str | None, str | None]]] = {}
+    for n in range(0, len(nos), 500):
+        stmt = select(ResidentName).where(ResidentName.resident_no.in_(nos[n:n + 500])).order_by(ResidentName.id)
+        for row in s.scalars(stmt):
+            names.setdefault(row.resident_no, []).append((row.name_key, row.folded_key, row.kana_key))
+    index.alt_names.update((no, tuple(v)) for no, v in names.items())
+    index.loaded.update(ids)
+
 
 def keys_of(f: Features) -> dict[str, list[Any]]:
     """Per key kind, the keys ``blocking_statements(f)`` look up (with a birth date)."""
@@ -189,8 +257,9 @@ def keys_of(f: Features) -> dict[str, list[Any]]:
     return out
 
 
-def read_blocking(s: Session, features: Iterable[Features]) -> BlockingIndex:
-    """Read every row the key look-ups of these records can find, in set queries; kept for the transaction."""
+def read_blocking(s: Session, features: Iterable[Features], persons: Iterable[str] = ()) -> BlockingIndex:
+    """Read every row the key look-ups of these records can find, then every row of the persons found and of
+    ``persons``, in set queries; kept for the transaction."""
     index = BlockingIndex()
     wanted: dict[str, set[Any]] = {}
     for f in features:
@@ -215,6 +284,8 @@ def read_blocking(s: Session, features: Iterable[Features]) -> BlockingIndex:
             for n in range(0, len(keys), 500):
                 _index_rows(index, table, s.execute(null_birth_statement(table, column), {"keys": keys[n:n + 500]}))
             index.read[(table, kind)] = set(keys)
+    found = {state[_P] for rows in index.rows.values() for state in rows.values()}
+    read_persons(s, index, [*found, *persons])
     s.info[_INFO] = index
     return index
 
@@ -224,7 +295,7 @@ def _index_rows(index: BlockingIndex, table: str, rows: Iterable[Sequence[Any]])
         pk, state, no = _state(table, row)
         if pk in index.rows[table]:
             continue  # already read (or written by the batch: its state is the newer one)
-        index.note(table, pk, state)
+        index._put(table, pk, state)
         if no is not None:
             index.names_of.setdefault(no, set()).add(pk)
 

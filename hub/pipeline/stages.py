@@ -210,7 +210,8 @@ class HubCore:
                 if fresh_ev.dedupe_key not in payloads:
                     payloads[fresh_ev.dedupe_key] = _parse_payload(fresh_ev)
             if stage == INTAKE:
-                adapters.read_ahead_identity(s, fresh, [p for p in payloads.values() if isinstance(p, BaseModel)])
+                adapters.read_ahead_identity(s, fresh, [(e, p) for e in fresh
+                                                        if isinstance(p := payloads[e.dedupe_key], BaseModel)])
             else:
                 adapters.read_ahead_household(s, fresh)
                 adapters.read_ahead_gate(s, fresh)
