@@ -100,13 +100,20 @@ def get_row(session: Session, model: type[T], key: str) -> T | None:
     return session.get(model, key)
 
 
+_PK_ATTRS: dict[type[Any], tuple[str, ...]] = {}
+
+
 @event.listens_for(Session, "transient_to_pending")
 def _no_longer_absent(session: Session, instance: Any) -> None:
     absent = session.info.get("tsunagu_absent")
     if absent is not None:
-        mapper = sa_inspect(instance).mapper
-        keys = mapper.primary_key_from_instance(instance)
+        cls = type(instance)
+        names = _PK_ATTRS.get(cls)
+        if names is None:
+            mapper = sa_inspect(cls)
+            names = _PK_ATTRS[cls] = tuple(mapper.get_property_by_column(c).key for c in mapper.primary_key)
+        keys = [getattr(instance, n) for n in names]
         for key in keys:
-            absent.discard((mapper.class_, key))
+            absent.discard((cls, key))
         if len(keys) == 1 and keys[0] is not None:
-            session.info.setdefault("tsunagu_added", {})[(mapper.class_, keys[0])] = instance
+            session.info.setdefault("tsunagu_added", {})[(cls, keys[0])] = instance

@@ -257,18 +257,25 @@ def keys_of(f: Features) -> dict[str, list[Any]]:
     return out
 
 
-def read_blocking(s: Session, features: Iterable[Features], persons: Iterable[str] = ()) -> BlockingIndex:
-    """Read every row the key look-ups of these records can find, then every row of the persons found and of
-    ``persons``, in set queries; kept for the transaction."""
+def read_blocking(s: Session, features: Iterable[Features], persons: Iterable[str] = (),
+                  sources_only: Iterable[Features] = ()) -> BlockingIndex:
+    """Read every row the key look-ups of these records can find (of ``sources_only``: among source records
+    only, as for a resident seen for the first time), then every row of the persons found and of ``persons``,
+    in set queries; kept for the transaction."""
     index = BlockingIndex()
     wanted: dict[str, set[Any]] = {}
     for f in features:
         for kind, keys in keys_of(f).items():
             wanted.setdefault(kind, set()).update(keys)
+    wanted_rec = {kind: set(keys) for kind, keys in wanted.items()}
+    for f in sources_only:
+        for kind, keys in keys_of(f).items():
+            wanted_rec.setdefault(kind, set()).update(keys)
     for table, kinds in _KINDS.items():
+        table_wanted = wanted_rec if table == "rec" else wanted
         for kind in kinds:
-            keys = list(wanted.get(kind, set()) | (wanted.get("bs", set()) if kind == "bk" and table != "name"
-                                                     else set()))
+            keys = list(table_wanted.get(kind, set()) | (table_wanted.get("bs", set())
+                                                         if kind == "bk" and table != "name" else set()))
             stmt = pair_statement(table, kind)
             for n in range(0, len(keys), SLOTS):
                 part = keys[n:n + SLOTS]

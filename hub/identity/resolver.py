@@ -131,12 +131,13 @@ class IdentityService:
 
     # ---------------------------------------------------------------- batch read-ahead
     def read_ahead(self, records: Iterable[str], household_nos: Iterable[str] = (),
-                   features: Sequence[Features] = (), observations: Iterable[str] = ()) -> None:
+                   features: Sequence[Features] = (), observations: Iterable[str] = (),
+                   residents: Sequence[Features] = ()) -> None:
         """Before resolving a batch: load the records' rows, the persons and households their keys would
         name, in a few IN-list queries; what does not exist is then known without a query per record.
         With the records' ``features``, every candidate look-up of theirs is read too (:mod:`hub.identity.blocking`),
         and so are the residents, claims, other names and observations (by ``observations``' event ids) of
-        their resident numbers."""
+        their resident numbers; ``residents`` are the features of the batch's registry residents."""
         records = sorted(set(records))
         rows = prefetch(self.s, PersonRecordRow, records)
         prefetch(self.s, Person, [*("p-" + digest(r) for r in records), *(r.person_id for r in rows)])
@@ -149,7 +150,7 @@ class IdentityService:
                 kept.setdefault(record, set()).add(pid)
         # keep-apart decisions are made by reviewers only, never while a batch is resolved
         self.s.info["tsunagu_kept_apart"] = (set(records), kept)
-        nos = sorted({f.resident_no for f in features if f.resident_no})
+        nos = sorted({f.resident_no for f in (*features, *residents) if f.resident_no})
         prefetch(self.s, Resident, nos)
         prefetch(self.s, ResidentObservation, observations)
         claims: dict[str, str | None] = dict.fromkeys(nos)
@@ -164,7 +165,7 @@ class IdentityService:
             for o in self.s.scalars(select(ResidentObservation).where(ResidentObservation.resident_no.in_(part))):
                 by_no[o.resident_no].append(o)
         self.s.info[CLAIMS], self.s.info[HAS_NAMES], self.s.info[OBSERVATIONS_BY_NO] = claims, has_names, by_no
-        read_blocking(self.s, features, persons=[r.person_id for r in rows])
+        read_blocking(self.s, features, persons=[r.person_id for r in rows], sources_only=residents)
 
     # ---------------------------------------------------------------- registry
     def observe_resident(self, ev: ResidentObservedV1, event_id: str | None = None) -> Resolution:

@@ -186,9 +186,10 @@ def read_ahead_identity(s: Session, events: Sequence[CloudEvent],
     records = [r for ev in events for r in _values_of(ev.data, _RECORD_KEYS)]
     nos = [n for ev in events for n in _values_of(ev.data, _HOUSEHOLD_NO_KEYS)]
     features: list[Features] = []
+    residents: list[Features] = []
     for _, payload in payloads:
         if isinstance(payload, ResidentObservedV1):
-            features.append(features_for(s, payload))
+            residents.append(features_for(s, payload))
         elif isinstance(payload, CaseV1):
             features += [features_for(s, p) for p in (payload.subject, *(m.person for m in payload.household_members),
                                                       *(r.person for r in payload.related_persons))]
@@ -197,7 +198,7 @@ def read_ahead_identity(s: Session, events: Sequence[CloudEvent],
         elif isinstance(payload, PersonObservedV1):
             features.append(features_for(s, payload.person))
     observations = [ev.id for ev, p in payloads if isinstance(p, ResidentObservedV1)]
-    IdentityService(s).read_ahead(records, nos, features, observations)
+    IdentityService(s).read_ahead(records, nos, features, observations, residents)
 
 
 def read_ahead_household(s: Session, events: Sequence[CloudEvent]) -> None:

@@ -12,12 +12,12 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import delete, event, select, text
+from sqlalchemy import delete, event, insert, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -189,6 +189,7 @@ class HubCore:
         with self.sessions.begin() as s:
             written: list[HubOutbox] = []
             s.info["tsunagu_outbox"] = written
+            bulk: _Bulk = s.info.setdefault(_BULK, _Bulk())
             if stage == INTAKE and s.get_bind().dialect.name == "postgresql":
                 # Identity resolution reads then creates persons: serialize it across hub instances,
                 # or two instances could each create a person for the same human at the same time.
@@ -234,9 +235,11 @@ class HubCore:
                     handle(s, msg, ev, payload)  # raises Rejected before it writes anything
                 except Rejected as exc:
                     self.dead_letter(s, stage, msg, exc.reason, event=ev, record=exc.record)
+            sent = bulk.write(s)
             self._finish_batch(s)
             s.flush()
-            return [OutboxMessage(o.seq, o.topic, o.key.encode() if o.key else None, o.value) for o in written]
+            out = [OutboxMessage(o.seq, o.topic, o.key.encode() if o.key else None, o.value) for o in written]
+            return sorted([*out, *sent], key=lambda o: o.seq) if sent else out
 
     def _finish_batch(self, s: Session) -> None:
         """Once per batch: append the queued decisions to the audit chain, evaluate touched households."""
@@ -311,8 +314,11 @@ class HubCore:
         person, household = adapters.resolve_identity(s, ev, payload)
         out = ev.model_copy(update={"person": person, "household": household})
         key = household or person or ev.sourcerecord
-        self.emit(s, self.topics.resolved, key, out.to_json_bytes())
-        self._mark(s, INTAKE, ev, "forwarded")
+        bulk: _Bulk = s.info[_BULK]  # written in bulk at the end of the batch, in this order
+        at = now()
+        bulk.outbox.append({"topic": self.topics.resolved, "key": key, "value": out.to_json_bytes(), "created_at": at})
+        bulk.marks.append({"stage": INTAKE, "source": ev.source, "event_id": ev.id, "outcome": "forwarded",
+                           "feed": adapters.feed_of(ev.source), "processed_at": at})
 
     # ------------------------------------------------------------------ stage 2: household
     def _household_one(self, s: Session, msg: RawMessage, ev: CloudEvent, payload: BaseModel) -> None:
@@ -438,6 +444,30 @@ def _try_event(msg: RawMessage) -> CloudEvent | None:
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+_BULK = "tsunagu_bulk"
+
+
+@dataclass(slots=True)
+class _Bulk:
+    """Rows a batch appends (outbox messages, dedupe markers), written with one multi-row INSERT each."""
+
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    marks: list[dict[str, Any]] = field(default_factory=list)
+
+    def write(self, s: Session) -> list[OutboxMessage]:
+        """Insert the queued rows; the outbox messages written (with their seq)."""
+        sent: list[OutboxMessage] = []
+        if self.outbox:
+            seqs = s.scalars(insert(HubOutbox).returning(HubOutbox.seq, sort_by_parameter_order=True),
+                             self.outbox).all()
+            sent = [OutboxMessage(seq, r["topic"], r["key"].encode() if r["key"] else None, r["value"])
+                    for seq, r in zip(seqs, self.outbox, strict=True)]
+        if self.marks:
+            s.execute(insert(ProcessedEvent), self.marks)
+        self.outbox, self.marks = [], []
+        return sent
 
 
 def _collect_outbox(session: Session, _context: Any, _instances: Any) -> None:

@@ -7,18 +7,20 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from hub.bench.pipeline import synthetic_events
+from hub.bench.stages import registry_events
 from hub.bootstrap import Database
 from hub.db import Base
 from hub.identity.blocking import _KINDS, _NULL_BIRTH, null_birth_statement, pair_statement, read_blocking
 from hub.identity.resolver import IdentityService
 from hub.identity.scoring import Features, features_of
-from hub.identity.tables import PersonRecordRow
+from hub.identity.tables import Person, PersonRecordRow, Resident, ResidentName, ResidentObservation
 from hub.pipeline.stages import HubCore, RawMessage
 from hub.topics import Topics
 from schemas.codes import Relation, Sex
@@ -136,15 +138,28 @@ def _twin_events() -> list[CloudEvent]:
     return [first, again, other]
 
 
-def _persons(tmp: Path, batches: list[list[CloudEvent]]) -> dict[str, str]:
-    db = Database.open(f"sqlite:///{tmp / 'hub.sqlite'}")
+def _persons(url: str, batches: list[list[CloudEvent]]) -> dict[str, Any]:
+    """What stage 1 made of the batches: records → persons, residents, other names, observations, resolved events."""
+    db = Database.open(url)
     try:
         core = HubCore(db.sessions, Topics("t"))
+        resolved = []
         for n, batch in enumerate(batches):
-            core.process_intake([RawMessage("t.intake", 0, n * 10 + i, None, ev.to_json_bytes())
-                                 for i, ev in enumerate(batch)])
+            out = core.process_intake([RawMessage("t.intake", 0, n * 100 + i, None, ev.to_json_bytes())
+                                       for i, ev in enumerate(batch)])
+            resolved += [(o.topic, o.key, o.value) for o in out]
         with db.sessions() as s:
-            return {r.record: r.person_id for r in s.scalars(select(PersonRecordRow))}
+            return {
+                "records": {r.record: (r.person_id, r.household_id) for r in s.scalars(select(PersonRecordRow))},
+                "residents": {r.resident_no: (r.person_id, r.household_no, r.kana_key, r.moved_on)
+                              for r in s.scalars(select(Resident))},
+                "names": sorted((n.resident_no, n.person_id, n.kind, n.kana_key)
+                                for n in s.scalars(select(ResidentName))),
+                "observations": sorted((o.event_id, o.person_id, o.household_id) for o in
+                                       s.scalars(select(ResidentObservation))),
+                "persons": sorted((p.id, p.resident_no, p.household_id) for p in s.scalars(select(Person))),
+                "resolved": sorted(resolved),
+            }
     finally:
         db.close()
 
@@ -152,9 +167,38 @@ def _persons(tmp: Path, batches: list[list[CloudEvent]]) -> dict[str, str]:
 def test_a_batch_resolves_as_one_event_at_a_time(tmp_path: Path) -> None:
     """Two records of one new person in one batch get ONE person, as they do in batches of one."""
     events = _twin_events()
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    together = _persons(tmp_path / "a", [events])
-    alone = _persons(tmp_path / "b", [[ev] for ev in events])
+    together = _persons(f"sqlite:///{tmp_path / 'a.sqlite'}", [events])
+    alone = _persons(f"sqlite:///{tmp_path / 'b.sqlite'}", [[ev] for ev in events])
     assert together == alone
-    assert len(together) == 3 and len(set(together.values())) == 2
+    assert len(together["records"]) == 3 and len({p for p, _ in together["records"].values()}) == 2
+
+
+def _registry_mix() -> list[CloudEvent]:
+    """Cases, the registry rows of their subjects (one observed twice: an older row with an alias, a newer one
+    without it and moved), a case of that subject by the alias in between, and a person the registry does not
+    know; the older row once more after the newer one."""
+    cases = synthetic_events(4, start=100)
+    residents = registry_events(cases)
+    older = residents[0]
+    data = {**older.data, "moved_on": "2020-01-01", "alias_name": "別名花子", "alias_kana": "ベツメイハナコ"}
+    older = older.model_copy(update={"id": older.id + "-older", "data": data})
+    newer = residents[0]
+    moved = {**newer.data["resident"], "household_no": "5000000999"}
+    newer = newer.model_copy(update={"data": {**newer.data, "resident": moved}})
+    by_alias = cases[0].model_copy(update={"id": cases[0].id + "-alias", "data": {
+        **cases[0].data, "subject": {**cases[0].data["subject"], "record": "kodomo:X1", "name": "別名　花子",
+                                     "kana": "ベツメイ ハナコ"}}})
+    late = older.model_copy(update={"id": older.id + "-late"})
+    return [cases[0], older, residents[1], by_alias, cases[1], newer, residents[2], cases[2], late, cases[3]]
+
+
+def test_a_batch_with_registry_rows_resolves_as_one_event_at_a_time(tmp_path: Path, database_url: str) -> None:
+    """Registry rows, their cases and a resident seen twice out of order: one batch (SQLite or PostgreSQL) gives
+    what batches of one give."""
+    events = _registry_mix()
+    together = _persons(database_url, [events])
+    alone = _persons(f"sqlite:///{tmp_path / 'alone.sqlite'}", [[ev] for ev in events])
+    assert together == alone
+    assert len(together["residents"]) == 3 and len(together["observations"]) == 5
+    linked = {p for p, _ in together["records"].values()} & {p for p, *_ in together["residents"].values()}
+    assert len(linked) >= 2
