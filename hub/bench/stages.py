@@ -2,11 +2,13 @@
 
 The events of :func:`hub.bench.pipeline.synthetic_events` (consents preloaded, as the pipeline bench
 does) are handed to :meth:`HubCore.process_intake` in batches as raw messages on a fresh migrated
-SQLite file; the ``resolved`` messages its outbox holds are then handed to
-:meth:`HubCore.process_household` in the same batches. Each stage is timed on its own, so a profiler
-run of this command shows where one stage spends its time. With ``registry``, a 住民記録 event for every
-subject (same name, reading, birth date and address, its own 宛名番号 and 世帯) goes through intake first
-(timed too), so the cases are linked to known residents rather than making new persons.
+SQLite file (or a given scratch database without tables, dropped again); the ``resolved`` messages
+its outbox holds are then handed to :meth:`HubCore.process_household` in the same batches. Each stage
+is timed on its own, so a profiler run of this command shows where one stage spends its time.
+
+With ``registry``, a 住民記録 event for every subject (same name, reading, birth date and address, its
+own 宛名番号 and 世帯) goes through intake first (timed too), so the cases are linked to known residents
+rather than making new persons.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hub.bench.pipeline import _preload_consents, synthetic_events
+from hub.bench.pipeline import _preload_consents, scratch_database, synthetic_events
 from hub.bootstrap import Database
 from hub.pipeline.stages import HubCore, OutboxMessage, RawMessage
 from hub.topics import Topics
@@ -55,9 +57,9 @@ def stage_bench(n: int = 2000, *, batch: int = 500, database_url: str | None = N
     """Events per second of each stage (``intake``, then ``household`` on its output) over ``n`` events."""
     topics = Topics("bench-stages")
     events = synthetic_events(n)
-    with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:
-        url = database_url or f"sqlite:///{Path(tmp) / 'stages.sqlite'}"
-        db = Database.open(url)
+    with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp, \
+            scratch_database(database_url, Path(tmp)) as url:
+        db = Database.open(url, migrate=False)
         try:
             _preload_consents(url, events)
             core = HubCore(db.sessions, topics)

@@ -32,7 +32,9 @@ from hub.identity.tables import Person, PersonRecordRow, Resident, ResidentName,
 from schemas.name_evidence import slip_birth_dates
 
 _INFO = "tsunagu_blocking"
-SLOTS = 100  # (a = ? AND b = ?) terms per statement; unused slots are bound to NULL, which matches nothing
+#: (a = ? AND b = ?) terms per statement, by size (the smallest that holds the keys left is used; a small batch binds
+#: few parameters); unused slots are bound to NULL, which matches nothing
+SLOTS = (4, 20, 100)
 
 #: the kept columns of a row, in this order (ResidentName has no address or given reading)
 _COLS = ("person_id", "birth_date", "kana_key", "folded_key", "address_key", "given_kana")
@@ -62,12 +64,12 @@ def _state(table: str, row: Sequence[Any]) -> tuple[Any, ...]:
 
 
 @cache
-def pair_statement(table: str, kind: str) -> Select[Any]:
-    """The rows of ``table`` matching any of ``SLOTS`` (a, b) pairs of key ``kind`` (bound as a0, b0, a1, …)."""
+def pair_statement(table: str, kind: str, slots: int = SLOTS[-1]) -> Select[Any]:
+    """The rows of ``table`` matching any of ``slots`` (a, b) pairs of key ``kind`` (bound as a0, b0, a1, …)."""
     model = _TABLES[table]
     i, j = _PAIRS[kind]
     ca, cb = getattr(model, _COLS[i]), getattr(model, _COLS[j])
-    terms = [and_(ca == bindparam(f"a{n}"), cb == bindparam(f"b{n}")) for n in range(SLOTS)]
+    terms = [and_(ca == bindparam(f"a{n}"), cb == bindparam(f"b{n}")) for n in range(slots)]
     return select(*_columns(table)).where(or_(*terms))
 
 
@@ -276,14 +278,14 @@ def read_blocking(s: Session, features: Iterable[Features], persons: Iterable[st
         for kind in kinds:
             keys = list(table_wanted.get(kind, set()) | (table_wanted.get("bs", set())
                                                          if kind == "bk" and table != "name" else set()))
-            stmt = pair_statement(table, kind)
-            for n in range(0, len(keys), SLOTS):
-                part = keys[n:n + SLOTS]
+            for n in range(0, len(keys), SLOTS[-1]):
+                part = keys[n:n + SLOTS[-1]]
+                slots = next(size for size in SLOTS if size >= len(part))
                 params = {}
-                for m in range(SLOTS):
+                for m in range(slots):
                     a, b = part[m] if m < len(part) else (None, None)
                     params[f"a{m}"], params[f"b{m}"] = a, b
-                _index_rows(index, table, s.execute(stmt, params))
+                _index_rows(index, table, s.execute(pair_statement(table, kind, slots), params))
             index.read[(table, kind)] = set(keys)
     for table in _NULL_BIRTH:
         for kind, column in (("k0", "kana_key"), ("f0", "folded_key")):

@@ -17,7 +17,7 @@ from hub.bench.pipeline import synthetic_events
 from hub.bench.stages import registry_events
 from hub.bootstrap import Database
 from hub.db import Base
-from hub.identity.blocking import _KINDS, _NULL_BIRTH, null_birth_statement, pair_statement, read_blocking
+from hub.identity.blocking import _KINDS, _NULL_BIRTH, SLOTS, null_birth_statement, pair_statement, read_blocking
 from hub.identity.resolver import IdentityService
 from hub.identity.scoring import Features, features_of
 from hub.identity.tables import Person, PersonRecordRow, Resident, ResidentName, ResidentObservation
@@ -115,7 +115,7 @@ def test_unread_keys_answer_none(populated: IdentityService, s: Session) -> None
 
 def test_batch_statements_use_indexes(s: Session) -> None:
     """Every slot of a batch statement is an index search, never a table scan (SQLite EXPLAIN QUERY PLAN)."""
-    stmts = [pair_statement(t, k) for t, kinds in _KINDS.items() for k in kinds]
+    stmts = [pair_statement(t, k, n) for t, kinds in _KINDS.items() for k in kinds for n in SLOTS]
     stmts += [null_birth_statement(t, c).params(keys=["a", "b"])
               for t in _NULL_BIRTH for c in ("kana_key", "folded_key")]
     conn = s.connection()
