@@ -460,10 +460,12 @@ class _Bulk:
         """Insert the queued rows; the outbox messages written (with their seq)."""
         sent: list[OutboxMessage] = []
         if self.outbox:
-            seqs = s.scalars(insert(HubOutbox).returning(HubOutbox.seq, sort_by_parameter_order=True),
-                             self.outbox).all()
-            sent = [OutboxMessage(seq, r["topic"], r["key"].encode() if r["key"] else None, r["value"])
-                    for seq, r in zip(seqs, self.outbox, strict=True)]
+            # each returned row names its own message, so no row-by-row insert is needed to pair seq and message
+            stmt = insert(HubOutbox).returning(HubOutbox.seq, HubOutbox.topic, HubOutbox.key, HubOutbox.value)
+            sent = sorted((OutboxMessage(seq, topic, key.encode() if key else None, value)
+                           for seq, topic, key, value in s.execute(stmt, self.outbox)), key=lambda o: o.seq)
+            if len(sent) != len(self.outbox):
+                raise RuntimeError("outbox insert returned fewer rows than it wrote")
         if self.marks:
             s.execute(insert(ProcessedEvent), self.marks)
         self.outbox, self.marks = [], []
