@@ -5,9 +5,11 @@
 reading, birth date and folded name, address and birth date, birth date and reading of the given name, and the
 birth-date-less rows by reading or folded name) one statement with a fixed number of ``(a = ? AND b = ?)`` slots
 joined by OR, so every slot is an index search (SQLite: MULTI-INDEX OR; never a row-value OR, which scans) and
-the compiled statement is reused. :meth:`BlockingIndex.find` then answers a record's look-ups from the rows read,
-as the statements would: the rows the batch itself writes are noted (:meth:`BlockingIndex.note`) and every hit
-is checked against the row's current keys. A record whose keys were not read ahead (or a capped look-up with
+the compiled statement is reused. PostgreSQL, which would plan every such OR anew, joins the table to the
+``unnest`` of two arrays instead: one statement per table and key kind, whatever the batch size.
+:meth:`BlockingIndex.find` then answers a record's look-ups from the rows read, as the statements would: the
+rows the batch itself writes are noted (:meth:`BlockingIndex.note`) and every hit is checked against the row's
+current keys. A record whose keys were not read ahead (or a capped look-up with
 more rows than its cap) answers ``None``: the caller runs the statements.
 
 The persons found (and those of the batch's known records) are read ahead too: their registry and source rows,
@@ -23,7 +25,7 @@ from datetime import date
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy import ARRAY, Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.db import prefetch
@@ -71,6 +73,17 @@ def pair_statement(table: str, kind: str, slots: int = SLOTS[-1]) -> Select[Any]
     ca, cb = getattr(model, _COLS[i]), getattr(model, _COLS[j])
     terms = [and_(ca == bindparam(f"a{n}"), cb == bindparam(f"b{n}")) for n in range(slots)]
     return select(*_columns(table)).where(or_(*terms))
+
+
+@cache
+def unnest_statement(table: str, kind: str) -> Select[Any]:
+    """PostgreSQL: the rows of ``table`` matching any of the (a, b) pairs of key ``kind``, bound as arrays a and b."""
+    model = _TABLES[table]
+    i, j = _PAIRS[kind]
+    ca, cb = getattr(model, _COLS[i]), getattr(model, _COLS[j])
+    keys = func.unnest(bindparam("a", type_=ARRAY(ca.type)), bindparam("b", type_=ARRAY(cb.type))).table_valued(
+        "a", "b").render_derived()
+    return select(*_columns(table)).select_from(model).join(keys, and_(ca == keys.c.a, cb == keys.c.b))
 
 
 @cache
@@ -273,11 +286,19 @@ def read_blocking(s: Session, features: Iterable[Features], persons: Iterable[st
     for f in sources_only:
         for kind, keys in keys_of(f).items():
             wanted_rec.setdefault(kind, set()).update(keys)
+    postgresql = s.get_bind().dialect.name == "postgresql"
     for table, kinds in _KINDS.items():
         table_wanted = wanted_rec if table == "rec" else wanted
         for kind in kinds:
             keys = list(table_wanted.get(kind, set()) | (table_wanted.get("bs", set())
                                                          if kind == "bk" and table != "name" else set()))
+            if postgresql:
+                for n in range(0, len(keys), 5000):
+                    part = keys[n:n + 5000]
+                    _index_rows(index, table, s.execute(unnest_statement(table, kind),
+                                                        {"a": [k[0] for k in part], "b": [k[1] for k in part]}))
+                index.read[(table, kind)] = set(keys)
+                continue
             for n in range(0, len(keys), SLOTS[-1]):
                 part = keys[n:n + SLOTS[-1]]
                 slots = next(size for size in SLOTS if size >= len(part))

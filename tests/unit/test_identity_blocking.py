@@ -32,8 +32,9 @@ BIRTH = date(1944, 5, 3)
 
 
 @pytest.fixture
-def s() -> Iterator[Session]:
-    engine = create_engine("sqlite://")
+def s(database_url: str) -> Iterator[Session]:
+    """A session on an empty SQLite file or PostgreSQL database with the hub's tables."""
+    engine = create_engine(database_url)
     Base.metadata.create_all(engine)
     with Session(engine) as session:
         yield session
@@ -119,6 +120,8 @@ def test_batch_statements_use_indexes(s: Session) -> None:
     stmts += [null_birth_statement(t, c).params(keys=["a", "b"])
               for t in _NULL_BIRTH for c in ("kana_key", "folded_key")]
     conn = s.connection()
+    if conn.dialect.name != "sqlite":
+        pytest.skip("SQLite's plans")
     for stmt in stmts:
         compiled = stmt.compile(conn, compile_kwargs={"render_postcompile": True})
         params = tuple("2000-01-01" for _ in compiled.positiontup or ())
