@@ -86,17 +86,34 @@ def prefetch(session: Session, model: type[Any], keys: Iterable[str], *, chunk: 
 
 
 def get_row(session: Session, model: type[T], key: str) -> T | None:
-    """``session.get`` that answers from the read-ahead: a key known absent costs no query."""
+    """``session.get`` that answers from the read-ahead: a key known absent costs no query, nor does a row
+    added since (no flush needed to find it)."""
     absent = session.info.get("tsunagu_absent")
-    if absent and (model, key) in absent:
-        return None
+    if absent is not None:
+        if (model, key) in absent:
+            return None
+        added = session.info.get("tsunagu_added", {}).get((model, key))
+        if added is not None:
+            state = sa_inspect(added)
+            if (state.pending or state.persistent) and not state.deleted:
+                return added  # type: ignore[no-any-return]
     return session.get(model, key)
+
+
+_PK_ATTRS: dict[type[Any], tuple[str, ...]] = {}
 
 
 @event.listens_for(Session, "transient_to_pending")
 def _no_longer_absent(session: Session, instance: Any) -> None:
     absent = session.info.get("tsunagu_absent")
-    if absent:
-        mapper = sa_inspect(instance).mapper
-        for key in mapper.primary_key_from_instance(instance):
-            absent.discard((mapper.class_, key))
+    if absent is not None:
+        cls = type(instance)
+        names = _PK_ATTRS.get(cls)
+        if names is None:
+            mapper = sa_inspect(cls)
+            names = _PK_ATTRS[cls] = tuple(mapper.get_property_by_column(c).key for c in mapper.primary_key)
+        keys = [getattr(instance, n) for n in names]
+        for key in keys:
+            absent.discard((cls, key))
+        if len(keys) == 1 and keys[0] is not None:
+            session.info.setdefault("tsunagu_added", {})[(cls, keys[0])] = instance

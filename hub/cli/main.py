@@ -210,6 +210,26 @@ def bench_identity(
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
 
 
+@bench_app.command("stages")
+def bench_stages(
+    events: Annotated[int, typer.Option("--events", "-n", help="the pipeline bench's houkatsu events")] = 2000,
+    batch: Annotated[int, typer.Option(help="messages per stage batch")] = 500,
+    registry: Annotated[bool, typer.Option(help="first a 住民記録 row for every subject (cases then link)")] = False,
+    database: Annotated[str | None, typer.Option(
+        "--database", help="scratch database URL without tables (created and dropped); default: SQLite file")] = None,
+) -> None:
+    """Each hub stage's rate in process (no broker); for profiling one stage."""
+    from hub.bench.stages import stage_bench
+
+    _settings()
+    try:
+        result = stage_bench(events, batch=batch, registry=registry, database_url=database)
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    typer.echo(json.dumps(result, ensure_ascii=False))
+
+
 _register_subcommands()
 
 if __name__ == "__main__":  # pragma: no cover

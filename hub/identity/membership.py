@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.db import get_row
 from hub.identity.tables import Resident, ResidentObservation, digest
 from schemas.events import ResidentObservedV1
 from schemas.registry_codes import MoveReason, ResidentStatus
@@ -33,6 +34,8 @@ ARRIVALS = frozenset({
 })
 #: 住民状態 that end the membership (消除)
 REMOVED = frozenset(s.value for s in ResidentStatus if s.is_removed)
+#: ``session.info`` key: resident number → every observation of it, read ahead for a batch (kept current by observe)
+OBSERVATIONS_BY_NO = "tsunagu_observations_by_no"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,15 +128,22 @@ def observe(s: Session, ev: ResidentObservedV1, person_id: str, household_id: st
     no = ev.resident.resident_no
     assert no is not None
     key = event_id or "sha:" + digest(ev.model_dump_json())
-    row = s.get(ResidentObservation, key)
+    row = get_row(s, ResidentObservation, key)
+    held = s.info.get(OBSERVATIONS_BY_NO, {}).get(no)
     if row is None:
         row = ResidentObservation(event_id=key)
         s.add(row)
+        if held is not None:
+            held.append(row)
+    elif held is not None and row not in held:
+        held = None  # an observation filed under another resident number: ask the database
     row.resident_no, row.person_id, row.household_id = no, person_id, household_id
     row.relation = ev.resident.relation.value if ev.resident.relation else None
     row.moved_on, row.status_on = ev.moved_on, ev.status_on
     row.status = ev.status.value if ev.status else None
     row.move_reason = ev.move_reason.value if ev.move_reason else None
+    if held is not None:
+        return bool(max(held, key=_order).event_id == key)
     s.flush()
     newest = latest(s, no)
     return newest is not None and newest.event_id == key

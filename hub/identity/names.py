@@ -70,11 +70,13 @@ def variants_of(ev: ResidentObservedV1) -> list[tuple[str, NameKeys]]:
     return [(k, v) for k, v in out if (v[0], v[2]) != main]
 
 
-def store_names(s: Session, ev: ResidentObservedV1, person_id: str, birth_date: date | None) -> None:
-    """Replace the resident's other names with those of this (newest) event."""
+def store_names(s: Session, ev: ResidentObservedV1, person_id: str, birth_date: date | None, *,
+                replace: bool = True) -> None:
+    """Replace the resident's other names with those of this (newest) event (``replace=False``: it has none yet)."""
     no = ev.resident.resident_no
     assert no is not None
-    s.execute(delete(ResidentName).where(ResidentName.resident_no == no))
+    if replace:
+        s.execute(delete(ResidentName).where(ResidentName.resident_no == no))
     for kind, (nk, fk, kk) in variants_of(ev):
         s.add(ResidentName(resident_no=no, person_id=person_id, kind=kind, name_key=nk, folded_key=fk, kana_key=kk,
                            birth_date=birth_date))

@@ -47,9 +47,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from hub.db import get_row, prefetch
-from hub.identity.membership import fill_status, observe
+from hub.identity.blocking import blocking_of, read_blocking
+from hub.identity.membership import OBSERVATIONS_BY_NO, fill_status, observe
 from hub.identity.names import blocking_statements as name_blocking_statements
-from hub.identity.names import names_by_resident, store_names, unknown_birth_statements, with_names
+from hub.identity.names import names_by_resident, store_names, unknown_birth_statements, variants_of, with_names
 from hub.identity.scoring import (
     BLOCK_LIMIT,
     LINK,
@@ -75,6 +76,8 @@ from hub.identity.tables import (
     Person,
     PersonRecordRow,
     Resident,
+    ResidentName,
+    ResidentObservation,
     digest,
     household_id_for_no,
     household_id_for_record,
@@ -85,6 +88,12 @@ from schemas.events import CaseV1, PersonRecord, ResidentObservedV1
 from schemas.name_evidence import slip_birth_dates
 
 Outcome = Literal["resident_no", "matched", "review", "new", "known"]
+#: ``session.info`` key: the persons made in this transaction that have no registry observation (yet)
+UNOBSERVED = "tsunagu_unobserved_persons"
+#: ``session.info`` key: resident number → the id of the person claiming it (None: nobody), for the batch's numbers
+CLAIMS = "tsunagu_claims"
+#: ``session.info`` key: the batch's resident numbers known to have (True) or not have (False) other names stored
+HAS_NAMES = "tsunagu_has_names"
 
 # --------------------------------------------------------------------------- results
 @dataclass(frozen=True, slots=True)
@@ -127,9 +136,14 @@ class IdentityService:
         self.address_prefixes = tuple(address_prefixes)
 
     # ---------------------------------------------------------------- batch read-ahead
-    def read_ahead(self, records: Iterable[str], household_nos: Iterable[str] = ()) -> None:
+    def read_ahead(self, records: Iterable[str], household_nos: Iterable[str] = (),
+                   features: Sequence[Features] = (), observations: Iterable[str] = (),
+                   residents: Sequence[Features] = ()) -> None:
         """Before resolving a batch: load the records' rows, the persons and households their keys would
-        name, in a few IN-list queries; what does not exist is then known without a query per record."""
+        name, in a few IN-list queries; what does not exist is then known without a query per record.
+        With the records' ``features``, every candidate look-up of theirs is read too (:mod:`hub.identity.blocking`),
+        and so are the residents, claims, other names and observations (by ``observations``' event ids) of
+        their resident numbers; ``residents`` are the features of the batch's registry residents."""
         records = sorted(set(records))
         rows = prefetch(self.s, PersonRecordRow, records)
         prefetch(self.s, Person, [*("p-" + digest(r) for r in records), *(r.person_id for r in rows)])
@@ -142,6 +156,22 @@ class IdentityService:
                 kept.setdefault(record, set()).add(pid)
         # keep-apart decisions are made by reviewers only, never while a batch is resolved
         self.s.info["tsunagu_kept_apart"] = (set(records), kept)
+        nos = sorted({f.resident_no for f in (*features, *residents) if f.resident_no})
+        prefetch(self.s, Resident, nos)
+        prefetch(self.s, ResidentObservation, observations)
+        claims: dict[str, str | None] = dict.fromkeys(nos)
+        has_names = dict.fromkeys(nos, False)
+        by_no: dict[str, list[ResidentObservation]] = {no: [] for no in nos}
+        for i in range(0, len(nos), 500):
+            part = nos[i:i + 500]
+            for p in self.s.scalars(select(Person).where(Person.resident_no.in_(part))):
+                claims[p.resident_no or ""] = p.id
+            for no in self.s.scalars(select(ResidentName.resident_no).where(ResidentName.resident_no.in_(part))):
+                has_names[no] = True
+            for o in self.s.scalars(select(ResidentObservation).where(ResidentObservation.resident_no.in_(part))):
+                by_no[o.resident_no].append(o)
+        self.s.info[CLAIMS], self.s.info[HAS_NAMES], self.s.info[OBSERVATIONS_BY_NO] = claims, has_names, by_no
+        read_blocking(self.s, features, persons=[r.person_id for r in rows], sources_only=residents)
 
     # ---------------------------------------------------------------- registry
     def observe_resident(self, ev: ResidentObservedV1, event_id: str | None = None) -> Resolution:
@@ -150,28 +180,45 @@ class IdentityService:
         r = ev.resident
         no, household_no = r.resident_no, r.household_no
         assert no is not None and household_no is not None  # ResidentObservedV1 guarantees both
-        f = features_of_resident(ev, self.address_prefixes)
+        f = features_for(self.s, ev, self.address_prefixes)
         household = self._ensure_household(household_no, origin="registry")
-        row = self.s.get(Resident, no)
+        row = get_row(self.s, Resident, no)
+        index = blocking_of(self.s)
         if row is not None:
+            self.s.info.get(UNOBSERVED, set()).discard(row.person_id)
+            if index is not None:
+                index.observed.add(row.person_id)
             if observe(self.s, ev, row.person_id, household, event_id):
                 self._fill_resident(row, r, f, ev.moved_on, ev)
                 self._move_person(row.person_id, household)
             return Resolution(row.person_id, household, "known")
         person_id, outcome, score = self._person_for_new_resident(r.record, no, f)
         self._move_person(person_id, household)
+        self.s.info.get(UNOBSERVED, set()).discard(person_id)
+        if index is not None:
+            index.observed.add(person_id)
         observe(self.s, ev, person_id, household, event_id)
         row = Resident(resident_no=no, person_id=person_id)
         self._fill_resident(row, r, f, ev.moved_on, ev)
         self.s.add(row)
-        self.s.flush()
         return Resolution(person_id, household, outcome, score)
 
     def _fill_resident(self, row: Resident, r: PersonRecord, f: Features, moved_on: date | None,
                        ev: ResidentObservedV1 | None = None) -> None:
+        index = blocking_of(self.s)
+        if index is not None:
+            index.touch(row.person_id)
         if ev is not None:
             fill_status(row, ev)
-            store_names(self.s, ev, row.person_id, f.birth_date)
+            no = ev.resident.resident_no or ""
+            has_names = self.s.info.get(HAS_NAMES, {})
+            # nothing to replace for a resident known to have no other names stored
+            store_names(self.s, ev, row.person_id, f.birth_date, replace=has_names.get(no, True))
+            if no in has_names:
+                has_names[no] = True  # (again) unknown: the next event of this resident replaces what this one adds
+            if index is not None:
+                index.replace_names(ev.resident.resident_no or "", row.person_id, f.birth_date,
+                                    (keys for _, keys in variants_of(ev)))
         row.household_no = r.household_no or ""
         row.relation = r.relation.value if r.relation else None
         row.name = r.name
@@ -180,24 +227,28 @@ class IdentityService:
         _store_parts(row, f)
         row.former_family_key, row.former_family_kana = f.former_family_key, f.former_family_kana
         row.moved_on = moved_on
+        if index is not None:
+            index.note_resident(row)
 
     def _person_for_new_resident(self, record: str, no: str, f: Features) -> tuple[str, Outcome, float | None]:
         """A resident seen for the first time: a hub person that claimed this resident_no, or one
         made earlier from source records that matches unambiguously, or a new one."""
-        claimed = self.s.scalar(select(Person).where(Person.resident_no == no))
+        claimed = self._claimant(no)
         if claimed is not None:
             if not self._number_misfits(f, claimed.id, exclude=record):
                 return claimed.id, "resident_no", None
             claimed.resident_no = None  # the claim was wrong: release it, review the pair
+            self._claimed(no, None)
             self.s.flush()
             self._propose(record, claimed.id, 0.0, {"resident_no": "conflict"})
         q = _Query(f, record, kept_apart=self._kept_apart(record))
         cands = [c for c in self._candidates(q, residents=False) if self._unclaimed(c.person_id)]
         best, kind = self._choose(self._without_shadows(cands))
         if best is not None and kind == "matched":
-            person = self.s.get(Person, best.person_id)
+            person = get_row(self.s, Person, best.person_id)
             assert person is not None
             person.resident_no = no
+            self._claimed(no, person.id)
             return best.person_id, "matched", best.score
         person_id = self.new_person(record, resident_no=no)
         if best is not None and kind == "review":
@@ -205,8 +256,21 @@ class IdentityService:
             return person_id, "review", best.score
         return person_id, "new", best.score if best else None
 
+    def _claimant(self, no: str) -> Person | None:
+        """The person claiming this resident number (read ahead for the batch's numbers)."""
+        claims = self.s.info.get(CLAIMS)
+        if claims is not None and no in claims:
+            pid = claims[no]
+            return get_row(self.s, Person, pid) if pid else None
+        return self.s.scalar(select(Person).where(Person.resident_no == no))
+
+    def _claimed(self, no: str, person_id: str | None) -> None:
+        claims = self.s.info.get(CLAIMS)
+        if claims is not None and no in claims:
+            claims[no] = person_id
+
     def _unclaimed(self, person_id: str) -> bool:
-        person = self.s.get(Person, person_id)
+        person = get_row(self.s, Person, person_id)
         return person is not None and person.resident_no is None
 
     # ---------------------------------------------------------------- sources
@@ -219,7 +283,7 @@ class IdentityService:
         household_hint: str | None = None,
     ) -> Resolution:
         """The hub person (and household) of one source person record."""
-        f = features_of(person, self.address_prefixes)
+        f = features_for(self.s, person, self.address_prefixes)
         hint = household_hint or (self._ensure_household(source_household_no, "source") if source_household_no
                                   else None)
         existing = get_row(self.s, PersonRecordRow, person.record)
@@ -264,7 +328,7 @@ class IdentityService:
         no = q.features.resident_no
         if not no:
             return None
-        resident = self.s.get(Resident, no)
+        resident = get_row(self.s, Resident, no)
         if resident is not None:
             row_f = with_names(features_of_row(resident), names_by_resident(self.s, [no]).get(no))
             number_ev = compare(q.features, row_f)
@@ -273,7 +337,8 @@ class IdentityService:
             q.no_autolink.add(resident.person_id)
             q.number_misnames = number_misnames(number_ev)
             return None
-        claimed = self.s.scalar(select(Person.id).where(Person.resident_no == no))
+        claimant = self._claimant(no)
+        claimed = claimant.id if claimant is not None else None
         if claimed is None or claimed in q.kept_apart:
             return None
         if self._number_misfits(q.features, claimed, exclude=q.record):
@@ -282,10 +347,9 @@ class IdentityService:
         return claimed
 
     def _claimable(self, no: str | None) -> str | None:
-        if not no or self.s.get(Resident, no) is not None:
+        if not no or get_row(self.s, Resident, no) is not None:
             return None
-        taken = self.s.scalar(select(Person.id).where(Person.resident_no == no))
-        return None if taken else no
+        return None if self._claimant(no) is not None else no
 
     def _number_misfits(self, f: Features, person_id: str, *, exclude: str) -> bool:
         """The person a resident number names does not fit: a row contradicts, or none confirms the name."""
@@ -340,6 +404,16 @@ class IdentityService:
             stmts += name_blocking_statements(f)
             if f.birth_date is not None:
                 stmts += unknown_birth_statements(f)
+        return stmts + self.household_statements(f, household_no=household_no, household_id=household_id,
+                                                  residents=residents)
+
+    @staticmethod
+    def household_statements(f: Features, *, household_no: str | None = None, household_id: str | None = None,
+                             residents: bool = True) -> list[Select[Any]]:
+        """The look-ups of a hinted household's members with the same birth date."""
+        stmts: list[Select[Any]] = []
+        if not residents:
+            household_no = None
         if f.birth_date is not None and household_no:
             stmts.append(select(Resident.person_id).where(Resident.household_no == household_no,
                                                           Resident.birth_date == f.birth_date))
@@ -374,9 +448,16 @@ class IdentityService:
         return or_(*ors) if ors else None
 
     def _candidates(self, q: _Query, *, residents: bool = True) -> list[Candidate]:
-        found: set[str] = set()
-        for stmt in self.blocking_statements(q.features, household_no=q.household_no,
-                                             household_id=q.household_id, residents=residents):
+        index = blocking_of(self.s)
+        found = index.find(q.features, residents=residents) if index is not None else None
+        if found is None:
+            stmts = self.blocking_statements(q.features, household_no=q.household_no,
+                                             household_id=q.household_id, residents=residents)
+            found = set()
+        else:  # the key look-ups were read ahead for the batch; the household ones are asked here
+            stmts = self.household_statements(q.features, household_no=q.household_no,
+                                              household_id=q.household_id, residents=residents)
+        for stmt in stmts:
             found.update(r[0] for r in self.s.execute(stmt))
         found -= q.kept_apart
         if not found:
@@ -391,20 +472,31 @@ class IdentityService:
         out: dict[str, list[Features]] = {}
         if not person_ids:
             return out
-        residents = list(self.s.scalars(select(Resident).where(Resident.person_id.in_(person_ids))))
-        alt = names_by_resident(self.s, [res.resident_no for res in residents])
+        index = blocking_of(self.s)
+        held = index.rows_of(person_ids) if index is not None else None
+        if held is not None:
+            residents, alt, records = held
+        else:
+            residents = list(self.s.scalars(select(Resident).where(Resident.person_id.in_(person_ids))))
+            alt = names_by_resident(self.s, [res.resident_no for res in residents])
         known_as: dict[str, tuple[tuple[str | None, str | None, str | None], ...]] = {}
         for res in residents:
             out.setdefault(res.person_id, []).append(with_names(features_of_row(res), alt.get(res.resident_no)))
             if res.resident_no in alt:  # a record of this person may use any name the registry knows
                 known_as[res.person_id] = ((res.name_key, res.folded_key, res.kana_key), *alt[res.resident_no])
-        stmt = select(PersonRecordRow).where(PersonRecordRow.person_id.in_(person_ids),
-                                             PersonRecordRow.record != exclude)
-        for pr in self.s.scalars(stmt):
+        if held is None:
+            records = list(self.s.scalars(select(PersonRecordRow).where(PersonRecordRow.person_id.in_(person_ids),
+                                                                        PersonRecordRow.record != exclude)))
+        for pr in records:
+            if pr.record == exclude:
+                continue
             out.setdefault(pr.person_id, []).append(with_names(features_of_row(pr), known_as.get(pr.person_id)))
         return out
 
     def _households_of(self, person_ids: Sequence[str]) -> dict[str, str | None]:
+        if blocking_of(self.s) is not None:  # the persons were read ahead: no query (the session holds them)
+            persons = [get_row(self.s, Person, pid) for pid in person_ids]
+            return {p.id: p.household_id for p in persons if p is not None}
         stmt = select(Person.id, Person.household_id).where(Person.id.in_(person_ids))
         return {pid: hid for pid, hid in self.s.execute(stmt)}
 
@@ -485,22 +577,26 @@ class IdentityService:
     # ---------------------------------------------------------------- writes
     def _attach(self, record: str, feed: str, f: Features, person_id: str, outcome: Outcome,
                 score: float | None, hint: str | None) -> Resolution:
-        person = self.s.get(Person, person_id)
+        person = get_row(self.s, Person, person_id)
         assert person is not None
         if person.household_id is None:
             person.household_id = hint or household_id_for_record(record)
             self.ensure_named_household(person.household_id, record)
         row = get_row(self.s, PersonRecordRow, record)
+        index = blocking_of(self.s)
         if row is None:
             row = PersonRecordRow(record=record, feed=feed)
             self.s.add(row)
+        elif index is not None:
+            index.touch(row.person_id)
         row.person_id, row.household_id = person_id, person.household_id
         row.resident_no = f.resident_no
         row.name_key, row.folded_key, row.kana_key = f.name_key, f.folded_key, f.kana_key
         row.birth_date, row.sex, row.address_key, row.phone_key = f.birth_date, f.sex, f.address_key, f.phone_key
         _store_parts(row, f)
         row.updated_at = utcnow()
-        self.s.flush()
+        if index is not None:
+            index.note_record(row)
         return Resolution(person_id, person.household_id, outcome, score)
 
     def new_person(self, record: str, *, resident_no: str | None = None, household_id: str | None = None) -> str:
@@ -513,7 +609,9 @@ class IdentityService:
             self.ensure_named_household(household_id, record)
         self.s.add(Person(id=pid, resident_no=resident_no, household_id=household_id, created_by=record,
                           created_at=utcnow()))
-        self.s.flush()
+        self.s.info.setdefault(UNOBSERVED, set()).add(pid)
+        if resident_no is not None:
+            self._claimed(resident_no, pid)
         return pid
 
     def _ensure_household(self, household_no: str, origin: Literal["registry", "source"]) -> str:
@@ -521,7 +619,6 @@ class IdentityService:
         row = get_row(self.s, Household, hid)
         if row is None:
             self.s.add(Household(id=hid, household_no=household_no, origin=origin))
-            self.s.flush()
         elif origin == "registry" and row.origin != "registry":
             row.origin = "registry"
         return hid
@@ -529,17 +626,16 @@ class IdentityService:
     def ensure_named_household(self, household_id: str, record: str) -> None:
         if get_row(self.s, Household, household_id) is None:
             self.s.add(Household(id=household_id, household_no=None, origin="source", named_by=record))
-            self.s.flush()
 
     def _household_no(self, household_id: str | None) -> str | None:
         if household_id is None:
             return None
-        row = self.s.get(Household, household_id)
+        row = get_row(self.s, Household, household_id)
         return row.household_no if row else None
 
     def _move_person(self, person_id: str, household_id: str) -> None:
         """A registry household (new or changed) is the person's household, for all their records."""
-        person = self.s.get(Person, person_id)
+        person = get_row(self.s, Person, person_id)
         assert person is not None
         if person.household_id != household_id:
             moved = person.household_id is not None
@@ -578,6 +674,20 @@ class IdentityService:
     def audit(self, record: str, person_id: str, decision: str, user: str, review_id: int | None = None) -> None:
         self.s.add(IdentityDecision(record=record, person_id=person_id, decision=decision, review_id=review_id,
                                     decided_by=user, decided_at=utcnow()))
+
+
+def features_for(s: Session, person: PersonRecord | ResidentObservedV1,
+                 address_prefixes: tuple[str, ...] = ()) -> Features:
+    """``features_of(person)`` (a resident event: ``features_of_resident``), computed once per transaction for
+    the same parsed record (the read-ahead's)."""
+    cache: dict[int, tuple[Any, tuple[str, ...], Features]] = s.info.setdefault("tsunagu_features", {})
+    hit = cache.get(id(person))
+    if hit is not None and hit[0] is person and hit[1] == address_prefixes:
+        return hit[2]
+    f = (features_of_resident(person, address_prefixes) if isinstance(person, ResidentObservedV1)
+         else features_of(person, address_prefixes))
+    cache[id(person)] = (person, address_prefixes, f)
+    return f
 
 
 def _store_parts(row: Resident | PersonRecordRow, f: Features) -> None:

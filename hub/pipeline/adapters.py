@@ -21,8 +21,10 @@ from consent.decide import decide, minimal_form
 from consent.model import Decision, DecisionInput
 from consent.store import ConsentRepository, ConsentVersionRow, append_audit, metadata
 from hub.db import prefetch
-from hub.identity.membership import household_at, household_spans, relation_slices
-from hub.identity.resolver import IdentityService
+from hub.identity.blocking import blocking_of
+from hub.identity.membership import household_at, household_spans, intervals_from, relation_slices
+from hub.identity.resolver import UNOBSERVED, IdentityService, features_for
+from hub.identity.scoring import Features
 from hub.identity.tables import Person, PersonRecordRow, Resident
 from hub.pipeline.alerts import (
     DEFAULT_SETTINGS,
@@ -147,7 +149,15 @@ def household_as_of(s: Session, person: str, household: str | None, at: datetime
     """None for a registry person who was in no household of the city on the event's source day (left:
     死亡, 転出, 消除; or not yet arrived), so the old household's team receives nothing new attributed to
     it; otherwise the resolved household (a 転居 keeps the registry-move logic: cases follow the person)."""
-    known, then = household_at(s, person, aware(at).astimezone(JST).date())
+    if person in s.info.get(UNOBSERVED, ()):
+        return household  # made in this batch, never observed by the registry: no query needed
+    on = aware(at).astimezone(JST).date()
+    index = blocking_of(s)
+    held = index.observations_of(person) if index is not None else None
+    if held is None:
+        known, then = household_at(s, person, on)
+    else:  # read ahead for the batch
+        known, then = bool(held), next((i.household_id for i in intervals_from(held) if i.holds_on(on)), None)
     return None if known and then is None else household
 
 
@@ -169,11 +179,26 @@ _RECORD_KEYS = frozenset({"record"})
 _HOUSEHOLD_NO_KEYS = frozenset({"household_no", "source_household_no"})
 
 
-def read_ahead_identity(s: Session, events: Sequence[CloudEvent]) -> None:
-    """Stage 1, once per batch: the person records, persons and households the batch may touch, read in set queries."""
+def read_ahead_identity(s: Session, events: Sequence[CloudEvent],
+                        payloads: Sequence[tuple[CloudEvent, BaseModel]] = ()) -> None:
+    """Stage 1, once per batch: the person records, persons and households the batch may touch, and the
+    candidates of the person records in the (event, payload) pairs, read in set queries."""
     records = [r for ev in events for r in _values_of(ev.data, _RECORD_KEYS)]
     nos = [n for ev in events for n in _values_of(ev.data, _HOUSEHOLD_NO_KEYS)]
-    IdentityService(s).read_ahead(records, nos)
+    features: list[Features] = []
+    residents: list[Features] = []
+    for _, payload in payloads:
+        if isinstance(payload, ResidentObservedV1):
+            residents.append(features_for(s, payload))
+        elif isinstance(payload, CaseV1):
+            features += [features_for(s, p) for p in (payload.subject, *(m.person for m in payload.household_members),
+                                                      *(r.person for r in payload.related_persons))]
+        elif isinstance(payload, ReferralRequestedV1):
+            features.append(features_for(s, payload.subject))
+        elif isinstance(payload, PersonObservedV1):
+            features.append(features_for(s, payload.person))
+    observations = [ev.id for ev, p in payloads if isinstance(p, ResidentObservedV1)]
+    IdentityService(s).read_ahead(records, nos, features, observations, residents)
 
 
 def read_ahead_household(s: Session, events: Sequence[CloudEvent]) -> None:

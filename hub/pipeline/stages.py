@@ -12,12 +12,12 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import and_, delete, event, or_, select, text
+from sqlalchemy import and_, delete, event, insert, or_, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -88,6 +88,14 @@ def validation_reason(exc: ValidationError, what: str) -> str:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def _parse_payload(ev: CloudEvent) -> BaseModel | UnknownEventType | ValidationError:
+    """The event's payload model, or why it has none."""
+    try:
+        return parse_payload(ev.type, ev.data)
+    except (UnknownEventType, ValidationError) as exc:
+        return exc
 
 
 class HubCore:
@@ -200,6 +208,7 @@ class HubCore:
         with self.sessions.begin() as s:
             written: list[HubOutbox] = []
             s.info["tsunagu_outbox"] = written
+            bulk: _Bulk = s.info.setdefault(_BULK, _Bulk())
             if stage == INTAKE and s.get_bind().dialect.name == "postgresql":
                 # Identity resolution reads then creates persons: serialize it across hub instances,
                 # or two instances could each create a person for the same human at the same time.
@@ -215,8 +224,14 @@ class HubCore:
             events = [ev for _, ev in parsed if isinstance(ev, CloudEvent)]
             seen = self._seen_keys(s, stage, events)
             fresh = [ev for ev in events if ev.dedupe_key not in seen]
+            # each payload parsed once: the read-ahead and the handler use the same model
+            payloads: dict[tuple[str, str], BaseModel | Exception] = {}
+            for fresh_ev in fresh:
+                if fresh_ev.dedupe_key not in payloads:
+                    payloads[fresh_ev.dedupe_key] = _parse_payload(fresh_ev)
             if stage == INTAKE:
-                adapters.read_ahead_identity(s, fresh)
+                adapters.read_ahead_identity(s, fresh, [(e, p) for e in fresh
+                                                        if isinstance(p := payloads[e.dedupe_key], BaseModel)])
             else:
                 adapters.read_ahead_household(s, fresh)
                 adapters.read_ahead_gate(s, fresh)
@@ -227,21 +242,23 @@ class HubCore:
                 if ev.dedupe_key in seen:
                     continue  # redelivery (or a repeat within the batch): already handled
                 seen.add(ev.dedupe_key)
-                try:
-                    payload = parse_payload(ev.type, ev.data)
-                except UnknownEventType:
+                payload = payloads.pop(ev.dedupe_key, None) or _parse_payload(ev)
+                if isinstance(payload, UnknownEventType):
                     self.dead_letter(s, stage, msg, "unknown event type", event=ev)
                     continue
-                except ValidationError as exc:
-                    self.dead_letter(s, stage, msg, validation_reason(exc, ev.type), event=ev)
+                if isinstance(payload, ValidationError):
+                    self.dead_letter(s, stage, msg, validation_reason(payload, ev.type), event=ev)
                     continue
+                assert isinstance(payload, BaseModel)
                 try:
                     handle(s, msg, ev, payload)  # raises Rejected before it writes anything
                 except Rejected as exc:
                     self.dead_letter(s, stage, msg, exc.reason, event=ev, record=exc.record)
+            sent = bulk.write(s)
             self._finish_batch(s)
             s.flush()
-            return [OutboxMessage(o.seq, o.topic, o.key.encode() if o.key else None, o.value) for o in written]
+            out = [OutboxMessage(o.seq, o.topic, o.key.encode() if o.key else None, o.value) for o in written]
+            return sorted([*out, *sent], key=lambda o: o.seq) if sent else out
 
     def _finish_batch(self, s: Session) -> None:
         """Once per batch: append the queued decisions to the audit chain, evaluate touched households."""
@@ -316,8 +333,11 @@ class HubCore:
         person, household = adapters.resolve_identity(s, ev, payload)
         out = ev.model_copy(update={"person": person, "household": household})
         key = household or person or ev.sourcerecord
-        self.emit(s, self.topics.resolved, key, out.to_json_bytes())
-        self._mark(s, INTAKE, ev, "forwarded")
+        bulk: _Bulk = s.info[_BULK]  # written in bulk at the end of the batch, in this order
+        at = now()
+        bulk.outbox.append({"topic": self.topics.resolved, "key": key, "value": out.to_json_bytes(), "created_at": at})
+        bulk.marks.append({"stage": INTAKE, "source": ev.source, "event_id": ev.id, "outcome": "forwarded",
+                           "feed": adapters.feed_of(ev.source), "processed_at": at})
 
     # ------------------------------------------------------------------ stage 2: household
     def _household_one(self, s: Session, msg: RawMessage, ev: CloudEvent, payload: BaseModel) -> None:
@@ -443,6 +463,32 @@ def _try_event(msg: RawMessage) -> CloudEvent | None:
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+_BULK = "tsunagu_bulk"
+
+
+@dataclass(slots=True)
+class _Bulk:
+    """Rows a batch appends (outbox messages, dedupe markers), written with one multi-row INSERT each."""
+
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    marks: list[dict[str, Any]] = field(default_factory=list)
+
+    def write(self, s: Session) -> list[OutboxMessage]:
+        """Insert the queued rows; the outbox messages written (with their seq)."""
+        sent: list[OutboxMessage] = []
+        if self.outbox:
+            # each returned row names its own message, so no row-by-row insert is needed to pair seq and message
+            stmt = insert(HubOutbox).returning(HubOutbox.seq, HubOutbox.topic, HubOutbox.key, HubOutbox.value)
+            sent = sorted((OutboxMessage(seq, topic, key.encode() if key else None, value)
+                           for seq, topic, key, value in s.execute(stmt, self.outbox)), key=lambda o: o.seq)
+            if len(sent) != len(self.outbox):
+                raise RuntimeError("outbox insert returned fewer rows than it wrote")
+        if self.marks:
+            s.execute(insert(ProcessedEvent), self.marks)
+        self.outbox, self.marks = [], []
+        return sent
 
 
 def _collect_outbox(session: Session, _context: Any, _instances: Any) -> None:

@@ -27,3 +27,12 @@ def test_small_bench_accounts_for_every_event() -> None:
     assert abs(result["ratio"] - result["pipeline_events_per_s"] / result["passthrough_events_per_s"]) < 1e-3
     assert (result["database"], result["hubs"]) == ("sqlite", 1)
     assert 0 < result["consent_share"] < 1 and result["peak_rss_mb"] > 0
+
+
+def test_stage_bench_counts_every_event_of_both_stages() -> None:
+    """In process, every case passes intake and reaches the team; with the registry leg the cases link to residents."""
+    from hub.bench.stages import stage_bench
+
+    result = stage_bench(20, batch=8, registry=True)
+    assert result["resolved"] == 20 and result["team_events"] == 20
+    assert result["intake_events_per_s"] > 0 and result["registry_intake_events_per_s"] > 0
