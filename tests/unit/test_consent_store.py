@@ -49,7 +49,11 @@ def _pg_reason() -> str | None:
 @pytest.fixture(params=["sqlite-memory", "postgresql"])
 def engine(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
     """A fresh database with consent.store's tables: SQLite in memory, or a unique schema in PostgreSQL."""
-    if request.param == "sqlite-memory":
+    yield from _engine(request.param)
+
+
+def _engine(kind: str) -> Iterator[sa.Engine]:
+    if kind == "sqlite-memory":
         eng = sa.create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
         metadata.create_all(eng)
         yield eng
@@ -232,10 +236,15 @@ def test_disclosures_list_permitted_flows_per_person(sessions: sessionmaker[Sess
         assert disclosures(s, []) == []
 
 
-def test_concurrent_appends_keep_one_chain(engine: sa.Engine) -> None:
+@pytest.fixture
+def pg_engine() -> Iterator[sa.Engine]:
+    """PostgreSQL only: concurrent writers need a server database (the in-memory SQLite shares one connection)."""
+    yield from _engine("postgresql")
+
+
+def test_concurrent_appends_keep_one_chain(pg_engine: sa.Engine) -> None:
     """Hub instances appending at the same time (PostgreSQL, row lock on the head) never fork the chain."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("concurrent writers need a server database (the in-memory SQLite shares one connection)")
+    engine = pg_engine
     maker = sessionmaker(engine, expire_on_commit=False)
     errors: list[BaseException] = []
 
