@@ -1,0 +1,93 @@
+"""Per-stage micro-benchmark without a broker: the bench's events through ``HubCore.process_intake`` then ``process_household``.
+
+``python -m hub.bench.stages --events 2000 [--database URL] [--batch 500] [--profile FILE]``
+
+The ``tsunagu bench`` events (houkatsu case openings, every subject with a consent) are turned into
+raw intake messages; stage 1 runs over them in batches and its outbox (the ``resolved`` topic) becomes
+stage 2's input, exactly as the service hands it on. Each stage is timed on its own (events/s); with
+``--profile`` stage 2 runs under cProfile and the stats are written to FILE. The database is a fresh
+SQLite file (or ``--database``, a scratch database without tables, dropped at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import resource
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hub.bench.pipeline import _preload_consents, scratch_database, synthetic_events
+from hub.bootstrap import Database, make_core
+from hub.pipeline.stages import OutboxMessage, RawMessage
+from hub.settings import Settings
+from hub.topics import Topics
+
+
+def _batches(msgs: Sequence[RawMessage], size: int) -> list[Sequence[RawMessage]]:
+    return [msgs[i:i + size] for i in range(0, len(msgs), size)]
+
+
+def _timed(step: Callable[[Sequence[RawMessage]], list[OutboxMessage]], batches: list[Sequence[RawMessage]],
+           profile: cProfile.Profile | None = None) -> tuple[float, list[OutboxMessage]]:
+    out: list[OutboxMessage] = []
+    t0 = time.perf_counter()
+    if profile is not None:
+        profile.enable()
+    for b in batches:
+        out += step(b)
+    if profile is not None:
+        profile.disable()
+    return time.perf_counter() - t0, out
+
+
+def run_stages(n: int = 2000, *, batch: int = 500, database_url: str | None = None,
+               profile_to: Path | None = None) -> dict[str, Any]:
+    """Both stages on ``n`` bench events; events/s per stage and the outbox counts per topic."""
+    topics = Topics("stagebench")
+    events = synthetic_events(n)
+    raw = [RawMessage(topics.intake, 0, i, ev.sourcerecord.encode(), ev.to_json_bytes()) for i, ev in enumerate(events)]
+    with tempfile.TemporaryDirectory(prefix="tsunagu-stages-") as tmp, scratch_database(database_url, Path(tmp)) as url:
+        _preload_consents(url, events)
+        db = Database.open(url, migrate=False)
+        try:
+            core = make_core(Settings(), db.sessions, topics)
+            intake_s, out1 = _timed(core.process_intake, _batches(raw, batch))
+            resolved = [RawMessage(m.topic, 0, i, m.key, m.value) for i, m in enumerate(out1)
+                        if m.topic == topics.resolved]
+            core.outbox_done([m.seq for m in out1])
+            prof = cProfile.Profile() if profile_to else None
+            household_s, out2 = _timed(core.process_household, _batches(resolved, batch), prof)
+            if prof is not None and profile_to is not None:
+                prof.dump_stats(str(profile_to))
+        finally:
+            db.close()
+    by_topic: dict[str, int] = {}
+    for m in out2:
+        by_topic[m.topic.removeprefix("stagebench.")] = by_topic.get(m.topic.removeprefix("stagebench."), 0) + 1
+    return {
+        "events": n, "batch": batch, "database": url.split(":", 1)[0].split("+", 1)[0],
+        "intake_events_per_s": round(n / intake_s, 1),
+        "household_events_per_s": round(len(resolved) / household_s, 1),
+        "household_out": by_topic,
+        "timers_s": {k: round(core.timers.get(k), 3) for k in ("decide", "audit", "alerts")},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--events", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--database", default=None)
+    p.add_argument("--profile", type=Path, default=None)
+    a = p.parse_args(argv)
+    print(json.dumps(run_stages(a.events, batch=a.batch, database_url=a.database, profile_to=a.profile)))
+
+
+if __name__ == "__main__":
+    main()
