@@ -21,7 +21,14 @@ from consent.decide import decide, minimal_form
 from consent.model import Decision, DecisionInput
 from consent.store import ConsentRepository, ConsentVersionRow, append_audit, metadata
 from hub.db import prefetch
-from hub.identity.membership import household_at, household_spans, relation_slices
+from hub.identity.membership import (
+    household_at,
+    intervals_from,
+    observations_of,
+    persons_seen_in_many,
+    slices_from,
+    spans_from,
+)
 from hub.identity.resolver import IdentityService
 from hub.identity.tables import Person, PersonRecordRow, Resident
 from hub.pipeline.alerts import (
@@ -308,39 +315,86 @@ def store_consent(s: Session, ev: CloudEvent, consent: ConsentV1) -> bool:
 # --------------------------------------------------------------------------- alerts
 def household_snapshot(s: Session, household: str) -> Any:
     """Members (registry relations, 同居家族 links and notes) and cases of one household."""
+    return household_snapshots(s, [household])[household]
 
-    persons = s.scalars(select(Person).where(Person.household_id == household, Person.merged_into.is_(None))).all()
-    spans = household_spans(s, household, {p.id for p in persons})
-    ids = {p.id for p in persons if p.id not in spans.known} | set(spans.member)
-    residents = {r.person_id: r for r in s.scalars(select(Resident).where(Resident.person_id.in_(ids)))} if ids else {}
-    birth: dict[str, date | None] = {pid: (residents[pid].birth_date if pid in residents else None) for pid in ids}
-    record_person: dict[str, str] = {}
-    for rec, pid, bd in s.execute(select(PersonRecordRow.record, PersonRecordRow.person_id, PersonRecordRow.birth_date)
-                                  .where(PersonRecordRow.person_id.in_(ids))):
-        record_person[rec] = pid
-        if birth.get(pid) is None and bd is not None:
-            birth[pid] = bd
-    cases = s.scalars(select(CaseState).where(CaseState.household_id == household)).all()
-    departed = sorted(pid for pid, m in spans.member.items() if m.get("member_until") is not None)
-    if departed:  # cases of members who left, as long as they were members
-        seen = {c.case for c in cases}
-        cases = [*cases, *(c for c in s.scalars(select(CaseState).where(CaseState.person_id.in_(departed)))
-                          if c.case not in seen)]
+
+def household_snapshots(s: Session, households: Sequence[str]) -> dict[str, HouseholdSnapshot]:
+    """The snapshots of several households, read in set queries (IN lists of 500), each built as
+    ``household_snapshot`` builds one: members and their stays, relations over time, cases, links."""
+    hs = sorted(set(households))
+    current: dict[str, list[str]] = defaultdict(list)
+    for chunk in _chunks(hs):
+        for pid, hid in s.execute(select(Person.id, Person.household_id).where(
+                Person.household_id.in_(chunk), Person.merged_into.is_(None))):
+            current[hid].append(pid)
+    seen_in = persons_seen_in_many(s, hs)
+    candidates = {h: set(current[h]) | seen_in.get(h, set()) for h in hs}
+    observations = observations_of(s, {p for c in candidates.values() for p in c})
+    intervals = {pid: intervals_from(obs) for pid, obs in observations.items()}
+    spans = {h: spans_from(h, {p: intervals[p] for p in sorted(candidates[h]) if p in intervals}) for h in hs}
+    ids = {h: {p for p in current[h] if p not in spans[h].known} | set(spans[h].member) for h in hs}
+    all_ids = sorted({p for i in ids.values() for p in i})
+    residents: dict[str, Resident] = {}
+    records: list[tuple[str, str, date | None]] = []
+    for chunk in _chunks(all_ids):
+        residents.update((r.person_id, r) for r in s.scalars(select(Resident).where(Resident.person_id.in_(chunk))))
+        records += s.execute(select(PersonRecordRow.record, PersonRecordRow.person_id, PersonRecordRow.birth_date)
+                             .where(PersonRecordRow.person_id.in_(chunk))).tuples().all()
+    cases: dict[str, list[CaseState]] = defaultdict(list)
+    shared: dict[str, set[str]] = defaultdict(set)
+    for chunk in _chunks(hs):
+        for c in s.scalars(select(CaseState).where(CaseState.household_id.in_(chunk))):
+            cases[c.household_id].append(c)  # type: ignore[index]
+        for rec, hid in s.execute(select(CaseEvent.record, CaseEvent.household_id).where(
+                CaseEvent.household_id.in_(chunk), CaseEvent.team_published.is_(True))):
+            shared[hid].add(rec)  # type: ignore[index]
+    departed = {h: sorted(pid for pid, m in spans[h].member.items() if m.get("member_until") is not None) for h in hs}
+    cases_of: dict[str, list[CaseState]] = defaultdict(list)
+    for chunk in _chunks(sorted({p for d in departed.values() for p in d})):
+        for c in s.scalars(select(CaseState).where(CaseState.person_id.in_(chunk))):
+            cases_of[c.person_id].append(c)  # type: ignore[index]
+    out: dict[str, HouseholdSnapshot] = {}
+    for h in hs:
+        own = ids[h]
+        birth: dict[str, date | None] = {pid: (residents[pid].birth_date if pid in residents else None)
+                                         for pid in own}
+        record_person: dict[str, str] = {}
+        for rec, pid, bd in records:
+            if pid not in own:
+                continue
+            record_person[rec] = pid
+            if birth.get(pid) is None and bd is not None:
+                birth[pid] = bd
+        h_cases = list(cases[h])
+        if departed[h]:  # cases of members who left, as long as they were members
+            seen = {c.case for c in h_cases}
+            h_cases += [c for pid in departed[h] for c in cases_of[pid] if c.case not in seen]
+        slices = slices_from(o for pid in sorted(spans[h].member) for o in observations.get(pid, ())
+                             if o.household_id == h)
+        out[h] = _snapshot(h, own, birth, {p: r for p, r in residents.items() if p in own}, record_person,
+                           h_cases, shared[h], spans[h].member, slices)
+    return out
+
+
+def _snapshot(household: str, ids: set[str], birth: dict[str, date | None], residents: dict[str, Resident],
+              record_person: dict[str, str], cases: list[CaseState], shared: set[str],
+              member: dict[str, dict[str, Any]], slices: list[list[tuple[str, str | None]]]) -> HouseholdSnapshot:
+    """One household's snapshot from what ``household_snapshots`` read (pure)."""
     notes: dict[str, set[MemberNote]] = defaultdict(set)
     links: list[tuple[str, str, Relation | None]] = []
     for c in cases:
         for rec, info in (c.members or {}).items():
-            member = record_person.get(rec)
-            if member is None or c.person_id is None:
+            who = record_person.get(rec)
+            if who is None or c.person_id is None:
                 continue
             rel = info.get("relation")
-            links.append((c.person_id, member, Relation(rel) if isinstance(rel, str) else None))
+            links.append((c.person_id, who, Relation(rel) if isinstance(rel, str) else None))
             raw_notes = info.get("notes")
             if isinstance(raw_notes, list):
-                notes[member].update(MemberNote(n) for n in raw_notes if isinstance(n, str))
+                notes[who].update(MemberNote(n) for n in raw_notes if isinstance(n, str))
     registry_rel = [(pid, _relation(r.relation)) for pid, r in residents.items()]
     child_of = derive_child_of(registry_rel, links)
-    for then in relation_slices(s, household, sorted(spans.member)):  # 続柄 as they stood over time
+    for then in slices:  # 続柄 as they stood over time
         for pid, parents in derive_child_of([(p, _relation(r)) for p, r in then]).items():
             child_of[pid] = child_of.get(pid, frozenset()) | parents
     members = tuple(
@@ -348,13 +402,9 @@ def household_snapshot(s: Session, household: str) -> Any:
                relation=_relation(residents[pid].relation) if pid in residents else None,
                relation_source="registry" if pid in residents else None,
                notes=frozenset(notes.get(pid, set())), child_of=child_of.get(pid, frozenset()),
-               **spans.member.get(pid, {}))
+               **member.get(pid, {}))
         for pid in sorted(ids)
     )
-    shared = {
-        rec for (rec,) in s.execute(select(CaseEvent.record).where(
-            CaseEvent.household_id == household, CaseEvent.team_published.is_(True)))
-    }
     facts = tuple(
         CaseFact(record=c.record, case=c.case, person=c.person_id, field=Field(c.field), opened_on=c.opened_on,
                  closed_on=c.closed_on, topics=frozenset(Topic(t) for t in c.topics or []),
@@ -362,11 +412,6 @@ def household_snapshot(s: Session, household: str) -> Any:
         for c in cases if c.person_id is not None
     )
     return HouseholdSnapshot(household=household, members=members, cases=facts)
-
-
-def household_snapshots(s: Session, households: Sequence[str]) -> dict[str, HouseholdSnapshot]:
-    """The snapshots of several households (membership over time is read per household)."""
-    return {h: household_snapshot(s, h) for h in households}
 
 
 def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
