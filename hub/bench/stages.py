@@ -1,4 +1,4 @@
-"""Per-stage micro-benchmark without a broker: the bench's events through ``HubCore.process_intake`` then ``process_household``.
+"""Per-stage micro-benchmark without a broker: bench events through process_intake, then process_household.
 
 ``python -m hub.bench.stages --events 2000 [--database URL] [--batch 500] [--profile FILE]``
 

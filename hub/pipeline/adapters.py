@@ -326,7 +326,7 @@ def household_snapshots(s: Session, households: Sequence[str]) -> dict[str, Hous
     for chunk in _chunks(hs):
         for pid, hid in s.execute(select(Person.id, Person.household_id).where(
                 Person.household_id.in_(chunk), Person.merged_into.is_(None))):
-            current[hid].append(pid)
+            current[hid].append(pid)  # type: ignore[index]
     seen_in = persons_seen_in_many(s, hs)
     candidates = {h: set(current[h]) | seen_in.get(h, set()) for h in hs}
     observations = observations_of(s, {p for c in candidates.values() for p in c})
