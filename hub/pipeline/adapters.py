@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from consent.audit import AuditInput
 from consent.decide import decide, minimal_form
-from consent.model import Decision, DecisionInput
+from consent.model import ConsentVersion, Decision, DecisionInput
 from consent.store import ConsentRepository, ConsentVersionRow, append_audit, metadata
 from hub.db import prefetch
 from hub.identity.membership import (
@@ -184,10 +184,32 @@ def read_ahead_identity(s: Session, events: Sequence[CloudEvent]) -> None:
 
 
 def read_ahead_household(s: Session, events: Sequence[CloudEvent]) -> None:
-    """Stage 2, once per batch: the batch's cases, its records' attributions and persons, read in set queries."""
+    """Stage 2, once per batch: the batch's cases, its records' attributions and persons, and which of its
+    persons have cases, read in set queries."""
     prefetch(s, CaseState, [c for ev in events if isinstance(c := ev.data.get("case"), str)])
     rows = prefetch(s, PersonRecordRow, [ev.sourcerecord for ev in events])
-    prefetch(s, Person, [*(r.person_id for r in rows), *(ev.person for ev in events if ev.person)])
+    persons = sorted({*(r.person_id for r in rows), *(ev.person for ev in events if ev.person)})
+    prefetch(s, Person, persons)
+    with_cases: set[str | None] = set()
+    for chunk in _chunks(persons):
+        with_cases.update(s.scalars(select(CaseState.person_id).where(CaseState.person_id.in_(chunk)).distinct()))
+    s.info[_WITH_CASES] = (set(persons), with_cases)
+
+
+_WITH_CASES = "tsunagu_with_cases"
+
+
+def may_have_cases(s: Session, person: str) -> bool:
+    """False only for a person the read-ahead found without cases and who got none since in this batch."""
+    known = s.info.get(_WITH_CASES)
+    return known is None or person not in known[0] or person in known[1]
+
+
+def has_cases(s: Session, person: str | None) -> None:
+    """Note that a case of this batch now belongs to ``person`` (``may_have_cases``)."""
+    known = s.info.get(_WITH_CASES)
+    if known is not None:
+        known[1].add(person)
 
 
 # --------------------------------------------------------------------------- consent gate
@@ -225,11 +247,10 @@ def decide_for(s: Session, ev: CloudEvent, *, timers: StageTimers | None = None)
 
     with timed(timers, "decide"):
         repo = ConsentRepository(s)
-        gate = s.info.get(_GATE)
-        if gate is not None and ev.person in gate[0] and ev.sourcerecord in gate[2]:
-            resident_nos, records = (set(k) for k in gate[0][ev.person])
-            records.add(ev.sourcerecord)
-            consents = [v for v in gate[1] if v.subject_resident_no in resident_nos or v.subject_record in records]
+        gate: _Gate | None = s.info.get(_GATE)
+        if gate is not None and ev.person in gate.keys and ev.sourcerecord in gate.sources:
+            resident_nos, records = gate.keys[ev.person]
+            consents = gate.versions_for(resident_nos, records | {ev.sourcerecord})
         else:
             resident_nos, records = subject_keys(s, ev.person)
             records.add(ev.sourcerecord)
@@ -246,10 +267,29 @@ def decide_for(s: Session, ev: CloudEvent, *, timers: StageTimers | None = None)
 _GATE = "tsunagu_gate"
 
 
+@dataclass(frozen=True, slots=True)
+class _Gate:
+    """What ``read_ahead_gate`` read: per person their subject keys; the consent versions filed under any of
+    them (in ``versions_for``'s order) with an index per subject key; the source records it covers."""
+
+    keys: dict[str, tuple[set[str], set[str]]]
+    versions: list[ConsentVersion]
+    by_no: dict[str, list[int]]
+    by_record: dict[str, list[int]]
+    sources: set[str]
+
+    def versions_for(self, resident_nos: set[str], records: set[str]) -> list[ConsentVersion]:
+        """``ConsentRepository.versions_for`` answered from memory."""
+        hits = {i for n in resident_nos for i in self.by_no.get(n, ())}
+        hits.update(i for r in records for i in self.by_record.get(r, ()))
+        return [self.versions[i] for i in sorted(hits)]
+
+
 def read_ahead_gate(s: Session, events: Sequence[CloudEvent]) -> None:
     """Stage 2, once per batch: every subject key of the batch's persons and every consent version filed under
     them, in three set queries. ``decide_for`` answers from it until ``forget_gate`` (a consent or identity
     change within the batch)."""
+    forget_gate(s)
     persons = sorted({ev.person for ev in events if ev.person})
     if not persons:
         return
@@ -275,7 +315,18 @@ def read_ahead_gate(s: Session, events: Sequence[CloudEvent]) -> None:
         rows.update((r.id, r) for r in s.scalars(select(ConsentVersionRow).where(
             ConsentVersionRow.subject_record.in_(chunk))))
     ordered = sorted(rows.values(), key=lambda r: (r.consent_id, r.version, r.id))  # versions_for's order
-    s.info[_GATE] = (keys, [r.to_version() for r in ordered], sources)
+    by_no: dict[str, list[int]] = defaultdict(list)
+    by_record: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(ordered):
+        if r.subject_resident_no:
+            by_no[r.subject_resident_no].append(i)
+        if r.subject_record:
+            by_record[r.subject_record].append(i)
+    s.info[_GATE] = _Gate(keys, [r.to_version() for r in ordered], by_no, by_record, sources)
+
+
+def has_gate(s: Session) -> bool:
+    return _GATE in s.info
 
 
 def forget_gate(s: Session) -> None:
@@ -338,8 +389,9 @@ def household_snapshots(s: Session, households: Sequence[str]) -> dict[str, Hous
     records: list[tuple[str, str, date | None]] = []
     for chunk in _chunks(all_ids):
         residents.update((r.person_id, r) for r in s.scalars(select(Resident).where(Resident.person_id.in_(chunk))))
-        records += s.execute(select(PersonRecordRow.record, PersonRecordRow.person_id, PersonRecordRow.birth_date)
-                             .where(PersonRecordRow.person_id.in_(chunk))).tuples().all()
+        records += [(rec, pid, bd) for rec, pid, bd in s.execute(
+            select(PersonRecordRow.record, PersonRecordRow.person_id, PersonRecordRow.birth_date)
+            .where(PersonRecordRow.person_id.in_(chunk)))]
     cases: dict[str, list[CaseState]] = defaultdict(list)
     shared: dict[str, set[str]] = defaultdict(set)
     for chunk in _chunks(hs):

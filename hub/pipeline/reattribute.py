@@ -161,6 +161,7 @@ def reattribute(
             if (case.person_id, case.household_id) != (person, household):
                 affected |= {h for h in (case.household_id, household) if h}
                 case.person_id, case.household_id = person, household
+                adapters.has_cases(session, person)
                 moved_records.add(record)
                 n_cases += 1
         for row in session.scalars(select(CaseEvent).where(CaseEvent.record == record)):

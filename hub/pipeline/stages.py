@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.runner import dead_letter_event
 from hub.db import get_row
 from hub.logging import get_logger
-from hub.pipeline import adapters
+from hub.pipeline import adapters, bulk
 from hub.pipeline.ordering import correct_after_consent
 from hub.pipeline.reattribute import current_attribution, reattribute
 from hub.pipeline.tables import CaseEvent, CaseState, HubDeadLetter, HubOutbox, ProcessedEvent
@@ -34,6 +34,7 @@ from schemas.codes import Field
 from schemas.deadletter import DeadLetter
 from schemas.envelope import CloudEvent
 from schemas.events import (
+    EVENT_TYPES,
     CaseV1,
     ConsentV1,
     PersonObservedV1,
@@ -103,6 +104,7 @@ class HubCore:
         self._local = threading.local()
         if not event.contains(sessions, "before_flush", _collect_outbox):
             event.listen(sessions, "before_flush", _collect_outbox)
+        bulk.install(sessions)
 
     @property
     def _audit(self) -> list[tuple[CloudEvent, Any]]:
@@ -132,7 +134,7 @@ class HubCore:
 
     @staticmethod
     def emit(s: Session, topic: str, key: str | None, value: bytes) -> None:
-        s.add(HubOutbox(topic=topic, key=key, value=value, created_at=now()))
+        bulk.add_row(s, HubOutbox, {"topic": topic, "key": key, "value": value, "created_at": now()})
 
     def dead_letter(self, s: Session, stage: str, msg: RawMessage, reason: str, *, source: str | None = None,
                     event: CloudEvent | None = None, record: str | None = None) -> None:
@@ -156,8 +158,8 @@ class HubCore:
 
     @staticmethod
     def _mark(s: Session, stage: str, ev: CloudEvent, outcome: str) -> None:
-        s.add(ProcessedEvent(stage=stage, source=ev.source, event_id=ev.id, outcome=outcome,
-                             feed=adapters.feed_of(ev.source), processed_at=now()))
+        bulk.add_row(s, ProcessedEvent, {"stage": stage, "source": ev.source, "event_id": ev.id, "outcome": outcome,
+                                         "feed": adapters.feed_of(ev.source), "processed_at": now()})
 
     # ------------------------------------------------------------------ batches
     def _seen_keys(self, s: Session, stage: str, events: Sequence[CloudEvent]) -> set[tuple[str, str]]:
@@ -179,8 +181,8 @@ class HubCore:
         self._audit = []
         self._households = set()
         with self.sessions.begin() as s:
-            written: list[HubOutbox] = []
-            s.info["tsunagu_outbox"] = written
+            written: list[Any] = []
+            s.info[bulk.OUTBOX] = written
             if stage == INTAKE and s.get_bind().dialect.name == "postgresql":
                 # Identity resolution reads then creates persons: serialize it across hub instances,
                 # or two instances could each create a person for the same human at the same time.
@@ -201,6 +203,7 @@ class HubCore:
             else:
                 adapters.read_ahead_household(s, fresh)
                 adapters.read_ahead_gate(s, fresh)
+                s.info[_FRESH] = ({ev.dedupe_key: i for i, ev in enumerate(fresh)}, fresh)
             for msg, ev in parsed:
                 if isinstance(ev, str):
                     self.dead_letter(s, stage, msg, ev)
@@ -222,17 +225,21 @@ class HubCore:
                     self.dead_letter(s, stage, msg, exc.reason, event=ev, record=exc.record)
             self._finish_batch(s)
             s.flush()
-            return [OutboxMessage(o.seq, o.topic, o.key.encode() if o.key else None, o.value) for o in written]
+            bulk.write_pending(s)
+            return _published(written)
 
     def _finish_batch(self, s: Session) -> None:
-        """Once per batch: append the queued decisions to the audit chain, evaluate touched households."""
+        """Once per batch: evaluate touched households, then append the queued decisions to the audit chain
+        (last, so the chain's head is locked only until the commit that follows)."""
         try:
-            if self._audit:
-                adapters.audit_many(s, self._audit, timers=self.timers)
             if self._households:
                 for household, alert_event in adapters.evaluate_alerts_many(
                         s, sorted(self._households), self.today(), self.alert_settings, timers=self.timers):
                     self.emit(s, self.topics.alerts, household, alert_event)
+            if self._audit:
+                bulk.write_pending(s)
+                s.flush()  # everything else first: the head stays locked only for the chain's rows and the commit
+                adapters.audit_many(s, self._audit, timers=self.timers)
         finally:
             self._audit = []
             self._households = set()
@@ -274,15 +281,16 @@ class HubCore:
             except Exception as exc:
                 error = exc
         with self.sessions.begin() as s:
-            written: list[HubOutbox] = []
-            s.info["tsunagu_outbox"] = written
+            written: list[Any] = []
+            s.info[bulk.OUTBOX] = written
             ev = _try_event(msg)
             if ev is not None and self._seen_keys(s, stage, [ev]):
                 return []
             self.dead_letter(s, stage, msg, f"internal error ({type(error).__name__}) after {self.RETRIES + 1} "
                                             "attempts", event=ev)
             s.flush()
-            return [OutboxMessage(o.seq, o.topic, o.key.encode() if o.key else None, o.value) for o in written]
+            bulk.write_pending(s)
+            return _published(written)
 
     def process_intake(self, batch: Sequence[RawMessage]) -> list[OutboxMessage]:
         """Stage 1 on one batch, committed; the outbox rows written (the caller publishes them)."""
@@ -307,6 +315,8 @@ class HubCore:
             raise Rejected("event type not handled at the household stage")
         if not isinstance(payload, (CaseV1, ReferralRequestedV1)):
             adapters.forget_gate(s)  # consents or identity may change: decide from the database again
+        elif not adapters.has_gate(s):
+            adapters.read_ahead_gate(s, _gate_window(s, ev))
         self._mark(s, HOUSEHOLD, ev, handler(self, s, ev, payload))
 
     def _on_case(self, s: Session, ev: CloudEvent, payload: Any) -> str:
@@ -332,7 +342,8 @@ class HubCore:
 
     def _follow_move(self, s: Session, person: str) -> None:
         """A registry update moved a person to another household: their cases and alerts follow."""
-
+        if not adapters.may_have_cases(s, person):
+            return
         records = {r for (r,) in s.execute(select(CaseState.record).where(CaseState.person_id == person))}
         if records:
             reattribute(s, records, prefix=self.topics.prefix, today=self.today(), alert_settings=self.alert_settings)
@@ -351,6 +362,7 @@ class HubCore:
 
             now_at = current_attribution(s, ev.sourcerecord)
             state.person_id, state.household_id = now_at if now_at else (ev.person, ev.household)
+            adapters.has_cases(s, state.person_id)
             state.status = case.status.value
             state.opened_on = case.opened_on
             state.closed_on = case.closed_on if case.closed_on else (
@@ -401,17 +413,38 @@ class HubCore:
             .where(CaseEvent.field.in_([f.value for f in consent.fields]))
             .order_by(CaseEvent.time)
         ).all()
-        for row in held:
-            held_ev = CloudEvent.from_json_bytes(row.payload)
+        held_events = [CloudEvent.from_json_bytes(row.payload) for row in held]
+        adapters.read_ahead_gate(s, held_events)  # one set read for every held event's decision
+        for row, held_ev in zip(held, held_events, strict=True):
             decision = adapters.decide_for(s, held_ev, timers=self.timers)
             if decision.permit and decision.route == "team":
                 self._audit.append((held_ev, decision))
                 self.emit(s, self.topics.team, held_ev.household or held_ev.person, adapters.team_event(held_ev))
                 row.team_published = True
+        adapters.forget_gate(s)
 
     def _alerts(self, s: Session, household: str) -> None:
         """Alerts are evaluated once per touched household at the end of the batch."""
         self._households.add(household)
+
+
+_FRESH = "tsunagu_fresh"
+_GATED_TYPES = frozenset(t for t, model in EVENT_TYPES.items() if model in (CaseV1, ReferralRequestedV1))
+
+
+def _gate_window(s: Session, ev: CloudEvent) -> list[CloudEvent]:
+    """The batch's events from ``ev`` on up to the next one that makes the gate forget (a consent, a person):
+    the consent gate after a forget is read again for these, in set queries."""
+    index: dict[tuple[str, str], int]
+    fresh: list[CloudEvent]
+    index, fresh = s.info.get(_FRESH, ({}, []))
+    start = index.get(ev.dedupe_key)
+    if start is None:
+        return [ev]
+    end = start
+    while end < len(fresh) and fresh[end].type in _GATED_TYPES:
+        end += 1
+    return fresh[start:max(end, start + 1)]
 
 
 def _try_event(msg: RawMessage) -> CloudEvent | None:
@@ -426,9 +459,15 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
         yield items[i:i + size]
 
 
+def _published(written: Sequence[Any]) -> list[OutboxMessage]:
+    """The outbox rows a batch wrote (bulk rows and ORM objects alike), in ``seq`` order: the order to publish."""
+    return [OutboxMessage(o.seq, o.topic, o.key.encode() if o.key else None, o.value)
+            for o in sorted(written, key=lambda o: o.seq)]
+
+
 def _collect_outbox(session: Session, _context: Any, _instances: Any) -> None:
     """Before each flush: keep the batch's new outbox rows (their seq is known after the flush)."""
-    written = session.info.get("tsunagu_outbox")
+    written = session.info.get(bulk.OUTBOX)
     if written is not None:
         written.extend(o for o in session.new if isinstance(o, HubOutbox))
 
