@@ -381,22 +381,23 @@ class HubCore:
 
     def _share(self, s: Session, ev: CloudEvent, payload: CaseV1 | ReferralRequestedV1) -> None:
         """Keep the event, ask the consent gate, audit the decision, publish what it permits."""
-        row = CaseEvent(event_id=ev.id, source=ev.source, record=ev.sourcerecord, person_id=ev.person,
-                        household_id=ev.household, field=ev.field.value if ev.field else None, type=ev.type,
-                        time=ev.time, team_published=False, payload=ev.to_json_bytes())
-        s.add(row)
-        self._decide_and_publish(s, row, ev, payload)
+        published = self._decide_and_publish(s, ev, payload)
+        bulk.add_row(s, CaseEvent, {
+            "event_id": ev.id, "source": ev.source, "record": ev.sourcerecord, "person_id": ev.person,
+            "household_id": ev.household, "field": ev.field.value if ev.field else None, "type": ev.type,
+            "time": ev.time, "team_published": published, "payload": ev.to_json_bytes()})
 
-    def _decide_and_publish(self, s: Session, row: CaseEvent, ev: CloudEvent,
-                            payload: CaseV1 | ReferralRequestedV1) -> None:
+    def _decide_and_publish(self, s: Session, ev: CloudEvent, payload: CaseV1 | ReferralRequestedV1) -> bool:
+        """Whether the event went to the team."""
         decision = adapters.decide_for(s, ev, timers=self.timers)
         self._audit.append((ev, decision))
         if decision.permit and decision.route in ("team", "emergency"):
             self.emit(s, self.topics.team, ev.household or ev.person, adapters.team_event(ev))
-            row.team_published = True
-        elif decision.permit and decision.route == "support_meeting" and isinstance(payload, CaseV1):
+            return True
+        if decision.permit and decision.route == "support_meeting" and isinstance(payload, CaseV1):
             self.emit(s, self.topics.support_meeting, ev.household,
                       adapters.support_meeting_event(ev, payload, self.today()))
+        return False
 
     def _consent(self, s: Session, ev: CloudEvent, consent: ConsentV1) -> None:
         adapters.store_consent(s, ev, consent)
