@@ -8,6 +8,7 @@ only then commits the Kafka offsets.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -105,6 +106,14 @@ class HubCore:
         if not event.contains(sessions, "before_flush", _collect_outbox):
             event.listen(sessions, "before_flush", _collect_outbox)
         bulk.install(sessions)
+        bind = sessions.kw.get("bind")
+        self._sqlite = bind is not None and bind.dialect.name == "sqlite"
+        self._sqlite_writer = threading.Lock()
+
+    def _writing(self) -> contextlib.AbstractContextManager[Any]:
+        """On SQLite (one writer at a time), this core's write transactions take turns on a lock of the process,
+        so a waiting stage starts the moment the other commits instead of polling SQLite's busy handler."""
+        return self._sqlite_writer if self._sqlite else contextlib.nullcontext()
 
     @property
     def _audit(self) -> list[tuple[CloudEvent, Any]]:
@@ -129,7 +138,7 @@ class HubCore:
             return [OutboxMessage(r.seq, r.topic, r.key.encode() if r.key else None, r.value) for r in rows]
 
     def outbox_done(self, seqs: Sequence[int]) -> None:
-        with self.sessions.begin() as s:
+        with self._writing(), self.sessions.begin() as s:
             s.execute(delete(HubOutbox).where(HubOutbox.seq.in_(list(seqs))))
 
     @staticmethod
@@ -180,7 +189,7 @@ class HubCore:
         """One transaction for the whole batch; returns the outbox rows it wrote (to publish after commit)."""
         self._audit = []
         self._households = set()
-        with self.sessions.begin() as s:
+        with self._writing(), self.sessions.begin() as s:
             written: list[Any] = []
             s.info[bulk.OUTBOX] = written
             if stage == INTAKE and s.get_bind().dialect.name == "postgresql":
@@ -280,7 +289,7 @@ class HubCore:
                 raise
             except Exception as exc:
                 error = exc
-        with self.sessions.begin() as s:
+        with self._writing(), self.sessions.begin() as s:
             written: list[Any] = []
             s.info[bulk.OUTBOX] = written
             ev = _try_event(msg)
