@@ -392,19 +392,19 @@ def household_snapshots(s: Session, households: Sequence[str]) -> dict[str, Hous
         records += [(rec, pid, bd) for rec, pid, bd in s.execute(
             select(PersonRecordRow.record, PersonRecordRow.person_id, PersonRecordRow.birth_date)
             .where(PersonRecordRow.person_id.in_(chunk)))]
-    cases: dict[str, list[CaseState]] = defaultdict(list)
+    cases: dict[str, list[Any]] = defaultdict(list)
     shared: dict[str, set[str]] = defaultdict(set)
     for chunk in _chunks(hs):
-        for c in s.scalars(select(CaseState).where(CaseState.household_id.in_(chunk))):
-            cases[c.household_id].append(c)  # type: ignore[index]
+        for c in s.execute(select(*_CASE_COLUMNS).where(CaseState.household_id.in_(chunk))):
+            cases[c.household_id].append(c)
         for rec, hid in s.execute(select(CaseEvent.record, CaseEvent.household_id).where(
                 CaseEvent.household_id.in_(chunk), CaseEvent.team_published.is_(True))):
             shared[hid].add(rec)  # type: ignore[index]
     departed = {h: sorted(pid for pid, m in spans[h].member.items() if m.get("member_until") is not None) for h in hs}
-    cases_of: dict[str, list[CaseState]] = defaultdict(list)
+    cases_of: dict[str, list[Any]] = defaultdict(list)
     for chunk in _chunks(sorted({p for d in departed.values() for p in d})):
-        for c in s.scalars(select(CaseState).where(CaseState.person_id.in_(chunk))):
-            cases_of[c.person_id].append(c)  # type: ignore[index]
+        for c in s.execute(select(*_CASE_COLUMNS).where(CaseState.person_id.in_(chunk))):
+            cases_of[c.person_id].append(c)
     out: dict[str, HouseholdSnapshot] = {}
     for h in hs:
         own = ids[h]
@@ -428,8 +428,15 @@ def household_snapshots(s: Session, households: Sequence[str]) -> dict[str, Hous
     return out
 
 
+#: what a snapshot reads of a case (rows, not ORM objects: the batch's changes are flushed before the read)
+_CASE_COLUMNS = (CaseState.case, CaseState.record, CaseState.person_id, CaseState.household_id, CaseState.field,
+                 CaseState.opened_on, CaseState.closed_on, CaseState.topics, CaseState.members)
+_FIELDS = {f.value: f for f in Field}
+_TOPICS = {t.value: t for t in Topic}
+
+
 def _snapshot(household: str, ids: set[str], birth: dict[str, date | None], residents: dict[str, Resident],
-              record_person: dict[str, str], cases: list[CaseState], shared: set[str],
+              record_person: dict[str, str], cases: list[Any], shared: set[str],
               member: dict[str, dict[str, Any]], slices: list[list[tuple[str, str | None]]]) -> HouseholdSnapshot:
     """One household's snapshot from what ``household_snapshots`` read (pure)."""
     notes: dict[str, set[MemberNote]] = defaultdict(set)
@@ -458,8 +465,9 @@ def _snapshot(household: str, ids: set[str], birth: dict[str, date | None], resi
         for pid in sorted(ids)
     )
     facts = tuple(
-        CaseFact(record=c.record, case=c.case, person=c.person_id, field=Field(c.field), opened_on=c.opened_on,
-                 closed_on=c.closed_on, topics=frozenset(Topic(t) for t in c.topics or []),
+        CaseFact(record=c.record, case=c.case, person=c.person_id, field=_FIELDS.get(c.field) or Field(c.field),
+                 opened_on=c.opened_on, closed_on=c.closed_on,
+                 topics=frozenset(_TOPICS.get(t) or Topic(t) for t in c.topics or []),
                  shareable=c.record in shared)
         for c in cases if c.person_id is not None
     )
