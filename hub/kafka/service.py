@@ -56,6 +56,9 @@ def _raw(records: Sequence[Any]) -> list[RawMessage]:
 class HubService:
     """Both hub stages on one KafkaBroker; ``relay`` publishes the core's outbox."""
 
+    #: how long ``stop`` waits for the deliveries in flight
+    STOP_DELIVERY_S = 10.0
+
     def __init__(self, core: HubCore, settings: Settings, bootstrap: str, *, instance: str = "hub") -> None:
         self.core = core
         self.settings = settings
@@ -219,8 +222,13 @@ class HubService:
         log.info("hub started", group=self.settings.hub_group)
 
     async def stop(self) -> None:
-        if self._delivering:  # the last batches' outboxes and offsets, before the consumers leave
-            await asyncio.gather(*self._delivering.values(), return_exceptions=True)
+        pending = [t for t in self._delivering.values() if not t.done()]
+        if pending:  # the last batches' outboxes and offsets, before the consumers leave (bounded: a broker
+            # that stays away leaves them in the outbox and uncommitted, relayed and redelivered next start)
+            _done, late = await asyncio.wait(pending, timeout=self.STOP_DELIVERY_S)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         await self.broker.stop()
         if self._cleanup:
             await asyncio.gather(*self._cleanup, return_exceptions=True)
