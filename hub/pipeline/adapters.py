@@ -343,13 +343,6 @@ def _any_rows(s: Session, table: str) -> bool:
     return cache[table]
 
 
-def audit(s: Session, ev: CloudEvent, decision: Decision, *, timers: StageTimers | None = None) -> None:
-    """Append the decision to the hash-chained audit trail (no case content)."""
-
-    with timed(timers, "audit"):
-        append_audit(s, [AuditInput.of(DecisionInput.of(ev), decision, decision.at or datetime.now(UTC))])
-
-
 def audit_many(s: Session, decisions: list[tuple[CloudEvent, Decision]], *,
                timers: StageTimers | None = None) -> None:
     """Append a batch's decisions to the chain in one go (one head lock per batch), in order."""
