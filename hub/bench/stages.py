@@ -21,11 +21,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hub.bench.pipeline import _preload_consents, scratch_database, synthetic_events
+from hub.bench.pipeline import _preload_consents, consents_for, scratch_database, synthetic_events
 from hub.bootstrap import Database, make_core
+from hub.http.consent.models import consent_event
 from hub.pipeline.stages import OutboxMessage, RawMessage
 from hub.settings import Settings
 from hub.topics import Topics
+from schemas.envelope import CloudEvent
 
 
 def _batches(msgs: Sequence[RawMessage], size: int) -> list[Sequence[RawMessage]]:
@@ -45,14 +47,33 @@ def _timed(step: Callable[[Sequence[RawMessage]], list[OutboxMessage]], batches:
     return time.perf_counter() - t0, out
 
 
+def mixed_events(n: int, late_every: int) -> tuple[list[CloudEvent], list[CloudEvent]]:
+    """The bench's ``n`` case events with, for every ``late_every``-th subject, its consent arriving only after
+    ten more case events (so that case is held, then released by a late consent); (events in order, preloaded)."""
+    cases = synthetic_events(n)
+    late = {ev.id for i, ev in enumerate(cases) if late_every and i % late_every == 0}
+    consents = {c.subject_record: consent_event(c) for c in consents_for(ev for ev in cases if ev.id in late)}
+    out: list[CloudEvent] = []
+    waiting: list[CloudEvent] = []
+    for i, ev in enumerate(cases):
+        out.append(ev)
+        if ev.id in late:
+            waiting.append(consents[ev.sourcerecord])
+        if i % 10 == 9:
+            out += waiting
+            waiting = []
+    return out + waiting, [ev for ev in cases if ev.id not in late]
+
+
 def run_stages(n: int = 2000, *, batch: int = 500, database_url: str | None = None,
-               profile_to: Path | None = None) -> dict[str, Any]:
-    """Both stages on ``n`` bench events; events/s per stage and the outbox counts per topic."""
+               profile_to: Path | None = None, late_every: int = 0) -> dict[str, Any]:
+    """Both stages on ``n`` bench events (with late consents for every ``late_every``-th subject); events/s per
+    stage and the outbox counts per topic."""
     topics = Topics("stagebench")
-    events = synthetic_events(n)
+    events, preload = mixed_events(n, late_every)
     raw = [RawMessage(topics.intake, 0, i, ev.sourcerecord.encode(), ev.to_json_bytes()) for i, ev in enumerate(events)]
     with tempfile.TemporaryDirectory(prefix="tsunagu-stages-") as tmp, scratch_database(database_url, Path(tmp)) as url:
-        _preload_consents(url, events)
+        _preload_consents(url, preload)
         db = Database.open(url, migrate=False)
         try:
             core = make_core(Settings(), db.sessions, topics)
@@ -70,8 +91,9 @@ def run_stages(n: int = 2000, *, batch: int = 500, database_url: str | None = No
     for m in out2:
         by_topic[m.topic.removeprefix("stagebench.")] = by_topic.get(m.topic.removeprefix("stagebench."), 0) + 1
     return {
-        "events": n, "batch": batch, "database": url.split(":", 1)[0].split("+", 1)[0],
-        "intake_events_per_s": round(n / intake_s, 1),
+        "events": len(events), "batch": batch, "late_consents": len(events) - n,
+        "database": url.split(":", 1)[0].split("+", 1)[0],
+        "intake_events_per_s": round(len(events) / intake_s, 1),
         "household_events_per_s": round(len(resolved) / household_s, 1),
         "household_out": by_topic,
         "timers_s": {k: round(core.timers.get(k), 3) for k in ("decide", "audit", "alerts")},
@@ -85,8 +107,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--database", default=None)
     p.add_argument("--profile", type=Path, default=None)
+    p.add_argument("--late-consents", type=int, default=0, metavar="K",
+                   help="every K-th subject's consent arrives after its case (0: all preloaded)")
     a = p.parse_args(argv)
-    print(json.dumps(run_stages(a.events, batch=a.batch, database_url=a.database, profile_to=a.profile)))
+    print(json.dumps(run_stages(a.events, batch=a.batch, database_url=a.database, profile_to=a.profile,
+                                late_every=a.late_consents)))
 
 
 if __name__ == "__main__":
