@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -267,32 +267,58 @@ def decide_for(s: Session, ev: CloudEvent, *, timers: StageTimers | None = None)
 _GATE = "tsunagu_gate"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Gate:
-    """What ``read_ahead_gate`` read: per person their subject keys; the consent versions filed under any of
-    them (in ``versions_for``'s order) with an index per subject key; the source records it covers."""
+    """What the gate read in this transaction: per person their subject keys; every consent version filed under
+    a key it read (kept equal to the database: versions this batch stores are added by ``note_consent``), with
+    an index per subject key; the source records it covers."""
 
-    keys: dict[str, tuple[set[str], set[str]]]
-    versions: list[ConsentVersion]
-    by_no: dict[str, list[int]]
-    by_record: dict[str, list[int]]
-    sources: set[str]
+    keys: dict[str, tuple[set[str], set[str]]] = field(default_factory=dict)
+    versions: list[tuple[tuple[str, datetime, int], ConsentVersion]] = field(default_factory=list)
+    ids: set[int] = field(default_factory=set)
+    by_no: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    by_record: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    nos_read: set[str] = field(default_factory=set)
+    records_read: set[str] = field(default_factory=set)
+    sources: set[str] = field(default_factory=set)
+
+    def add(self, row: ConsentVersionRow) -> None:
+        if row.id in self.ids:
+            return
+        self.ids.add(row.id)
+        self.versions.append(((row.consent_id, row.version, row.id), row.to_version()))
+        if row.subject_resident_no:
+            self.by_no[row.subject_resident_no].append(len(self.versions) - 1)
+        if row.subject_record:
+            self.by_record[row.subject_record].append(len(self.versions) - 1)
+
+    def covers(self, row: ConsentVersionRow) -> bool:
+        return row.subject_resident_no in self.nos_read or row.subject_record in self.records_read
 
     def versions_for(self, resident_nos: set[str], records: set[str]) -> list[ConsentVersion]:
-        """``ConsentRepository.versions_for`` answered from memory."""
+        """``ConsentRepository.versions_for`` answered from memory, in its order."""
         hits = {i for n in resident_nos for i in self.by_no.get(n, ())}
         hits.update(i for r in records for i in self.by_record.get(r, ()))
-        return [self.versions[i] for i in sorted(hits)]
+        return [v for _, v in sorted((self.versions[i] for i in hits), key=lambda kv: kv[0])]
 
 
 def read_ahead_gate(s: Session, events: Sequence[CloudEvent]) -> None:
     """Stage 2, once per batch: every subject key of the batch's persons and every consent version filed under
-    them, in three set queries. ``decide_for`` answers from it until ``forget_gate`` (a consent or identity
-    change within the batch)."""
+    them, in set queries. ``decide_for`` answers from it until ``forget_gate`` (an identity change may follow)."""
     forget_gate(s)
-    persons = sorted({ev.person for ev in events if ev.person})
-    if not persons:
+    ensure_gate(s, events)
+
+
+def ensure_gate(s: Session, events: Sequence[CloudEvent]) -> None:
+    """Have the gate cover these events: reads (in set queries) only the persons, subject keys and source records
+    it has not read yet in this transaction."""
+    gate: _Gate | None = s.info.get(_GATE)
+    if gate is None:
+        gate = _Gate()
+    todo = [ev for ev in events if ev.person and (ev.person not in gate.keys or ev.sourcerecord not in gate.sources)]
+    if not todo:
         return
+    persons = sorted({ev.person for ev in todo if ev.person and ev.person not in gate.keys})
     keys: dict[str, tuple[set[str], set[str]]] = {p: (set(), set()) for p in persons}
     for chunk in _chunks(persons):
         for pid, no in s.execute(select(Person.id, Person.resident_no).where(Person.id.in_(chunk))):
@@ -304,25 +330,38 @@ def read_ahead_gate(s: Session, events: Sequence[CloudEvent]) -> None:
             keys[pid][1].add(rec)
             if no:
                 keys[pid][0].add(no)
-    sources = {ev.sourcerecord for ev in events if ev.person}
-    all_nos = sorted({n for nos, _ in keys.values() for n in nos})
-    all_records = sorted({r for _, recs in keys.values() for r in recs} | sources)
+    gate.keys.update(keys)
+    sources = {ev.sourcerecord for ev in todo}
+    gate.sources |= sources
+    nos = sorted({n for ns, _ in keys.values() for n in ns} - gate.nos_read)
+    records = sorted(({r for _, rs in keys.values() for r in rs} | sources) - gate.records_read)
     rows: dict[int, ConsentVersionRow] = {}
-    for chunk in _chunks(all_nos):
+    for chunk in _chunks(nos):
         rows.update((r.id, r) for r in s.scalars(select(ConsentVersionRow).where(
             ConsentVersionRow.subject_resident_no.in_(chunk))))
-    for chunk in _chunks(all_records):
+    for chunk in _chunks(records):
         rows.update((r.id, r) for r in s.scalars(select(ConsentVersionRow).where(
             ConsentVersionRow.subject_record.in_(chunk))))
-    ordered = sorted(rows.values(), key=lambda r: (r.consent_id, r.version, r.id))  # versions_for's order
-    by_no: dict[str, list[int]] = defaultdict(list)
-    by_record: dict[str, list[int]] = defaultdict(list)
-    for i, r in enumerate(ordered):
-        if r.subject_resident_no:
-            by_no[r.subject_resident_no].append(i)
-        if r.subject_record:
-            by_record[r.subject_record].append(i)
-    s.info[_GATE] = _Gate(keys, [r.to_version() for r in ordered], by_no, by_record, sources)
+    gate.nos_read.update(nos)
+    gate.records_read.update(records)
+    for row in rows.values():
+        gate.add(row)
+    s.info[_GATE] = gate
+
+
+def note_consent(s: Session, consent: ConsentV1) -> None:
+    """A consent version was just stored: the gate, if it read the version's subject key, gets it too."""
+    gate: _Gate | None = s.info.get(_GATE)
+    if gate is None:
+        return
+    v = ConsentVersion.from_event(consent)
+    row = s.scalar(select(ConsentVersionRow).where(
+        ConsentVersionRow.consent_id == v.consent_id, ConsentVersionRow.version == v.version,
+        ConsentVersionRow.digest == v.digest))
+    if row is None:
+        forget_gate(s)  # cannot tell what was stored: decide from the database again
+    elif gate.covers(row):
+        gate.add(row)
 
 
 def has_gate(s: Session) -> bool:
@@ -352,8 +391,11 @@ def audit_many(s: Session, decisions: list[tuple[CloudEvent, Decision]], *,
 
 
 def store_consent(s: Session, ev: CloudEvent, consent: ConsentV1) -> bool:
-
-    return ConsentRepository(s).add_version(consent, recorded_at=ev.time)
+    """Keep the version (False: already kept) and tell the consent gate about it."""
+    stored = ConsentRepository(s).add_version(consent, recorded_at=ev.time)
+    if stored:
+        note_consent(s, consent)
+    return stored
 
 
 # --------------------------------------------------------------------------- alerts

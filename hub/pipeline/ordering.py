@@ -80,7 +80,7 @@ def correct_after_consent(core: HubCore, s: Session, ev: CloudEvent, consent: An
     if not rows:
         return 0
     events = {(row.source, row.event_id): (row, CloudEvent.from_json_bytes(row.payload)) for row in rows}
-    adapters.read_ahead_gate(s, [held for _, held in events.values()])  # one set read for every decision
+    adapters.ensure_gate(s, [held for _, held in events.values()])  # one set read for every decision
     decisions: dict[tuple[str, str], Any] = {}
 
     def still_permitted(sent: Sent) -> bool:
@@ -90,7 +90,6 @@ def correct_after_consent(core: HubCore, s: Session, ev: CloudEvent, consent: An
 
     sent = [Sent(r.event_id, r.source, adapters.aware(r.time)) for r in rows]
     out = retractions(sent, still_permitted)
-    adapters.forget_gate(s)
     for gone in out:
         row, held = events[(gone.source, gone.event_id)]
         decision = decisions[(gone.source, gone.event_id)]

@@ -322,8 +322,10 @@ class HubCore:
         handler = HOUSEHOLD_HANDLERS.get(type(payload))
         if handler is None:
             raise Rejected("event type not handled at the household stage")
-        if not isinstance(payload, (CaseV1, ReferralRequestedV1)):
-            adapters.forget_gate(s)  # consents or identity may change: decide from the database again
+        if isinstance(payload, (ResidentObservedV1, PersonObservedV1)):
+            adapters.forget_gate(s)  # identity may have changed meanwhile: read it again for what follows
+        elif isinstance(payload, ConsentV1):
+            pass  # the gate learns the stored version (adapters.store_consent)
         elif not adapters.has_gate(s):
             adapters.read_ahead_gate(s, _gate_window(s, ev))
         self._mark(s, HOUSEHOLD, ev, handler(self, s, ev, payload))
@@ -424,14 +426,13 @@ class HubCore:
             .order_by(CaseEvent.time)
         ).all()
         held_events = [CloudEvent.from_json_bytes(row.payload) for row in held]
-        adapters.read_ahead_gate(s, held_events)  # one set read for every held event's decision
+        adapters.ensure_gate(s, held_events)  # one set read for every held event's decision
         for row, held_ev in zip(held, held_events, strict=True):
             decision = adapters.decide_for(s, held_ev, timers=self.timers)
             if decision.permit and decision.route == "team":
                 self._audit.append((held_ev, decision))
                 self.emit(s, self.topics.team, held_ev.household or held_ev.person, adapters.team_event(held_ev))
                 row.team_published = True
-        adapters.forget_gate(s)
 
     def _alerts(self, s: Session, household: str) -> None:
         """Alerts are evaluated once per touched household at the end of the batch."""
@@ -439,12 +440,13 @@ class HubCore:
 
 
 _FRESH = "tsunagu_fresh"
-_GATED_TYPES = frozenset(t for t, model in EVENT_TYPES.items() if model in (CaseV1, ReferralRequestedV1))
+#: event types that keep the gate (a consent updates it; resident and person events make it read again)
+_GATED_TYPES = frozenset(t for t, model in EVENT_TYPES.items() if model in (CaseV1, ReferralRequestedV1, ConsentV1))
 
 
 def _gate_window(s: Session, ev: CloudEvent) -> list[CloudEvent]:
-    """The batch's events from ``ev`` on up to the next one that makes the gate forget (a consent, a person):
-    the consent gate after a forget is read again for these, in set queries."""
+    """The batch's events from ``ev`` on up to the next one that makes the gate forget (a resident or person
+    event): the consent gate after a forget is read again for these, in set queries."""
     index: dict[tuple[str, str], int]
     fresh: list[CloudEvent]
     index, fresh = s.info.get(_FRESH, ({}, []))
