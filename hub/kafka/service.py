@@ -9,8 +9,9 @@ and alert events. Several hub instances in the same groups share the partitions.
 
 Each batch: process and commit to the database (state, dedupe markers and an outbox of
 what to publish, in one transaction) → publish exactly the outbox rows that batch wrote (no
-re-read) and await the broker's acknowledgements → commit the Kafka offsets; the published
-rows are deleted in the background. A crash anywhere in between redelivers the batch; dedupe on
+re-read) and await the broker's acknowledgements → commit exactly that batch's Kafka offsets;
+the published rows are deleted in the background. Publishing and the offset commit of one batch
+run while the stage processes its next batch (one batch in delivery per stage, in order). A crash anywhere in between redelivers the batch; dedupe on
 (source, id) makes that harmless, and outbox leftovers are relayed at start-up and after a
 failed batch.
 
