@@ -1,6 +1,7 @@
 """Per-stage micro-benchmark without a broker: bench events through process_intake, then process_household.
 
-``python -m hub.bench.stages --events 2000 [--database URL] [--batch 500] [--profile FILE]``
+``python -m hub.bench.stages --events 2000 [--database URL] [--batch 500] [--late-consents K] [--profile FILE]
+[--default-gc]``
 
 The ``tsunagu bench`` events (houkatsu case openings, every subject with a consent) are turned into
 raw intake messages; stage 1 runs over them in batches and its outbox (the ``resolved`` topic) becomes
@@ -24,6 +25,7 @@ from typing import Any
 from hub.bench.pipeline import _preload_consents, consents_for, scratch_database, synthetic_events
 from hub.bootstrap import Database, make_core
 from hub.http.consent.models import consent_event
+from hub.kafka.service import tune_gc
 from hub.pipeline.stages import OutboxMessage, RawMessage
 from hub.settings import Settings
 from hub.topics import Topics
@@ -109,7 +111,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--profile", type=Path, default=None)
     p.add_argument("--late-consents", type=int, default=0, metavar="K",
                    help="every K-th subject's consent arrives after its case (0: all preloaded)")
+    p.add_argument("--default-gc", action="store_true", help="keep Python's GC thresholds (the hub service tunes them)")
     a = p.parse_args(argv)
+    if not a.default_gc:
+        tune_gc()
     print(json.dumps(run_stages(a.events, batch=a.batch, database_url=a.database, profile_to=a.profile,
                                 late_every=a.late_consents)))
 

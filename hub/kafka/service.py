@@ -11,9 +11,9 @@ Each batch: process and commit to the database (state, dedupe markers and an out
 what to publish, in one transaction) → publish exactly the outbox rows that batch wrote (no
 re-read) and await the broker's acknowledgements → commit exactly that batch's Kafka offsets;
 the published rows are deleted in the background. Publishing and the offset commit of one batch
-run while the stage processes its next batch (one batch in delivery per stage, in order). A crash anywhere in between redelivers the batch; dedupe on
-(source, id) makes that harmless, and outbox leftovers are relayed at start-up and after a
-failed batch.
+run while the stage processes its next batch (one batch in delivery per stage, in order). A crash
+anywhere in between redelivers the batch; dedupe on (source, id) makes that harmless, and outbox
+leftovers are relayed at start-up and after a failed batch.
 
 Every message the hub publishes is a CloudEvent in structured mode (CloudEvents Kafka protocol
 binding): the value is the event, the header ``content-type`` is
@@ -23,6 +23,7 @@ binding): the value is the event, the header ``content-type`` is
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -48,6 +49,19 @@ CLOUDEVENTS_HEADERS: list[tuple[str, bytes]] = [("content-type", b"application/c
 def deadletter_group(settings: Settings) -> str:
     """The consumer group that files the dead-letter topic into the dead-letter store."""
     return f"{settings.hub_group}-deadletter"
+
+
+#: the cyclic GC's first-generation threshold while the hub runs (Python's default is 700): a batch allocates
+#: tens of thousands of short-lived objects, and a collection every 700 of them cost stage 2 about a third of its time
+GC_GEN0_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper cyclic collections for a long-running hub: what start-up loaded (modules, table metadata)
+    is moved out of the collected generations, and the first generation is collected less often."""
+    gc.freeze()
+    gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(gen0, GC_GEN0_THRESHOLD), gen1, gen2)
 
 
 def _raw(records: Sequence[Any]) -> list[RawMessage]:
@@ -214,6 +228,7 @@ class HubService:
                 total += len(rows)
 
     async def start(self) -> None:
+        tune_gc()
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id=f"tsunagu-{self.instance}",
                                           acks="all", linger_ms=5,
                                           max_batch_size=512 * 1024, request_timeout_ms=30000)
