@@ -43,6 +43,7 @@ from hub.pipeline.alerts import (
     ended,
     evaluate,
     holds_again,
+    may_hold,
     view,
 )
 from hub.pipeline.tables import AlertState, CaseEvent, CaseState
@@ -544,6 +545,8 @@ def evaluate_alerts_many(s: Session, households: Sequence[str], today: date, set
 
 def _evaluate_one(s: Session, household: str, snapshot: HouseholdSnapshot, existing: dict[str, AlertState],
                   today: date, settings: Any) -> list[bytes]:
+    if not existing and not may_hold(snapshot, settings or DEFAULT_SETTINGS):
+        return []  # no alert yet and none can hold: nothing to raise, reopen or end
     found = evaluate(snapshot, today, settings or DEFAULT_SETTINGS)
     previous: dict[AlertKind, tuple[Sequence[Field], Sequence[str]]] = {
         k: ([Field(f) for f in a.fields], list(a.records)) for k, a in existing.items() if k in KINDS
