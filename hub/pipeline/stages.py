@@ -416,15 +416,17 @@ class HubCore:
             self.emit(s, self.topics.team, ev.household or ev.person, adapters.withdrawal_notice(ev, consent))
         if ev.person is None:
             return
-        # Events the team got that this version (arriving late) no longer permits are retracted.
-        correct_after_consent(self, s, ev, consent)
-        # A consent may release events that arrived before it: decide them again.
-        held = s.scalars(
+        # the person's kept events of these fields, read once for both steps below
+        kept = s.scalars(
             select(CaseEvent)
-            .where(CaseEvent.person_id == ev.person, CaseEvent.team_published.is_(False))
+            .where(CaseEvent.person_id == ev.person)
             .where(CaseEvent.field.in_([f.value for f in consent.fields]))
             .order_by(CaseEvent.time)
         ).all()
+        # Events the team got that this version (arriving late) no longer permits are retracted.
+        correct_after_consent(self, s, ev, consent, kept)
+        # A consent may release events that arrived before it (or just retracted): decide them again.
+        held = [row for row in kept if not row.team_published]
         held_events = [CloudEvent.from_json_bytes(row.payload) for row in held]
         adapters.ensure_gate(s, held_events)  # one set read for every held event's decision
         for row, held_ev in zip(held, held_events, strict=True):
