@@ -294,7 +294,7 @@ def append_audit(session: Session, decisions: Sequence[AuditInput]) -> list[Audi
         return []
     head = _locked_head(session)
     entries = chain(head.hash, decisions, audit_key(session))
-    session.add_all(AuditLogRow(**e.to_json()) for e in entries)
+    session.execute(insert(AuditLogRow), [e.to_json() for e in entries])  # one executemany, no ORM objects
     head.hash = entries[-1].hash
     head.entries += len(entries)
     session.flush()

@@ -217,13 +217,21 @@ def bench_stages(
     registry: Annotated[bool, typer.Option(help="first a 住民記録 row for every subject (cases then link)")] = False,
     database: Annotated[str | None, typer.Option(
         "--database", help="scratch database URL without tables (created and dropped); default: SQLite file")] = None,
+    late_consents: Annotated[int, typer.Option(
+        "--late-consents", metavar="K", help="every K-th subject's consent arrives after its case (0: none)")] = 0,
+    profile: Annotated[Path | None, typer.Option(help="write a cProfile of the household stage to this file")] = None,
+    default_gc: Annotated[bool, typer.Option(help="keep Python's GC thresholds (the hub service tunes them)")] = False,
 ) -> None:
     """Each hub stage's rate in process (no broker); for profiling one stage."""
     from hub.bench.stages import stage_bench
+    from hub.kafka.service import tune_gc
 
     _settings()
+    if not default_gc:
+        tune_gc()
     try:
-        result = stage_bench(events, batch=batch, registry=registry, database_url=database)
+        result = stage_bench(events, batch=batch, registry=registry, database_url=database, late_every=late_consents,
+                             profile_to=profile)
     except ValueError as exc:
         _fail(str(exc))
         return

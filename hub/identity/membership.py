@@ -85,21 +85,37 @@ def intervals_from(observations: Iterable[ResidentObservation]) -> list[Interval
     return out
 
 
+def observations_of(s: Session, person_ids: Iterable[str]) -> dict[str, list[ResidentObservation]]:
+    """Every observation of these persons, per person, in IN-list queries of 500."""
+    ids = sorted(set(person_ids))
+    by_person: dict[str, list[ResidentObservation]] = {}
+    for i in range(0, len(ids), 500):
+        stmt = select(ResidentObservation).where(ResidentObservation.person_id.in_(ids[i:i + 500]))
+        for o in s.scalars(stmt):
+            by_person.setdefault(o.person_id, []).append(o)
+    return by_person
+
+
 def intervals_of(s: Session, person_ids: Sequence[str]) -> dict[str, list[Interval]]:
     """The intervals of these persons; a person with no observation is absent from the result."""
-    by_person: dict[str, list[ResidentObservation]] = {}
-    if not person_ids:
-        return {}
-    stmt = select(ResidentObservation).where(ResidentObservation.person_id.in_(sorted(set(person_ids))))
-    for o in s.scalars(stmt):
-        by_person.setdefault(o.person_id, []).append(o)
-    return {pid: intervals_from(obs) for pid, obs in by_person.items()}
+    return {pid: intervals_from(obs) for pid, obs in observations_of(s, person_ids).items()}
 
 
 def persons_seen_in(s: Session, household_id: str) -> set[str]:
     """Persons with any observation in the household (candidates for its intervals)."""
-    stmt = select(ResidentObservation.person_id).where(ResidentObservation.household_id == household_id)
-    return set(s.scalars(stmt))
+    return persons_seen_in_many(s, [household_id]).get(household_id, set())
+
+
+def persons_seen_in_many(s: Session, household_ids: Iterable[str]) -> dict[str, set[str]]:
+    """Per household, the persons with any observation in it, in IN-list queries of 500."""
+    ids = sorted(set(household_ids))
+    out: dict[str, set[str]] = {}
+    for i in range(0, len(ids), 500):
+        stmt = select(ResidentObservation.household_id, ResidentObservation.person_id).where(
+            ResidentObservation.household_id.in_(ids[i:i + 500]))
+        for hid, pid in s.execute(stmt):
+            out.setdefault(hid, set()).add(pid)
+    return out
 
 
 def household_at(s: Session, person_id: str, on: date) -> tuple[bool, str | None]:
@@ -175,7 +191,11 @@ def household_spans(s: Session, household_id: str, current: Iterable[str]) -> Ho
     is 消除 never was a member.
     """
     persons = set(current) | persons_seen_in(s, household_id)
-    spans = intervals_of(s, sorted(persons))
+    return spans_from(household_id, intervals_of(s, sorted(persons)))
+
+
+def spans_from(household_id: str, spans: dict[str, list[Interval]]) -> HouseholdSpans:
+    """``household_spans`` from the intervals of the household's candidate persons (pure)."""
     member: dict[str, dict[str, Any]] = {}
     for pid, stays in spans.items():
         here = [i for i in stays if i.household_id == household_id and i.left_reason != "moved"]
@@ -195,7 +215,12 @@ def relation_slices(s: Session, household_id: str, person_ids: Iterable[str]) ->
         return []
     stmt = select(ResidentObservation).where(ResidentObservation.household_id == household_id,
                                              ResidentObservation.person_id.in_(ids))
-    rows = sorted(s.scalars(stmt), key=_order)
+    return slices_from(s.scalars(stmt))
+
+
+def slices_from(observations: Iterable[ResidentObservation]) -> list[list[tuple[str, str | None]]]:
+    """``relation_slices`` from the observations in the household of the persons asked about (pure)."""
+    rows = sorted(observations, key=_order)
     out: list[list[tuple[str, str | None]]] = []
     for day in sorted({_order(r)[0] for r in rows}):
         now: dict[str, ResidentObservation] = {}

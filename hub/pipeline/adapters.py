@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -18,11 +18,18 @@ from sqlalchemy.orm import Session
 
 from consent.audit import AuditInput
 from consent.decide import decide, minimal_form
-from consent.model import Decision, DecisionInput
+from consent.model import ConsentVersion, Decision, DecisionInput
 from consent.store import ConsentRepository, ConsentVersionRow, append_audit, metadata
 from hub.db import prefetch
 from hub.identity.blocking import blocking_of
-from hub.identity.membership import household_at, household_spans, intervals_from, relation_slices
+from hub.identity.membership import (
+    household_at,
+    intervals_from,
+    observations_of,
+    persons_seen_in_many,
+    slices_from,
+    spans_from,
+)
 from hub.identity.resolver import UNOBSERVED, IdentityService, features_for
 from hub.identity.scoring import Features
 from hub.identity.tables import Person, PersonRecordRow, Resident
@@ -38,6 +45,7 @@ from hub.pipeline.alerts import (
     ended,
     evaluate,
     holds_again,
+    may_hold,
     view,
 )
 from hub.pipeline.tables import AlertState, CaseEvent, CaseState
@@ -202,10 +210,32 @@ def read_ahead_identity(s: Session, events: Sequence[CloudEvent],
 
 
 def read_ahead_household(s: Session, events: Sequence[CloudEvent]) -> None:
-    """Stage 2, once per batch: the batch's cases, its records' attributions and persons, read in set queries."""
+    """Stage 2, once per batch: the batch's cases, its records' attributions and persons, and which of its
+    persons have cases, read in set queries."""
     prefetch(s, CaseState, [c for ev in events if isinstance(c := ev.data.get("case"), str)])
     rows = prefetch(s, PersonRecordRow, [ev.sourcerecord for ev in events])
-    prefetch(s, Person, [*(r.person_id for r in rows), *(ev.person for ev in events if ev.person)])
+    persons = sorted({*(r.person_id for r in rows), *(ev.person for ev in events if ev.person)})
+    prefetch(s, Person, persons)
+    with_cases: set[str | None] = set()
+    for chunk in _chunks(persons):
+        with_cases.update(s.scalars(select(CaseState.person_id).where(CaseState.person_id.in_(chunk)).distinct()))
+    s.info[_WITH_CASES] = (set(persons), with_cases)
+
+
+_WITH_CASES = "tsunagu_with_cases"
+
+
+def may_have_cases(s: Session, person: str) -> bool:
+    """False only for a person the read-ahead found without cases and who got none since in this batch."""
+    known = s.info.get(_WITH_CASES)
+    return known is None or person not in known[0] or person in known[1]
+
+
+def has_cases(s: Session, person: str | None) -> None:
+    """Note that a case of this batch now belongs to ``person`` (``may_have_cases``)."""
+    known = s.info.get(_WITH_CASES)
+    if known is not None:
+        known[1].add(person)
 
 
 # --------------------------------------------------------------------------- consent gate
@@ -243,11 +273,10 @@ def decide_for(s: Session, ev: CloudEvent, *, timers: StageTimers | None = None)
 
     with timed(timers, "decide"):
         repo = ConsentRepository(s)
-        gate = s.info.get(_GATE)
-        if gate is not None and ev.person in gate[0] and ev.sourcerecord in gate[2]:
-            resident_nos, records = (set(k) for k in gate[0][ev.person])
-            records.add(ev.sourcerecord)
-            consents = [v for v in gate[1] if v.subject_resident_no in resident_nos or v.subject_record in records]
+        gate: _Gate | None = s.info.get(_GATE)
+        if gate is not None and ev.person in gate.keys and ev.sourcerecord in gate.sources:
+            resident_nos, records = gate.keys[ev.person]
+            consents = gate.versions_for(resident_nos, records | {ev.sourcerecord})
         else:
             resident_nos, records = subject_keys(s, ev.person)
             records.add(ev.sourcerecord)
@@ -264,13 +293,58 @@ def decide_for(s: Session, ev: CloudEvent, *, timers: StageTimers | None = None)
 _GATE = "tsunagu_gate"
 
 
+@dataclass(slots=True)
+class _Gate:
+    """What the gate read in this transaction: per person their subject keys; every consent version filed under
+    a key it read (kept equal to the database: versions this batch stores are added by ``note_consent``), with
+    an index per subject key; the source records it covers."""
+
+    keys: dict[str, tuple[set[str], set[str]]] = field(default_factory=dict)
+    versions: list[tuple[tuple[str, datetime, int], ConsentVersion]] = field(default_factory=list)
+    ids: set[int] = field(default_factory=set)
+    by_no: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    by_record: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    nos_read: set[str] = field(default_factory=set)
+    records_read: set[str] = field(default_factory=set)
+    sources: set[str] = field(default_factory=set)
+
+    def add(self, row: ConsentVersionRow) -> None:
+        if row.id in self.ids:
+            return
+        self.ids.add(row.id)
+        self.versions.append(((row.consent_id, row.version, row.id), row.to_version()))
+        if row.subject_resident_no:
+            self.by_no[row.subject_resident_no].append(len(self.versions) - 1)
+        if row.subject_record:
+            self.by_record[row.subject_record].append(len(self.versions) - 1)
+
+    def covers(self, row: ConsentVersionRow) -> bool:
+        return row.subject_resident_no in self.nos_read or row.subject_record in self.records_read
+
+    def versions_for(self, resident_nos: set[str], records: set[str]) -> list[ConsentVersion]:
+        """``ConsentRepository.versions_for`` answered from memory, in its order."""
+        hits = {i for n in resident_nos for i in self.by_no.get(n, ())}
+        hits.update(i for r in records for i in self.by_record.get(r, ()))
+        return [v for _, v in sorted((self.versions[i] for i in hits), key=lambda kv: kv[0])]
+
+
 def read_ahead_gate(s: Session, events: Sequence[CloudEvent]) -> None:
     """Stage 2, once per batch: every subject key of the batch's persons and every consent version filed under
-    them, in three set queries. ``decide_for`` answers from it until ``forget_gate`` (a consent or identity
-    change within the batch)."""
-    persons = sorted({ev.person for ev in events if ev.person})
-    if not persons:
+    them, in set queries. ``decide_for`` answers from it until ``forget_gate`` (an identity change may follow)."""
+    forget_gate(s)
+    ensure_gate(s, events)
+
+
+def ensure_gate(s: Session, events: Sequence[CloudEvent]) -> None:
+    """Have the gate cover these events: reads (in set queries) only the persons, subject keys and source records
+    it has not read yet in this transaction."""
+    gate: _Gate | None = s.info.get(_GATE)
+    if gate is None:
+        gate = _Gate()
+    todo = [ev for ev in events if ev.person and (ev.person not in gate.keys or ev.sourcerecord not in gate.sources)]
+    if not todo:
         return
+    persons = sorted({ev.person for ev in todo if ev.person and ev.person not in gate.keys})
     keys: dict[str, tuple[set[str], set[str]]] = {p: (set(), set()) for p in persons}
     for chunk in _chunks(persons):
         for pid, no in s.execute(select(Person.id, Person.resident_no).where(Person.id.in_(chunk))):
@@ -282,18 +356,42 @@ def read_ahead_gate(s: Session, events: Sequence[CloudEvent]) -> None:
             keys[pid][1].add(rec)
             if no:
                 keys[pid][0].add(no)
-    sources = {ev.sourcerecord for ev in events if ev.person}
-    all_nos = sorted({n for nos, _ in keys.values() for n in nos})
-    all_records = sorted({r for _, recs in keys.values() for r in recs} | sources)
+    gate.keys.update(keys)
+    sources = {ev.sourcerecord for ev in todo}
+    gate.sources |= sources
+    nos = sorted({n for ns, _ in keys.values() for n in ns} - gate.nos_read)
+    records = sorted(({r for _, rs in keys.values() for r in rs} | sources) - gate.records_read)
     rows: dict[int, ConsentVersionRow] = {}
-    for chunk in _chunks(all_nos):
+    for chunk in _chunks(nos):
         rows.update((r.id, r) for r in s.scalars(select(ConsentVersionRow).where(
             ConsentVersionRow.subject_resident_no.in_(chunk))))
-    for chunk in _chunks(all_records):
+    for chunk in _chunks(records):
         rows.update((r.id, r) for r in s.scalars(select(ConsentVersionRow).where(
             ConsentVersionRow.subject_record.in_(chunk))))
-    ordered = sorted(rows.values(), key=lambda r: (r.consent_id, r.version, r.id))  # versions_for's order
-    s.info[_GATE] = (keys, [r.to_version() for r in ordered], sources)
+    gate.nos_read.update(nos)
+    gate.records_read.update(records)
+    for row in rows.values():
+        gate.add(row)
+    s.info[_GATE] = gate
+
+
+def note_consent(s: Session, consent: ConsentV1) -> None:
+    """A consent version was just stored: the gate, if it read the version's subject key, gets it too."""
+    gate: _Gate | None = s.info.get(_GATE)
+    if gate is None:
+        return
+    v = ConsentVersion.from_event(consent)
+    row = s.scalar(select(ConsentVersionRow).where(
+        ConsentVersionRow.consent_id == v.consent_id, ConsentVersionRow.version == v.version,
+        ConsentVersionRow.digest == v.digest))
+    if row is None:
+        forget_gate(s)  # cannot tell what was stored: decide from the database again
+    elif gate.covers(row):
+        gate.add(row)
+
+
+def has_gate(s: Session) -> bool:
+    return _GATE in s.info
 
 
 def forget_gate(s: Session) -> None:
@@ -310,13 +408,6 @@ def _any_rows(s: Session, table: str) -> bool:
     return cache[table]
 
 
-def audit(s: Session, ev: CloudEvent, decision: Decision, *, timers: StageTimers | None = None) -> None:
-    """Append the decision to the hash-chained audit trail (no case content)."""
-
-    with timed(timers, "audit"):
-        append_audit(s, [AuditInput.of(DecisionInput.of(ev), decision, decision.at or datetime.now(UTC))])
-
-
 def audit_many(s: Session, decisions: list[tuple[CloudEvent, Decision]], *,
                timers: StageTimers | None = None) -> None:
     """Append a batch's decisions to the chain in one go (one head lock per batch), in order."""
@@ -326,46 +417,104 @@ def audit_many(s: Session, decisions: list[tuple[CloudEvent, Decision]], *,
 
 
 def store_consent(s: Session, ev: CloudEvent, consent: ConsentV1) -> bool:
-
-    return ConsentRepository(s).add_version(consent, recorded_at=ev.time)
+    """Keep the version (False: already kept) and tell the consent gate about it."""
+    stored = ConsentRepository(s).add_version(consent, recorded_at=ev.time)
+    if stored:
+        note_consent(s, consent)
+    return stored
 
 
 # --------------------------------------------------------------------------- alerts
 def household_snapshot(s: Session, household: str) -> Any:
     """Members (registry relations, 同居家族 links and notes) and cases of one household."""
+    return household_snapshots(s, [household])[household]
 
-    persons = s.scalars(select(Person).where(Person.household_id == household, Person.merged_into.is_(None))).all()
-    spans = household_spans(s, household, {p.id for p in persons})
-    ids = {p.id for p in persons if p.id not in spans.known} | set(spans.member)
-    residents = {r.person_id: r for r in s.scalars(select(Resident).where(Resident.person_id.in_(ids)))} if ids else {}
-    birth: dict[str, date | None] = {pid: (residents[pid].birth_date if pid in residents else None) for pid in ids}
-    record_person: dict[str, str] = {}
-    for rec, pid, bd in s.execute(select(PersonRecordRow.record, PersonRecordRow.person_id, PersonRecordRow.birth_date)
-                                  .where(PersonRecordRow.person_id.in_(ids))):
-        record_person[rec] = pid
-        if birth.get(pid) is None and bd is not None:
-            birth[pid] = bd
-    cases = s.scalars(select(CaseState).where(CaseState.household_id == household)).all()
-    departed = sorted(pid for pid, m in spans.member.items() if m.get("member_until") is not None)
-    if departed:  # cases of members who left, as long as they were members
-        seen = {c.case for c in cases}
-        cases = [*cases, *(c for c in s.scalars(select(CaseState).where(CaseState.person_id.in_(departed)))
-                          if c.case not in seen)]
+
+def household_snapshots(s: Session, households: Sequence[str]) -> dict[str, HouseholdSnapshot]:
+    """The snapshots of several households, read in set queries (IN lists of 500), each built as
+    ``household_snapshot`` builds one: members and their stays, relations over time, cases, links."""
+    hs = sorted(set(households))
+    current: dict[str, list[str]] = defaultdict(list)
+    for chunk in _chunks(hs):
+        for pid, hid in s.execute(select(Person.id, Person.household_id).where(
+                Person.household_id.in_(chunk), Person.merged_into.is_(None))):
+            current[hid].append(pid)  # type: ignore[index]
+    seen_in = persons_seen_in_many(s, hs)
+    candidates = {h: set(current[h]) | seen_in.get(h, set()) for h in hs}
+    observations = observations_of(s, {p for c in candidates.values() for p in c})
+    intervals = {pid: intervals_from(obs) for pid, obs in observations.items()}
+    spans = {h: spans_from(h, {p: intervals[p] for p in sorted(candidates[h]) if p in intervals}) for h in hs}
+    ids = {h: {p for p in current[h] if p not in spans[h].known} | set(spans[h].member) for h in hs}
+    all_ids = sorted({p for i in ids.values() for p in i})
+    residents: dict[str, Resident] = {}
+    records: list[tuple[str, str, date | None]] = []
+    for chunk in _chunks(all_ids):
+        residents.update((r.person_id, r) for r in s.scalars(select(Resident).where(Resident.person_id.in_(chunk))))
+        records += [(rec, pid, bd) for rec, pid, bd in s.execute(
+            select(PersonRecordRow.record, PersonRecordRow.person_id, PersonRecordRow.birth_date)
+            .where(PersonRecordRow.person_id.in_(chunk)))]
+    cases: dict[str, list[Any]] = defaultdict(list)
+    shared: dict[str, set[str]] = defaultdict(set)
+    for chunk in _chunks(hs):
+        for c in s.execute(select(*_CASE_COLUMNS).where(CaseState.household_id.in_(chunk))):
+            cases[c.household_id].append(c)
+        for rec, hid in s.execute(select(CaseEvent.record, CaseEvent.household_id).where(
+                CaseEvent.household_id.in_(chunk), CaseEvent.team_published.is_(True))):
+            shared[hid].add(rec)  # type: ignore[index]
+    departed = {h: sorted(pid for pid, m in spans[h].member.items() if m.get("member_until") is not None) for h in hs}
+    cases_of: dict[str, list[Any]] = defaultdict(list)
+    for chunk in _chunks(sorted({p for d in departed.values() for p in d})):
+        for c in s.execute(select(*_CASE_COLUMNS).where(CaseState.person_id.in_(chunk))):
+            cases_of[c.person_id].append(c)
+    out: dict[str, HouseholdSnapshot] = {}
+    for h in hs:
+        own = ids[h]
+        birth: dict[str, date | None] = {pid: (residents[pid].birth_date if pid in residents else None)
+                                         for pid in own}
+        record_person: dict[str, str] = {}
+        for rec, pid, bd in records:
+            if pid not in own:
+                continue
+            record_person[rec] = pid
+            if birth.get(pid) is None and bd is not None:
+                birth[pid] = bd
+        h_cases = list(cases[h])
+        if departed[h]:  # cases of members who left, as long as they were members
+            seen = {c.case for c in h_cases}
+            h_cases += [c for pid in departed[h] for c in cases_of[pid] if c.case not in seen]
+        slices = slices_from(o for pid in sorted(spans[h].member) for o in observations.get(pid, ())
+                             if o.household_id == h)
+        out[h] = _snapshot(h, own, birth, {p: r for p, r in residents.items() if p in own}, record_person,
+                           h_cases, shared[h], spans[h].member, slices)
+    return out
+
+
+#: what a snapshot reads of a case (rows, not ORM objects: the batch's changes are flushed before the read)
+_CASE_COLUMNS = (CaseState.case, CaseState.record, CaseState.person_id, CaseState.household_id, CaseState.field,
+                 CaseState.opened_on, CaseState.closed_on, CaseState.topics, CaseState.members)
+_FIELDS = {f.value: f for f in Field}
+_TOPICS = {t.value: t for t in Topic}
+
+
+def _snapshot(household: str, ids: set[str], birth: dict[str, date | None], residents: dict[str, Resident],
+              record_person: dict[str, str], cases: list[Any], shared: set[str],
+              member: dict[str, dict[str, Any]], slices: list[list[tuple[str, str | None]]]) -> HouseholdSnapshot:
+    """One household's snapshot from what ``household_snapshots`` read (pure)."""
     notes: dict[str, set[MemberNote]] = defaultdict(set)
     links: list[tuple[str, str, Relation | None]] = []
     for c in cases:
         for rec, info in (c.members or {}).items():
-            member = record_person.get(rec)
-            if member is None or c.person_id is None:
+            who = record_person.get(rec)
+            if who is None or c.person_id is None:
                 continue
             rel = info.get("relation")
-            links.append((c.person_id, member, Relation(rel) if isinstance(rel, str) else None))
+            links.append((c.person_id, who, Relation(rel) if isinstance(rel, str) else None))
             raw_notes = info.get("notes")
             if isinstance(raw_notes, list):
-                notes[member].update(MemberNote(n) for n in raw_notes if isinstance(n, str))
+                notes[who].update(MemberNote(n) for n in raw_notes if isinstance(n, str))
     registry_rel = [(pid, _relation(r.relation)) for pid, r in residents.items()]
     child_of = derive_child_of(registry_rel, links)
-    for then in relation_slices(s, household, sorted(spans.member)):  # 続柄 as they stood over time
+    for then in slices:  # 続柄 as they stood over time
         for pid, parents in derive_child_of([(p, _relation(r)) for p, r in then]).items():
             child_of[pid] = child_of.get(pid, frozenset()) | parents
     members = tuple(
@@ -373,25 +522,17 @@ def household_snapshot(s: Session, household: str) -> Any:
                relation=_relation(residents[pid].relation) if pid in residents else None,
                relation_source="registry" if pid in residents else None,
                notes=frozenset(notes.get(pid, set())), child_of=child_of.get(pid, frozenset()),
-               **spans.member.get(pid, {}))
+               **member.get(pid, {}))
         for pid in sorted(ids)
     )
-    shared = {
-        rec for (rec,) in s.execute(select(CaseEvent.record).where(
-            CaseEvent.household_id == household, CaseEvent.team_published.is_(True)))
-    }
     facts = tuple(
-        CaseFact(record=c.record, case=c.case, person=c.person_id, field=Field(c.field), opened_on=c.opened_on,
-                 closed_on=c.closed_on, topics=frozenset(Topic(t) for t in c.topics or []),
+        CaseFact(record=c.record, case=c.case, person=c.person_id, field=_FIELDS.get(c.field) or Field(c.field),
+                 opened_on=c.opened_on, closed_on=c.closed_on,
+                 topics=frozenset(_TOPICS.get(t) or Topic(t) for t in c.topics or []),
                  shareable=c.record in shared)
         for c in cases if c.person_id is not None
     )
     return HouseholdSnapshot(household=household, members=members, cases=facts)
-
-
-def household_snapshots(s: Session, households: Sequence[str]) -> dict[str, HouseholdSnapshot]:
-    """The snapshots of several households (membership over time is read per household)."""
-    return {h: household_snapshot(s, h) for h in households}
 
 
 def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
@@ -429,6 +570,8 @@ def evaluate_alerts_many(s: Session, households: Sequence[str], today: date, set
 
 def _evaluate_one(s: Session, household: str, snapshot: HouseholdSnapshot, existing: dict[str, AlertState],
                   today: date, settings: Any) -> list[bytes]:
+    if not existing and not may_hold(snapshot, settings or DEFAULT_SETTINGS):
+        return []  # no alert yet and none can hold: nothing to raise, reopen or end
     found = evaluate(snapshot, today, settings or DEFAULT_SETTINGS)
     previous: dict[AlertKind, tuple[Sequence[Field], Sequence[str]]] = {
         k: ([Field(f) for f in a.fields], list(a.records)) for k, a in existing.items() if k in KINDS

@@ -302,6 +302,15 @@ RULES: dict[AlertKind, Rule] = {
 }
 
 
+def may_hold(snapshot: HouseholdSnapshot, settings: AlertSettings = DEFAULT_SETTINGS) -> bool:
+    """False when no rule can hold on any day: a necessary condition of each rule (its fields; 8050 also a
+    member who is someone's child), read off the snapshot without walking the timeline."""
+    fields = {c.field for c in snapshot.cases}
+    return (len(fields) >= settings.multi_field_min_fields
+            or Field.CHILD in fields  # young_carer (and double_care) need a child case
+            or (Field.ELDERLY in fields and any(m.child_of for m in snapshot.members)))  # 8050
+
+
 # --------------------------------------------------------------------------- the timeline
 def turns(birth: date, age: int) -> date:
     """The first day on which a person born on ``birth`` is ``age`` full years old (29 Feb → 1 Mar)."""

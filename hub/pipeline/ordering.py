@@ -14,7 +14,7 @@ calls after it stored a consent version.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -67,19 +67,27 @@ def retraction_event(ev: CloudEvent, consent_id: str, basis: str) -> bytes:
     return out.to_json_bytes()
 
 
-def correct_after_consent(core: HubCore, s: Session, ev: CloudEvent, consent: Any) -> int:
-    """After a consent version of ``ev.person`` was stored: retract what it now denies; returns how many."""
+def correct_after_consent(core: HubCore, s: Session, ev: CloudEvent, consent: Any,
+                          kept: Sequence[CaseEvent] | None = None) -> int:
+    """After a consent version of ``ev.person`` was stored: retract what it now denies; returns how many.
+
+    ``kept``: the person's kept events of the consent's fields, if the caller read them already."""
     if ev.person is None:
         return 0
-    rows = s.scalars(
-        select(CaseEvent)
-        .where(CaseEvent.person_id == ev.person, CaseEvent.team_published.is_(True))
-        .where(CaseEvent.field.in_([f.value for f in consent.fields]))
-        .where(CaseEvent.time >= ev.time)
-    ).all()
+    if kept is None:
+        rows: Sequence[CaseEvent] = s.scalars(
+            select(CaseEvent)
+            .where(CaseEvent.person_id == ev.person, CaseEvent.team_published.is_(True))
+            .where(CaseEvent.field.in_([f.value for f in consent.fields]))
+            .where(CaseEvent.time >= ev.time)
+        ).all()
+    else:
+        since = adapters.aware(ev.time)
+        rows = [r for r in kept if r.team_published and adapters.aware(r.time) >= since]
     if not rows:
         return 0
     events = {(row.source, row.event_id): (row, CloudEvent.from_json_bytes(row.payload)) for row in rows}
+    adapters.ensure_gate(s, [held for _, held in events.values()])  # one set read for every decision
     decisions: dict[tuple[str, str], Any] = {}
 
     def still_permitted(sent: Sent) -> bool:

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from hub.db import prefetch
 from hub.identity.review import Decision, ReviewError, decide_review
 from hub.identity.tables import IdentityDecision, IdentityReview, Person, PersonRecordRow, Resident
 from hub.pipeline import adapters
@@ -152,18 +153,30 @@ def reattribute(
     moved_records: set[str] = set()
     n_cases = n_events = 0
     held: list[CaseEvent] = []
-    for record in sorted(set(records)):
+    wanted = sorted(set(records))
+    rows = prefetch(session, PersonRecordRow, wanted)
+    prefetch(session, Person, [r.person_id for r in rows])
+    cases_of: dict[str, list[CaseState]] = {}
+    events_of: dict[str, list[CaseEvent]] = {}
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i:i + 500]
+        for case in session.scalars(select(CaseState).where(CaseState.record.in_(chunk))):
+            cases_of.setdefault(case.record, []).append(case)
+        for kept in session.scalars(select(CaseEvent).where(CaseEvent.record.in_(chunk))):
+            events_of.setdefault(kept.record, []).append(kept)
+    for record in wanted:
         target = current_attribution(session, record)
         if target is None:
             continue
         person, household = target
-        for case in session.scalars(select(CaseState).where(CaseState.record == record)):
+        for case in cases_of.get(record, []):
             if (case.person_id, case.household_id) != (person, household):
                 affected |= {h for h in (case.household_id, household) if h}
                 case.person_id, case.household_id = person, household
+                adapters.has_cases(session, person)
                 moved_records.add(record)
                 n_cases += 1
-        for row in session.scalars(select(CaseEvent).where(CaseEvent.record == record)):
+        for row in events_of.get(record, []):
             if (row.person_id, row.household_id) != (person, household):
                 affected |= {h for h in (row.household_id, household) if h}
                 row.person_id, row.household_id = person, household
@@ -177,10 +190,9 @@ def reattribute(
     released = _release_held(session, held, topics)
     on = today or datetime.now(adapters.JST).date()
     n_alerts = 0
-    for household in sorted(affected):
-        for value in adapters.evaluate_alerts(session, household, on, alert_settings):
-            _emit(session, topics.alerts, household, value)
-            n_alerts += 1
+    for household, value in adapters.evaluate_alerts_many(session, sorted(affected), on, alert_settings):
+        _emit(session, topics.alerts, household, value)
+        n_alerts += 1
     session.flush()
     return Moved(tuple(sorted(moved_records)), n_cases, n_events, tuple(sorted(affected)), n_alerts, released)
 
@@ -234,14 +246,20 @@ def _emit(session: Session, topic: str, key: str | None, value: bytes) -> None:
 def _release_held(session: Session, rows: list[CaseEvent], topics: Topics) -> int:
     """Held events now under another person: ask the consent gate again (as a late consent does)."""
     released = 0
-    for row in sorted(rows, key=lambda r: (adapters.aware(r.time), r.event_id)):
-        ev = CloudEvent.from_json_bytes(row.payload)
+    ordered = sorted(rows, key=lambda r: (adapters.aware(r.time), r.event_id))
+    events = [CloudEvent.from_json_bytes(row.payload) for row in ordered]
+    adapters.read_ahead_gate(session, events)  # one set read for every decision below
+    audited: list[tuple[CloudEvent, Any]] = []
+    for row, ev in zip(ordered, events, strict=True):
         if ev.person is None:
             continue
         decision = adapters.decide_for(session, ev)
         if decision.permit and decision.route == "team":
-            adapters.audit(session, ev, decision)
+            audited.append((ev, decision))
             _emit(session, topics.team, ev.household or ev.person, adapters.team_event(ev))
             row.team_published = True
             released += 1
+    adapters.forget_gate(session)
+    if audited:
+        adapters.audit_many(session, audited)  # in order, one append to the chain
     return released

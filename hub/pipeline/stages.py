@@ -8,6 +8,7 @@ only then commits the Kafka offsets.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.runner import dead_letter_event, dead_letter_id
 from hub.db import get_row
 from hub.logging import get_logger
-from hub.pipeline import adapters
+from hub.pipeline import adapters, bulk
 from hub.pipeline.ordering import correct_after_consent
 from hub.pipeline.reattribute import current_attribution, reattribute
 from hub.pipeline.tables import CaseEvent, CaseState, HubDeadLetter, HubOutbox, ProcessedEvent
@@ -34,6 +35,7 @@ from schemas.codes import Field
 from schemas.deadletter import DeadLetter
 from schemas.envelope import CloudEvent
 from schemas.events import (
+    EVENT_TYPES,
     CaseV1,
     ConsentV1,
     PersonObservedV1,
@@ -113,6 +115,15 @@ class HubCore:
         self._local = threading.local()
         if not event.contains(sessions, "before_flush", _collect_outbox):
             event.listen(sessions, "before_flush", _collect_outbox)
+        bulk.install(sessions)
+        bind = sessions.kw.get("bind")
+        self._sqlite = bind is not None and bind.dialect.name == "sqlite"
+        self._sqlite_writer = threading.Lock()
+
+    def _writing(self) -> contextlib.AbstractContextManager[Any]:
+        """On SQLite (one writer at a time), this core's write transactions take turns on a lock of the process,
+        so a waiting stage starts the moment the other commits instead of polling SQLite's busy handler."""
+        return self._sqlite_writer if self._sqlite else contextlib.nullcontext()
 
     @property
     def _audit(self) -> list[tuple[CloudEvent, Any]]:
@@ -137,12 +148,12 @@ class HubCore:
             return [OutboxMessage(r.seq, r.topic, r.key.encode() if r.key else None, r.value) for r in rows]
 
     def outbox_done(self, seqs: Sequence[int]) -> None:
-        with self.sessions.begin() as s:
+        with self._writing(), self.sessions.begin() as s:
             s.execute(delete(HubOutbox).where(HubOutbox.seq.in_(list(seqs))))
 
     @staticmethod
     def emit(s: Session, topic: str, key: str | None, value: bytes) -> None:
-        s.add(HubOutbox(topic=topic, key=key, value=value, created_at=now()))
+        bulk.add_row(s, HubOutbox, {"topic": topic, "key": key, "value": value, "created_at": now()})
 
     def dead_letter(self, s: Session, stage: str, msg: RawMessage, reason: str, *, source: str | None = None,
                     event: CloudEvent | None = None, record: str | None = None) -> None:
@@ -183,8 +194,8 @@ class HubCore:
 
     @staticmethod
     def _mark(s: Session, stage: str, ev: CloudEvent, outcome: str) -> None:
-        s.add(ProcessedEvent(stage=stage, source=ev.source, event_id=ev.id, outcome=outcome,
-                             feed=adapters.feed_of(ev.source), processed_at=now()))
+        bulk.add_row(s, ProcessedEvent, {"stage": stage, "source": ev.source, "event_id": ev.id, "outcome": outcome,
+                                         "feed": adapters.feed_of(ev.source), "processed_at": now()})
 
     # ------------------------------------------------------------------ batches
     def _seen_keys(self, s: Session, stage: str, events: Sequence[CloudEvent]) -> set[tuple[str, str]]:
@@ -205,10 +216,10 @@ class HubCore:
         """One transaction for the whole batch; returns the outbox rows it wrote (to publish after commit)."""
         self._audit = []
         self._households = set()
-        with self.sessions.begin() as s:
-            written: list[HubOutbox] = []
-            s.info["tsunagu_outbox"] = written
-            bulk: _Bulk = s.info.setdefault(_BULK, _Bulk())
+        with self._writing(), self.sessions.begin() as s:
+            written: list[Any] = []
+            s.info[bulk.OUTBOX] = written
+            appended: _Bulk = s.info.setdefault(_BULK, _Bulk())
             if stage == INTAKE and s.get_bind().dialect.name == "postgresql":
                 # Identity resolution reads then creates persons: serialize it across hub instances,
                 # or two instances could each create a person for the same human at the same time.
@@ -235,6 +246,7 @@ class HubCore:
             else:
                 adapters.read_ahead_household(s, fresh)
                 adapters.read_ahead_gate(s, fresh)
+                s.info[_FRESH] = ({ev.dedupe_key: i for i, ev in enumerate(fresh)}, fresh)
             for msg, ev in parsed:
                 if isinstance(ev, str):
                     self.dead_letter(s, stage, msg, ev)
@@ -254,21 +266,25 @@ class HubCore:
                     handle(s, msg, ev, payload)  # raises Rejected before it writes anything
                 except Rejected as exc:
                     self.dead_letter(s, stage, msg, exc.reason, event=ev, record=exc.record)
-            sent = bulk.write(s)
+            sent = appended.write(s)
             self._finish_batch(s)
             s.flush()
-            out = [OutboxMessage(o.seq, o.topic, o.key.encode() if o.key else None, o.value) for o in written]
+            bulk.write_pending(s)
+            out = _published(written)
             return sorted([*out, *sent], key=lambda o: o.seq) if sent else out
 
     def _finish_batch(self, s: Session) -> None:
-        """Once per batch: append the queued decisions to the audit chain, evaluate touched households."""
+        """Once per batch: evaluate touched households, then append the queued decisions to the audit chain
+        (last, so the chain's head is locked only until the commit that follows)."""
         try:
-            if self._audit:
-                adapters.audit_many(s, self._audit, timers=self.timers)
             if self._households:
                 for household, alert_event in adapters.evaluate_alerts_many(
                         s, sorted(self._households), self.today(), self.alert_settings, timers=self.timers):
                     self.emit(s, self.topics.alerts, household, alert_event)
+            if self._audit:
+                bulk.write_pending(s)
+                s.flush()  # everything else first: the head stays locked only for the chain's rows and the commit
+                adapters.audit_many(s, self._audit, timers=self.timers)
         finally:
             self._audit = []
             self._households = set()
@@ -309,16 +325,17 @@ class HubCore:
                 raise
             except Exception as exc:
                 error = exc
-        with self.sessions.begin() as s:
-            written: list[HubOutbox] = []
-            s.info["tsunagu_outbox"] = written
+        with self._writing(), self.sessions.begin() as s:
+            written: list[Any] = []
+            s.info[bulk.OUTBOX] = written
             ev = _try_event(msg)
             if ev is not None and self._seen_keys(s, stage, [ev]):
                 return []
             self.dead_letter(s, stage, msg, f"internal error ({type(error).__name__}) after {self.RETRIES + 1} "
                                             "attempts", event=ev)
             s.flush()
-            return [OutboxMessage(o.seq, o.topic, o.key.encode() if o.key else None, o.value) for o in written]
+            bulk.write_pending(s)
+            return _published(written)
 
     def process_intake(self, batch: Sequence[RawMessage]) -> list[OutboxMessage]:
         """Stage 1 on one batch, committed; the outbox rows written (the caller publishes them)."""
@@ -333,19 +350,24 @@ class HubCore:
         person, household = adapters.resolve_identity(s, ev, payload)
         out = ev.model_copy(update={"person": person, "household": household})
         key = household or person or ev.sourcerecord
-        bulk: _Bulk = s.info[_BULK]  # written in bulk at the end of the batch, in this order
+        appended: _Bulk = s.info[_BULK]  # written in bulk at the end of the batch, in this order
         at = now()
-        bulk.outbox.append({"topic": self.topics.resolved, "key": key, "value": out.to_json_bytes(), "created_at": at})
-        bulk.marks.append({"stage": INTAKE, "source": ev.source, "event_id": ev.id, "outcome": "forwarded",
-                           "feed": adapters.feed_of(ev.source), "processed_at": at})
+        appended.outbox.append({"topic": self.topics.resolved, "key": key, "value": out.to_json_bytes(),
+                                "created_at": at})
+        appended.marks.append({"stage": INTAKE, "source": ev.source, "event_id": ev.id, "outcome": "forwarded",
+                               "feed": adapters.feed_of(ev.source), "processed_at": at})
 
     # ------------------------------------------------------------------ stage 2: household
     def _household_one(self, s: Session, msg: RawMessage, ev: CloudEvent, payload: BaseModel) -> None:
         handler = HOUSEHOLD_HANDLERS.get(type(payload))
         if handler is None:
             raise Rejected("event type not handled at the household stage")
-        if not isinstance(payload, (CaseV1, ReferralRequestedV1)):
-            adapters.forget_gate(s)  # consents or identity may change: decide from the database again
+        if isinstance(payload, (ResidentObservedV1, PersonObservedV1)):
+            adapters.forget_gate(s)  # identity may have changed meanwhile: read it again for what follows
+        elif isinstance(payload, ConsentV1):
+            pass  # the gate learns the stored version (adapters.store_consent)
+        elif not adapters.has_gate(s):
+            adapters.read_ahead_gate(s, _gate_window(s, ev))
         self._mark(s, HOUSEHOLD, ev, handler(self, s, ev, payload))
 
     def _on_case(self, s: Session, ev: CloudEvent, payload: Any) -> str:
@@ -371,7 +393,8 @@ class HubCore:
 
     def _follow_move(self, s: Session, person: str) -> None:
         """A registry update moved a person to another household: their cases and alerts follow."""
-
+        if not adapters.may_have_cases(s, person):
+            return
         records = {r for (r,) in s.execute(select(CaseState.record).where(CaseState.person_id == person))}
         if records:
             reattribute(s, records, prefix=self.topics.prefix, today=self.today(), alert_settings=self.alert_settings)
@@ -390,6 +413,7 @@ class HubCore:
 
             now_at = current_attribution(s, ev.sourcerecord)
             state.person_id, state.household_id = now_at if now_at else (ev.person, ev.household)
+            adapters.has_cases(s, state.person_id)
             state.status = case.status.value
             state.opened_on = case.opened_on
             state.closed_on = case.closed_on if case.closed_on else (
@@ -408,22 +432,23 @@ class HubCore:
 
     def _share(self, s: Session, ev: CloudEvent, payload: CaseV1 | ReferralRequestedV1) -> None:
         """Keep the event, ask the consent gate, audit the decision, publish what it permits."""
-        row = CaseEvent(event_id=ev.id, source=ev.source, record=ev.sourcerecord, person_id=ev.person,
-                        household_id=ev.household, field=ev.field.value if ev.field else None, type=ev.type,
-                        time=ev.time, team_published=False, payload=ev.to_json_bytes())
-        s.add(row)
-        self._decide_and_publish(s, row, ev, payload)
+        published = self._decide_and_publish(s, ev, payload)
+        bulk.add_row(s, CaseEvent, {
+            "event_id": ev.id, "source": ev.source, "record": ev.sourcerecord, "person_id": ev.person,
+            "household_id": ev.household, "field": ev.field.value if ev.field else None, "type": ev.type,
+            "time": ev.time, "team_published": published, "payload": ev.to_json_bytes()})
 
-    def _decide_and_publish(self, s: Session, row: CaseEvent, ev: CloudEvent,
-                            payload: CaseV1 | ReferralRequestedV1) -> None:
+    def _decide_and_publish(self, s: Session, ev: CloudEvent, payload: CaseV1 | ReferralRequestedV1) -> bool:
+        """Whether the event went to the team."""
         decision = adapters.decide_for(s, ev, timers=self.timers)
         self._audit.append((ev, decision))
         if decision.permit and decision.route in ("team", "emergency"):
             self.emit(s, self.topics.team, ev.household or ev.person, adapters.team_event(ev))
-            row.team_published = True
-        elif decision.permit and decision.route == "support_meeting" and isinstance(payload, CaseV1):
+            return True
+        if decision.permit and decision.route == "support_meeting" and isinstance(payload, CaseV1):
             self.emit(s, self.topics.support_meeting, ev.household,
                       adapters.support_meeting_event(ev, payload, self.today()))
+        return False
 
     def _consent(self, s: Session, ev: CloudEvent, consent: ConsentV1) -> None:
         adapters.store_consent(s, ev, consent)
@@ -431,17 +456,20 @@ class HubCore:
             self.emit(s, self.topics.team, ev.household or ev.person, adapters.withdrawal_notice(ev, consent))
         if ev.person is None:
             return
-        # Events the team got that this version (arriving late) no longer permits are retracted.
-        correct_after_consent(self, s, ev, consent)
-        # A consent may release events that arrived before it: decide them again.
-        held = s.scalars(
+        # the person's kept events of these fields, read once for both steps below
+        kept = s.scalars(
             select(CaseEvent)
-            .where(CaseEvent.person_id == ev.person, CaseEvent.team_published.is_(False))
+            .where(CaseEvent.person_id == ev.person)
             .where(CaseEvent.field.in_([f.value for f in consent.fields]))
             .order_by(CaseEvent.time)
         ).all()
-        for row in held:
-            held_ev = CloudEvent.from_json_bytes(row.payload)
+        # Events the team got that this version (arriving late) no longer permits are retracted.
+        correct_after_consent(self, s, ev, consent, kept)
+        # A consent may release events that arrived before it (or just retracted): decide them again.
+        held = [row for row in kept if not row.team_published]
+        held_events = [CloudEvent.from_json_bytes(row.payload) for row in held]
+        adapters.ensure_gate(s, held_events)  # one set read for every held event's decision
+        for row, held_ev in zip(held, held_events, strict=True):
             decision = adapters.decide_for(s, held_ev, timers=self.timers)
             if decision.permit and decision.route == "team":
                 self._audit.append((held_ev, decision))
@@ -451,6 +479,26 @@ class HubCore:
     def _alerts(self, s: Session, household: str) -> None:
         """Alerts are evaluated once per touched household at the end of the batch."""
         self._households.add(household)
+
+
+_FRESH = "tsunagu_fresh"
+#: event types that keep the gate (a consent updates it; resident and person events make it read again)
+_GATED_TYPES = frozenset(t for t, model in EVENT_TYPES.items() if model in (CaseV1, ReferralRequestedV1, ConsentV1))
+
+
+def _gate_window(s: Session, ev: CloudEvent) -> list[CloudEvent]:
+    """The batch's events from ``ev`` on up to the next one that makes the gate forget (a resident or person
+    event): the consent gate after a forget is read again for these, in set queries."""
+    index: dict[tuple[str, str], int]
+    fresh: list[CloudEvent]
+    index, fresh = s.info.get(_FRESH, ({}, []))
+    start = index.get(ev.dedupe_key)
+    if start is None:
+        return [ev]
+    end = start
+    while end < len(fresh) and fresh[end].type in _GATED_TYPES:
+        end += 1
+    return fresh[start:max(end, start + 1)]
 
 
 def _try_event(msg: RawMessage) -> CloudEvent | None:
@@ -491,9 +539,15 @@ class _Bulk:
         return sent
 
 
+def _published(written: Sequence[Any]) -> list[OutboxMessage]:
+    """The outbox rows a batch wrote (bulk rows and ORM objects alike), in ``seq`` order: the order to publish."""
+    return [OutboxMessage(o.seq, o.topic, o.key.encode() if o.key else None, o.value)
+            for o in sorted(written, key=lambda o: o.seq)]
+
+
 def _collect_outbox(session: Session, _context: Any, _instances: Any) -> None:
     """Before each flush: keep the batch's new outbox rows (their seq is known after the flush)."""
-    written = session.info.get("tsunagu_outbox")
+    written = session.info.get(bulk.OUTBOX)
     if written is not None:
         written.extend(o for o in session.new if isinstance(o, HubOutbox))
 
