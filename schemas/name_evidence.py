@@ -181,8 +181,7 @@ def slip_counts(
     address, the phone or the household agreeing (``household="same"``: the record comes with the
     household the candidate lives in, a kodomo record's 世帯番号 or a houkatsu 同居家族 entry of the
     subject's household). In that household a record without a reading (同居家族 entries have none)
-    counts too: it scores below the link threshold, so it waits for a reviewer instead of becoming a
-    person of its own. Twins (same household, different given names) fail the name test;
+    counts too (:func:`household_member`). Twins (same household, different given names) fail the name test;
     namesakes (same name, different household and phone) fail the place test.
     """
     if birth not in ("one_day", "swapped") or name not in ("exact", "folded"):
@@ -198,9 +197,10 @@ VARIANCE_WEIGHTS: dict[str, dict[str, float]] = {
     "birth": {"slip_one_day": -1.0, "slip_swapped": -1.0},
     "name": {"surname_differs": 1.0, "private_use": 2.0, "surname_and_given_kanji_differ": 0.0},
     "kana": {"given_agrees": 2.0},
-    # the household the record names, and in it the member of that given name and birth date
-    # (:func:`household_member`): one point more than a shared household alone
-    "household": {"member": 3.0},
+    # the household the record names, and in it the one member of that given name and birth date, or of
+    # that whole name and a slip of the birth date (:func:`household_member`): the shared household (2)
+    # and, as a reading would (4), the name identifies the member
+    "household": {"member": 4.0},
 }
 
 #: Japanese reasons a reviewer sees for each introduced value (no personal data).
@@ -252,6 +252,8 @@ def variance_evidence(
             evidence.get("household", "unknown"),  # type: ignore[arg-type]
         ):
             ev["birth"] = f"slip_{slip}"
+            if household_member(ev):
+                ev["household"] = "member"
     return ev
 
 
@@ -275,16 +277,24 @@ def _surname_and_given_kanji_differ(a: NameParts, b: NameParts, ev: dict[str, st
 
 
 def household_member(evidence: dict[str, str]) -> bool:
-    """A changed surname corroborated by the household instead of an address: the record comes with the
-    household the candidate lives in (``household: same``: a kodomo guardian with the child's 世帯番号,
-    a houkatsu 同居家族 entry of the subject's household), the birth date agrees, the given name agrees
-    in writing (and in reading where both have one) and the sex does not differ. In one household, a
-    given name and a birth date name one member (twins have other given names, a parent and a child
-    of one name are decades apart), so the other surname is that member's earlier one (旧氏): a mother
-    the child-agency still knows by her maiden name."""
-    return (evidence.get("name") == "surname_differs" and evidence.get("household") == "same"
-            and evidence.get("birth") == "agree" and evidence.get("sex") != "differ"
-            and evidence.get("kana") in ("given_agrees", "unknown"))
+    """The record names the household the candidate lives in (``household: same``: a kodomo guardian with
+    the child's 世帯番号, a houkatsu 同居家族 entry of the subject's household) and identifies one member
+    of it, the sex not differing and the reading not differing (agreeing, or unknown: 同居家族 entries
+    have none):
+
+    * a changed surname: the birth date and the given name agree, the family name differs. In one
+      household a given name and a birth date name one member (twins have other given names, a parent
+      and a child of one name are decades apart), so the other surname is that member's earlier one
+      (旧氏): a mother the child-agency still knows by her maiden name;
+    * a birth slip: the whole name agrees (exactly or folded) and the birth date is one day off or has
+      month and day swapped. Two members of one name born a day apart do not occur (one 戸籍 never
+      holds one given name twice)."""
+    if evidence.get("household") != "same" or evidence.get("sex") == "differ":
+        return False
+    if evidence.get("name") == "surname_differs":
+        return evidence.get("birth") == "agree" and evidence.get("kana") in ("given_agrees", "unknown")
+    return (evidence.get("name") in ("exact", "folded") and evidence.get("birth", "").startswith("slip_")
+            and evidence.get("kana") in ("agree", "unknown"))
 
 
 def may_autolink(evidence: dict[str, str], *, resident_no_agrees: bool = False) -> bool:

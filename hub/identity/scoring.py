@@ -266,7 +266,7 @@ def may_link(query: Features, evidence: dict[str, str], rows: Sequence[Features]
     kana = evidence.get("kana")
     if name and kana == "agree":
         return True
-    where = (evidence.get("household") == "same" or evidence.get("address") == "agree"
+    where = (evidence.get("household") in ("same", "member") or evidence.get("address") == "agree"
              or evidence.get("phone") == "agree")
     return where and ((name and kana == "unknown") or (kana == "agree" and evidence.get("name") == "differ"))
 
@@ -326,7 +326,8 @@ def _slip_with_number(evidence: dict[str, str], a: Features | None, b: Features 
     rest = {k: v for k, v in evidence.items() if k != "birth"}
     return (not contradicts(rest) and evidence.get("name") in ("exact", "folded")
             and evidence.get("kana") in ("agree", "similar")
-            and ("agree" in (evidence.get("address"), evidence.get("phone")) or evidence.get("household") == "same"))
+            and ("agree" in (evidence.get("address"), evidence.get("phone"))
+                 or evidence.get("household") in ("same", "member")))
 
 
 _KANA_RUN = re.compile(r"^[ァ-ヶー]{2,}|[ァ-ヶー]{2,}$")

@@ -132,7 +132,8 @@ def test_a_registry_former_surname_other_than_the_agencys_is_reviewed(svc: Ident
 # --------------------------------------------------------------------------- slips in the household
 def test_a_slipped_birth_date_in_the_named_household(svc: IdentityService) -> None:
     """A child-agency record one day off links in the household its 世帯番号 names (reading agreeing), also with
-    the resident number; a 同居家族 entry without reading goes to review with the slip named, not apart."""
+    the resident number; so does a 同居家族 entry without reading (whole name agreeing) in the subject's
+    household. The same entry in a case whose subject lives elsewhere stays apart."""
     _, child = family(svc)
     subject = person("佐藤　花子", "サトウ　ハナコ", MOTHER, record="houkatsu:C2", address=ADDR)
     entry = person("佐藤　陸", None, CHILD - timedelta(days=1), record="houkatsu:C2:family:1")
@@ -140,9 +141,24 @@ def test_a_slipped_birth_date_in_the_named_household(svc: IdentityService) -> No
                   subject=subject, household_members=[HouseholdMember(person=entry)],
                   revision="2025-04-01T00:00:00+09:00")
     out = svc.resolve_case(case)["houkatsu:C2:family:1"]
-    assert out.outcome == "review" and out.person_id != child
-    [item] = [i for i in review_items(svc.s) if i["record"]["key"] == "houkatsu:C2:family:1"]
-    assert item["candidate"]["person"] == child and any("1日違い" in r for r in item["reasons"])
+    assert (out.person_id, out.outcome) == (child, "matched")
+    kid = person("佐藤　陸", "サトウ　リク", CHILD - timedelta(days=1), sex=Sex.MALE)  # the agencies' same slip
+    guardian = person("佐藤　花子", "サトウ　ハナコ", MOTHER)
+    assert svc.resolve_case(kodomo_case(kid, guardian, HOME))[kid.record].person_id == child
+    numbered = person("佐藤　陸", "サトウ　リク", CHILD - timedelta(days=1), sex=Sex.MALE, resident_no="1000000502")
+    assert svc.resolve_case(kodomo_case(numbered, guardian, HOME))[numbered.record].person_id == child
+
+
+def test_a_slipped_family_entry_of_another_household_is_not_the_member(svc: IdentityService) -> None:
+    """A 同居家族 entry 佐藤 陸 born a day apart, in the case of a subject who lives at another address (another
+    household), is not the registry's 佐藤 陸: without a reading or the household nothing corroborates it."""
+    _, child = family(svc)
+    subject = person("田中　一郎", "タナカ　イチロウ", date(1950, 1, 1), record="houkatsu:C3", address=OTHER_ADDR)
+    entry = person("佐藤　陸", None, CHILD - timedelta(days=1), record="houkatsu:C3:family:1")
+    case = CaseV1(feed=Feed.HOUKATSU, case="houkatsu:C3", opened_on=date(2025, 4, 1), status=CaseStatus.INTAKE,
+                  subject=subject, household_members=[HouseholdMember(person=entry)],
+                  revision="2025-04-01T00:00:00+09:00")
+    assert svc.resolve_case(case)["houkatsu:C3:family:1"].person_id != child
     kid = person("佐藤　陸", "サトウ　リク", CHILD + timedelta(days=1), sex=Sex.MALE)
     guardian = person("佐藤　花子", "サトウ　ハナコ", MOTHER)
     assert svc.resolve_case(kodomo_case(kid, guardian, HOME))[kid.record].person_id == child
