@@ -16,6 +16,10 @@ weaker evidence, not a veto, only when name, reading and address or phone all ag
   given name: a sibling, a twin), ``differ`` or ``unknown``.
 * :func:`slip_counts` — whether a birth slip may count as weak agreement given the rest of the
   evidence (never for a different given name: twins and siblings are never slips).
+* :func:`household_member` — a changed surname corroborated by the household the record names (a
+  kodomo guardian's 世帯番号, a houkatsu 同居家族 entry) instead of an address (``household: member``).
+* a changed surname with a given-name homophone (鈴木 裕子 for 佐藤 祐子, same reading, at the same
+  place): ``name: surname_and_given_kanji_differ``, never linked without a reviewer.
 * :func:`variance_evidence` — the hub's evidence dict (feature → agree/differ/…) rewritten with
   these patterns, with :data:`VARIANCE_WEIGHTS` for the new values and :data:`REVIEW_REASONS`
   for the reviewer; what may link automatically is in :func:`may_autolink`.
@@ -38,6 +42,7 @@ __all__ = [
     "align_parts",
     "birth_slip",
     "compare_parts",
+    "household_member",
     "may_autolink",
     "name_parts",
     "reading_parts",
@@ -168,24 +173,34 @@ def slip_counts(
     kana: Literal["agree", "similar", "differ", "unknown"],
     address: Literal["agree", "differ", "unknown"],
     phone: Literal["agree", "differ", "unknown"],
+    household: Literal["same", "unknown"] = "unknown",
 ) -> bool:
     """True when a birth slip (``one_day`` / ``swapped``) may count as weak agreement instead of a veto.
 
     Only with the whole name agreeing (exactly or folded), the reading agreeing exactly, and the
-    address or the phone agreeing. Twins (same household, different given names) fail the name
-    test; namesakes (same name, different household and phone) fail the address/phone test.
+    address, the phone or the household agreeing (``household="same"``: the record comes with the
+    household the candidate lives in, a kodomo record's 世帯番号 or a houkatsu 同居家族 entry of the
+    subject's household). In that household a record without a reading (同居家族 entries have none)
+    counts too (:func:`household_member`). Twins (same household, different given names) fail the name test;
+    namesakes (same name, different household and phone) fail the place test.
     """
-    if birth not in ("one_day", "swapped"):
+    if birth not in ("one_day", "swapped") or name not in ("exact", "folded"):
         return False
-    return name in ("exact", "folded") and kana == "agree" and "agree" in (address, phone)
+    if household == "same":
+        return kana in ("agree", "unknown")
+    return kana == "agree" and "agree" in (address, phone)
 
 
 #: Points for the evidence values :func:`variance_evidence` introduces (same scale as the hub's
 #: WEIGHTS: birth agree 3 / differ -10, name exact 4 / folded 3 / differ -2, kana agree 4 / differ -8).
 VARIANCE_WEIGHTS: dict[str, dict[str, float]] = {
     "birth": {"slip_one_day": -1.0, "slip_swapped": -1.0},
-    "name": {"surname_differs": 1.0, "private_use": 2.0},
+    "name": {"surname_differs": 1.0, "private_use": 2.0, "surname_and_given_kanji_differ": 0.0},
     "kana": {"given_agrees": 2.0},
+    # the household the record names, and in it the one member of that given name and birth date, or of
+    # that whole name and a slip of the birth date (:func:`household_member`): the shared household (2)
+    # and, as a reading would (4), the name identifies the member
+    "household": {"member": 4.0},
 }
 
 #: Japanese reasons a reviewer sees for each introduced value (no personal data).
@@ -194,6 +209,7 @@ REVIEW_REASONS: dict[tuple[str, str], str] = {
     ("birth", "slip_one_day"): "生年月日が1日違い（入力誤りの可能性）",
     ("birth", "slip_swapped"): "生年月日の月と日が入れ替わっている（入力誤りの可能性）",
     ("name", "private_use"): "外字を含むため氏名の一部を照合できない",
+    ("name", "surname_and_given_kanji_differ"): "氏が異なり名の漢字も異なる（名の読み・生年月日・住所等は一致）",
 }
 
 
@@ -217,19 +233,68 @@ def variance_evidence(
     ev = dict(evidence)
     a, b = align_parts(a, b)
     reading_agrees = ev.get("kana") in ("agree", "similar")  # a homophone (斎藤/齊藤), not a changed surname
-    if ev.get("name") == "differ" and not reading_agrees and compare_parts(a, b) == "surname_differs":
-        ev["name"] = "surname_differs"
-        if ev.get("kana") == "differ" and a.given_kana is not None and a.given_kana == b.given_kana:
-            ev["kana"] = "given_agrees"
+    if ev.get("name") == "differ" and not reading_agrees:
+        parts = compare_parts(a, b)
+        if parts == "surname_differs":
+            ev["name"] = "surname_differs"
+            if ev.get("kana") == "differ" and a.given_kana is not None and a.given_kana == b.given_kana:
+                ev["kana"] = "given_agrees"
+            if household_member(ev):
+                ev["household"] = "member"
+        elif parts == "differ" and _surname_and_given_kanji_differ(a, b, ev):
+            ev["name"], ev["kana"] = "surname_and_given_kanji_differ", "given_agrees"
     if ev.get("birth") == "differ":
         slip = birth_slip(a_birth, b_birth)
         name = evidence.get("name", "unknown")
         kana = evidence.get("kana", "unknown")
         if slip in ("one_day", "swapped") and slip_counts(
-            slip, name, kana, evidence.get("address", "unknown"), evidence.get("phone", "unknown")  # type: ignore[arg-type]
+            slip, name, kana, evidence.get("address", "unknown"), evidence.get("phone", "unknown"),  # type: ignore[arg-type]
+            evidence.get("household", "unknown"),  # type: ignore[arg-type]
         ):
             ev["birth"] = f"slip_{slip}"
+            if household_member(ev):
+                ev["household"] = "member"
     return ev
+
+
+def _surname_and_given_kanji_differ(a: NameParts, b: NameParts, ev: dict[str, str]) -> bool:
+    """A changed surname *and* a given name written with other kanji of the same reading (裕子 for 祐子):
+    the family name differs in writing and reading, the given name in writing only (its reading known
+    on both sides and equal), while the birth date and the address, phone or household agree and the
+    sex does not differ. Two variances at once leave only the given name's reading of the name: never
+    linked without a reviewer (:func:`may_autolink`), and without a shared place not even proposed (it
+    stays a reading veto, so a same-day-born namesake of the reading elsewhere is not queued)."""
+    if a.family is None or b.family is None or a.given is None or b.given is None:
+        return False
+    if _same(a.family, b.family) or _same(a.given, b.given):
+        return False
+    if a.family_kana is None or b.family_kana is None or a.family_kana == b.family_kana:
+        return False
+    if a.given_kana is None or a.given_kana != b.given_kana:
+        return False
+    where = "agree" in (ev.get("address"), ev.get("phone")) or ev.get("household") == "same"
+    return ev.get("birth") == "agree" and ev.get("sex") != "differ" and where
+
+
+def household_member(evidence: dict[str, str]) -> bool:
+    """The record names the household the candidate lives in (``household: same``: a kodomo guardian with
+    the child's 世帯番号, a houkatsu 同居家族 entry of the subject's household) and identifies one member
+    of it, the sex not differing and the reading not differing (agreeing, or unknown: 同居家族 entries
+    have none):
+
+    * a changed surname: the birth date and the given name agree, the family name differs. In one
+      household a given name and a birth date name one member (twins have other given names, a parent
+      and a child of one name are decades apart), so the other surname is that member's earlier one
+      (旧氏): a mother the child-agency still knows by her maiden name;
+    * a birth slip: the whole name agrees (exactly or folded) and the birth date is one day off or has
+      month and day swapped. Two members of one name born a day apart do not occur (one 戸籍 never
+      holds one given name twice)."""
+    if evidence.get("household") != "same" or evidence.get("sex") == "differ":
+        return False
+    if evidence.get("name") == "surname_differs":
+        return evidence.get("birth") == "agree" and evidence.get("kana") in ("given_agrees", "unknown")
+    return (evidence.get("name") in ("exact", "folded") and evidence.get("birth", "").startswith("slip_")
+            and evidence.get("kana") in ("agree", "unknown"))
 
 
 def may_autolink(evidence: dict[str, str], *, resident_no_agrees: bool = False) -> bool:
@@ -238,17 +303,24 @@ def may_autolink(evidence: dict[str, str], *, resident_no_agrees: bool = False) 
     A changed surname links through an agreeing resident number (with birth date agreeing and the
     given name agreeing in writing and reading), or without one when it is corroborated where the
     person lives (:func:`surname_change_corroborated`: birth date, given name and its reading and
-    the address or the phone agree, the sex does not differ). A birth slip (which :func:`variance_evidence`
-    only names when the whole name and the reading agree) links when the sex does not differ and the
-    address or the phone agrees, or the resident number agrees: two people of one name and reading
-    born a day apart at one address do not occur (siblings in one 戸籍 never share a given name).
+    the address or the phone agree, the sex does not differ) or by the household the record names
+    (:func:`household_member`). A changed surname with a given-name homophone never links. A birth
+    slip (which :func:`variance_evidence` only names when the whole name and the reading agree, or in
+    the named household the name) links when the sex does not differ and the address, the phone or
+    the household agrees, or the resident number agrees: two people of one name and reading born a
+    day apart at one address do not occur (siblings in one 戸籍 never share a given name).
     Evidence without these patterns: True (the hub's usual thresholds decide).
     """
+    if evidence.get("name") == "surname_and_given_kanji_differ":
+        return False  # two variances at once: a reviewer decides
     if evidence.get("name") == "surname_differs":
+        if evidence.get("household") == "member":
+            return True
         given = evidence.get("birth") == "agree" and evidence.get("kana") == "given_agrees"
         return given and (resident_no_agrees or surname_change_corroborated(evidence))
     if evidence.get("birth", "").startswith("slip_"):
-        where = evidence.get("address") == "agree" or evidence.get("phone") == "agree"
+        where = (evidence.get("address") == "agree" or evidence.get("phone") == "agree"
+                 or evidence.get("household") in ("same", "member"))
         return resident_no_agrees or (where and evidence.get("sex") != "differ")
     return True
 

@@ -243,3 +243,42 @@ def decide(
 
 def _iso(value: datetime) -> str:
     return value.isoformat(timespec="seconds")
+
+
+@identity_app.command("score")
+def score(
+    export: Annotated[Path, typer.Argument(help="export folder of `tsunagu run` (its persons.jsonl)")],
+    truth: Annotated[Path, typer.Argument(help="truth.json of `tsunagu generate` (its records → person)")],
+    state: StateOpt = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Pairwise precision, recall and F1 of a run's persons against a generated truth, as one JSON object;
+    with ``--state``/``--database`` also the pending reviews and their share of the records."""
+    from hub.identity.pairwise import score_run
+
+    try:
+        predicted: dict[str, str] = {}
+        with (export / "persons.jsonl").open(encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip():
+                    row = json.loads(line)
+                    predicted[row["record"]] = row["person"]
+        records = json.loads(truth.read_text(encoding="utf-8"))["records"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        _fail(f"cannot read the export or the truth ({type(exc).__name__})")
+        return
+    pending = None
+    if state is not None or database is not None:
+        from hub.bootstrap import Database
+        from hub.identity.review import list_reviews
+
+        db = Database.open(database_url(state, database, get_settings()), migrate=False)
+        try:
+            with db.sessions() as s:
+                pending = len(list_reviews(s))
+        except SQLAlchemyError as exc:
+            _fail(f"cannot read the review queue ({type(exc).__name__}); is the database migrated?")
+            return
+        finally:
+            db.close()
+    typer.echo(json.dumps(score_run(predicted, records, pending)))

@@ -133,6 +133,8 @@ class BlockingIndex:
             i, j = _PAIRS[kind]
             if state[i] is not None and state[j] is not None:
                 self.by.setdefault((table, kind), {}).setdefault((state[i], state[j]), set()).add(pk)
+        if table == "name" and state[_B] is not None:  # other names by birth date alone (the reading-suffix look-up)
+            self.by.setdefault((table, "nb"), {}).setdefault(state[_B], set()).add(pk)
         if table in _NULL_BIRTH and state[_B] is None:
             for kind, col in (("k0", _K), ("f0", _F)):
                 if state[col] is not None:
@@ -171,7 +173,10 @@ class BlockingIndex:
             state = rows.get(pk)
             if state is None:
                 continue
-            if kind in ("k0", "f0"):
+            if kind == "nb":
+                if state[_B] == key:
+                    out.add(pk)
+            elif kind in ("k0", "f0"):
                 if state[_B] is None and state[_K if kind == "k0" else _F] == key:
                     out.add(pk)
             else:
@@ -197,6 +202,12 @@ class BlockingIndex:
                     if pks is None:
                         return None
                     found.update(self.rows[table][pk][_P] for pk in pks)
+        if residents and f.given_kana:  # another name whose reading ends with the given name's (names.py)
+            pks = self._hits("name", "nb", b)
+            if pks is None:
+                return None
+            names = self.rows["name"]
+            found.update(names[pk][_P] for pk in pks if (names[pk][_K] or "").endswith(f.given_kana))
         if residents:
             for table in _NULL_BIRTH:
                 pks = set()
@@ -269,6 +280,7 @@ def keys_of(f: Features) -> dict[str, list[Any]]:
         out["ab"] = [(f.address_key, b)]
     if f.given_kana:
         out["bg"] = [(b, f.given_kana)]
+        out["nb"] = [b]  # other names born that day, kept when their reading ends with the given name's
     return out
 
 
@@ -277,6 +289,7 @@ def read_blocking(s: Session, features: Iterable[Features], persons: Iterable[st
     """Read every row the key look-ups of these records can find (of ``sources_only``: among source records
     only, as for a resident seen for the first time), then every row of the persons found and of ``persons``,
     in set queries; kept for the transaction."""
+    features = list(features)
     index = BlockingIndex()
     wanted: dict[str, set[Any]] = {}
     for f in features:
@@ -315,6 +328,19 @@ def read_blocking(s: Session, features: Iterable[Features], persons: Iterable[st
                 _index_rows(index, table, s.execute(null_birth_statement(table, column), {"keys": keys[n:n + 500]}))
             index.read[(table, kind)] = set(keys)
     found = {state[_P] for rows in index.rows.values() for state in rows.values()}
+    givens: dict[date, set[str]] = {}
+    for f in features:
+        if f.birth_date is not None and f.given_kana:
+            givens.setdefault(f.birth_date, set()).add(f.given_kana)
+    births = sorted(givens)
+    for n in range(0, len(births), 500):
+        stmt = select(*_columns("name")).where(ResidentName.birth_date.in_(births[n:n + 500]))
+        for row in s.execute(stmt):
+            _index_rows(index, "name", [row])
+            _pk, (pid, b, kana, *_rest), _no = _state("name", row)
+            if kana and any(kana.endswith(g) for g in givens.get(b, ())):
+                found.add(pid)
+    index.read[("name", "nb")] = set(births)
     read_persons(s, index, [*found, *persons])
     s.info[_INFO] = index
     return index

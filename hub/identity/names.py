@@ -93,8 +93,10 @@ def names_by_resident(s: Session, resident_nos: Sequence[str]) -> dict[str, tupl
 
 
 def blocking_statements(f: Features) -> list[Select[Any]]:
-    """Find residents by another name: (birth, reading) OR (birth, folded name); without a birth date on
-    either side (the record's, or the registry's 不詳), by reading OR folded name, capped."""
+    """Find residents by another name: (birth, reading) OR (birth, folded name) OR (birth, a reading that
+    ends with the record's given name's: a changed surname against a 通称 or a foreign resident's name);
+    without a birth date on either side (the record's, or the registry's 不詳), by reading OR folded
+    name, capped."""
     keys: list[ColumnElement[bool]] = []
     if f.kana_key:
         keys.append(ResidentName.kana_key == f.kana_key)
@@ -105,7 +107,11 @@ def blocking_statements(f: Features) -> list[Select[Any]]:
     pid = ResidentName.person_id
     if f.birth_date is None:
         return [select(pid).where(or_(*keys)).limit(BLOCK_LIMIT)]
-    return [select(pid).where(and_(ResidentName.birth_date == f.birth_date, or_(*keys))),
+    same_day = list(keys)
+    if f.given_kana:  # a changed surname against another name: same birth date, reading ending with the given
+        escaped = f.given_kana.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        same_day.append(ResidentName.kana_key.like(f"%{escaped}", escape="\\"))
+    return [select(pid).where(and_(ResidentName.birth_date == f.birth_date, or_(*same_day))),
             select(pid).where(and_(ResidentName.birth_date.is_(None), or_(*keys))).limit(BLOCK_LIMIT)]
 
 

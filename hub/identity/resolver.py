@@ -56,7 +56,6 @@ from hub.identity.scoring import (
     LINK,
     MARGIN,
     REVIEW,
-    WEIGHTS,
     Features,
     compare,
     compare_rows,
@@ -331,7 +330,8 @@ class IdentityService:
         resident = get_row(self.s, Resident, no)
         if resident is not None:
             row_f = with_names(features_of_row(resident), names_by_resident(self.s, [no]).get(no))
-            number_ev = compare(q.features, row_f)
+            number_ev = compare(q.features, row_f, same_household=bool(q.household_no)
+                                and q.household_no == resident.household_no)
             if number_fits(number_ev, q.features, row_f):
                 return resident.person_id if resident.person_id not in q.kept_apart else None
             q.no_autolink.add(resident.person_id)
@@ -410,16 +410,17 @@ class IdentityService:
     @staticmethod
     def household_statements(f: Features, *, household_no: str | None = None, household_id: str | None = None,
                              residents: bool = True) -> list[Select[Any]]:
-        """The look-ups of a hinted household's members with the same birth date."""
+        """The look-ups of a hinted household's members born that day or on a keying slip of it."""
         stmts: list[Select[Any]] = []
         if not residents:
             household_no = None
-        if f.birth_date is not None and household_no:
+        births = [f.birth_date, *slip_birth_dates(f.birth_date)] if f.birth_date is not None else []
+        if births and household_no:
             stmts.append(select(Resident.person_id).where(Resident.household_no == household_no,
-                                                          Resident.birth_date == f.birth_date))
-        if f.birth_date is not None and household_id:
+                                                          Resident.birth_date.in_(births)))
+        if births and household_id:
             stmts.append(select(PersonRecordRow.person_id).where(PersonRecordRow.household_id == household_id,
-                                                                 PersonRecordRow.birth_date == f.birth_date))
+                                                                 PersonRecordRow.birth_date.in_(births)))
         return stmts
 
     @staticmethod
@@ -505,15 +506,13 @@ class IdentityService:
         if not rows:
             return Candidate(person_id, 0.0, {}, False, False, False, 0)
         scored = []
-        for r, ev in zip(rows, compare_rows(q.features, rows), strict=True):
+        same_household = q.household_id is not None and household == q.household_id
+        for r, ev in zip(rows, compare_rows(q.features, rows, same_household=same_household), strict=True):
             if r.resident_no and q.features.resident_no and r.resident_no != q.features.resident_no:
                 ev["resident_no"] = "differ"
             scored.append((points(ev), ev))
         bad = [(p, e) for p, e in scored if contradicts(e)]
         score, ev = min(bad, key=lambda t: t[0]) if bad else max(scored, key=lambda t: t[0])
-        if q.household_id and household == q.household_id:
-            ev = {**ev, "household": "same"}
-            score += WEIGHTS["household"]["same"]
         # another resident number blocks, unless the record's own number names someone born on another
         # day and this candidate agrees on everything (scoring.overrules_number)
         number_differs = any(e.get("resident_no") == "differ" for _, e in scored)

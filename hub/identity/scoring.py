@@ -117,7 +117,7 @@ def _kana_loose(k: str) -> str:
     return k.translate(_LOOSE_KANA).replace("ウ", "").replace("オ", "")
 
 
-def compare(a: Features, b: Features) -> dict[str, str]:
+def compare(a: Features, b: Features, *, same_household: bool = False) -> dict[str, str]:
     """Which features agree, feature → agree / differ / … / unknown (the evidence; no values).
 
     A changed surname (given name and its reading agree, the family name differs) and a birth-date
@@ -125,10 +125,13 @@ def compare(a: Features, b: Features) -> dict[str, str]:
     named by :func:`schemas.name_evidence.variance_evidence` instead of counted as differences; a
     registry 旧氏 is a second family name (``name: former_surname``). A side with other names
     (:attr:`Features.alt_names`: 旧氏, 通称, 外国人 names) is compared by its best-matching variant
-    (:func:`compare_names`)."""
+    (:func:`compare_names`). ``same_household``: the record comes with the household ``b`` lives in
+    (``household: same``, a place like an agreeing address for the variance patterns)."""
     if a.alt_names or b.alt_names:
-        return compare_names(a, b)
+        return compare_names(a, b, same_household=same_household)
     ev = _plain(a, b)
+    if same_household:
+        ev["household"] = "same"
     if ev["name"] == "differ":
         former = _former_agrees(a, b)
         former = _former_agrees(b, a) if former is None else former
@@ -139,7 +142,7 @@ def compare(a: Features, b: Features) -> dict[str, str]:
     return variance_evidence(ev, a.parts(), b.parts(), a.birth_date, b.birth_date)
 
 
-def compare_rows(query: Features, rows: Sequence[Features]) -> list[dict[str, str]]:
+def compare_rows(query: Features, rows: Sequence[Features], *, same_household: bool = False) -> list[dict[str, str]]:
     """:func:`compare` against every row of one candidate person, with a birth slip carried over.
 
     Once one row names the slip (name, reading and address or phone agreeing), another row of the
@@ -147,8 +150,9 @@ def compare_rows(query: Features, rows: Sequence[Features]) -> list[dict[str, st
     slip, not a contradiction; and once a row agrees on the birth date, the person's own rows that
     carry a slip of it (same name, reading not differing) do not veto either. A different name, a
     different reading or a different sex is never carried over, so twins and namesakes keep the veto.
+    ``same_household``: the candidate lives in the household the record names (:func:`compare`).
     """
-    evs = [compare(query, r) for r in rows]
+    evs = [compare(query, r, same_household=same_household) for r in rows]
     named = {e["birth"] for e in evs if e["birth"].startswith("slip_")}
     anchored = any(e["birth"] == "agree" and not contradicts(e) and e["name"] in ("exact", "folded") for e in evs)
     if not named and not anchored:
@@ -194,18 +198,25 @@ def _plain(a: Features, b: Features) -> dict[str, str]:
 
 
 def name_variants(f: Features) -> list[Features]:
-    """The record as written, then once per other name it is known by (no other names of its own)."""
+    """The record as written, then once per other name it is known by (no other names of its own).
+
+    Another name is kept as whole keys, without a separator: its parts are the whole name and reading
+    as the family part, which :func:`schemas.name_evidence.align_parts` splits by the other side's given
+    name, so a changed surname is seen against a 通称 or a foreign resident's name too (an agency's
+    金田 花子 against the registry's 通称 山本 花子), never the main name's parts with another name."""
     plain = replace(f, alt_names=())
-    return [plain] + [replace(plain, name_key=n, folded_key=fo, kana_key=k) for n, fo, k in f.alt_names]
+    return [plain] + [replace(plain, name_key=n, folded_key=fo, kana_key=k, family_key=n, given_key=None,
+                              family_kana=k, given_kana=None)
+                      for n, fo, k in f.alt_names]
 
 
-def compare_names(a: Features, b: Features) -> dict[str, str]:
+def compare_names(a: Features, b: Features, *, same_household: bool = False) -> dict[str, str]:
     """:func:`compare` with the name and reading of the best-matching name variant of each side: an
     agency may record the 旧氏 or the 通称 (a variant is evidence, never a contradiction of its own)."""
     best: dict[str, str] | None = None
     for x in name_variants(a):
         for y in name_variants(b):
-            ev = compare(x, y)
+            ev = compare(x, y, same_household=same_household)
             if best is None or points(ev) > points(best):
                 best = ev
     assert best is not None
@@ -255,7 +266,7 @@ def may_link(query: Features, evidence: dict[str, str], rows: Sequence[Features]
     kana = evidence.get("kana")
     if name and kana == "agree":
         return True
-    where = (evidence.get("household") == "same" or evidence.get("address") == "agree"
+    where = (evidence.get("household") in ("same", "member") or evidence.get("address") == "agree"
              or evidence.get("phone") == "agree")
     return where and ((name and kana == "unknown") or (kana == "agree" and evidence.get("name") == "differ"))
 
@@ -307,13 +318,16 @@ def _slip_with_number(evidence: dict[str, str], a: Features | None, b: Features 
     """The resident number agrees and the only contradiction is a birth-date keying slip (one day off,
     month and day swapped) while the name (exact or folded) and the reading agree, and the address or
     the phone agrees: the same person. Without that, the record may as well be a namesake born a day
-    apart who carries the resident's number by mistake (a wrong pick from a list of equal names)."""
+    apart who carries the resident's number by mistake (a wrong pick from a list of equal names). The
+    household the record names being the resident's (``household: same``) counts as the address: no
+    namesake born a day apart lives in the same household."""
     if a is None or b is None or birth_slip(a.birth_date, b.birth_date) not in ("one_day", "swapped"):
         return False
     rest = {k: v for k, v in evidence.items() if k != "birth"}
     return (not contradicts(rest) and evidence.get("name") in ("exact", "folded")
             and evidence.get("kana") in ("agree", "similar")
-            and "agree" in (evidence.get("address"), evidence.get("phone")))
+            and ("agree" in (evidence.get("address"), evidence.get("phone"))
+                 or evidence.get("household") in ("same", "member")))
 
 
 _KANA_RUN = re.compile(r"^[ァ-ヶー]{2,}|[ァ-ヶー]{2,}$")

@@ -63,6 +63,8 @@ def populated(s: Session) -> IdentityService:
     _resident(svc, "1000000003", "山田　花子", "ヤマダ　ハナコ", date(1960, 3, 4), alias_name="佐藤花子",
               alias_kana="サトウハナコ")
     _resident(svc, "1000000004", "森　博", "モリ　ヒロシ", None, birth_date_unknown=True)
+    _resident(svc, "1000000005", "スミス　ジョン", "スミス　ジョン", date(1970, 7, 7), alias_name="山本花子",
+              alias_kana="ヤマモトハナコ")  # a 通称: found only by the other name's reading ending with the given's
     svc.resolve(_source("kodomo:K1", "鈴木一郎", "スズキイチロウ", date(1980, 1, 2), "中央2-3-4"), feed="kodomo")
     svc.resolve(_source("kodomo:K2", "田中正", "タナカタダシ", date(1980, 1, 3)), feed="kodomo")
     s.flush()
@@ -79,6 +81,7 @@ QUERIES = [
     _source("q:7", "田中　正", "ﾀﾅｶ ﾀﾀﾞｼ", date(1980, 3, 1)),  # month and day swapped
     _source("q:8", "山本　正", "ﾔﾏﾓﾄ ﾀﾀﾞｼ", date(1980, 1, 3)),  # same given reading and birth date
     _source("q:9", "誰　か", "ﾀﾞﾚ ｶ", date(1999, 9, 9)),  # nobody
+    _source("q:10", "鈴木　花子", "スズキ　ハナコ", date(1970, 7, 7)),  # a changed surname against a 通称
 ]
 
 
