@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 500
     fetch_max_wait_ms: int = 10
+    #: a stage's poll when nothing is buffered: it waits this long for records, and FastStream then sleeps as long
+    #: again before the next poll, so an idle stage picks up a new record up to about twice this late
+    batch_timeout_ms: int = Field(default=50, ge=1)
     #: how long the broker may be unreachable before a batch run gives up (it retries with capped, jittered
     #: backoff until then; resuming with the same --state continues); service mode never gives up
     broker_outage_s: float = Field(default=600.0, gt=0)

@@ -10,8 +10,9 @@ and alert events. Several hub instances in the same groups share the partitions.
 Each batch: process and commit to the database (state, dedupe markers and an outbox of
 what to publish, in one transaction) → publish exactly the outbox rows that batch wrote (no
 re-read) and await the broker's acknowledgements → commit exactly that batch's Kafka offsets;
-the published rows are deleted in the background. Publishing and the offset commit of one batch
-run while the stage processes its next batch (one batch in delivery per stage, in order). A crash
+the published rows are deleted in the next batch's transaction (or after a short idle time).
+Publishing and the offset commit of one batch run while the stage processes its next batch
+(one batch in delivery per stage, in order). A crash
 anywhere in between redelivers the batch; dedupe on (source, id) makes that harmless, and outbox
 leftovers are relayed at start-up and after a failed batch. A message ``tsunagu deadletter replay``
 put back on its topic (header ``tsunagu-replay-of``) is handed to the core at its original position.
@@ -96,6 +97,7 @@ class HubService:
 
     def __init__(self, core: HubCore, settings: Settings, bootstrap: str, *, instance: str = "hub") -> None:
         self.core = core
+        core.defer_outbox_delete = True  # published rows go with the next batch (see ``_forget``)
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.broker = KafkaBroker(
@@ -117,7 +119,7 @@ class HubService:
         common: dict[str, Any] = {
             "batch": True,
             "max_records": 500,
-            "batch_timeout_ms": 50,
+            "batch_timeout_ms": settings.batch_timeout_ms,
             "ack_policy": AckPolicy.MANUAL,  # never ACK_FIRST: offsets move only after durable work
             "auto_offset_reset": "earliest",  # Tansu's "latest" is wrong; committed offsets decide
             "session_timeout_ms": settings.session_timeout_ms,
@@ -229,28 +231,45 @@ class HubService:
                    for r in rows]
         await asyncio.gather(*futures)
 
+    #: how long published rows may wait for a next batch to delete them before an idle hub deletes them itself
+    IDLE_FLUSH_S = 0.5
+
     def _forget(self, seqs: list[int]) -> None:
-        """Delete published outbox rows in the background (a crash first only means a re-publish)."""
-        task = asyncio.create_task(asyncio.to_thread(self.core.outbox_done, seqs))
-        self._cleanup.add(task)
-        task.add_done_callback(self._cleanup.discard)
+        """Published outbox rows go with the next batch's transaction (a crash first only means a re-publish);
+        when no batch follows soon, they are deleted in the background."""
+        self.core.outbox_done(seqs)
+        if not self._cleanup:
+            task = asyncio.create_task(self._idle_flush())
+            self._cleanup.add(task)
+            task.add_done_callback(self._cleanup.discard)
+
+    async def _idle_flush(self) -> None:
+        await asyncio.sleep(self.IDLE_FLUSH_S)
+        try:
+            await asyncio.to_thread(self.core.outbox_flush)
+        except Exception as exc:  # the rows stay queued: the next batch or flush deletes them
+            log.warning("outbox clean-up failed", error_type=type(exc).__name__)
 
     async def relay(self) -> int:
         """Publish every outbox row in order, await acknowledgements, then delete them."""
         total = 0
         async with self._relay_lock:
+            await asyncio.to_thread(self.core.outbox_flush)  # rows already published are not published again
             while True:
                 rows = await asyncio.to_thread(self.core.outbox_batch, 2000)
                 if not rows:
                     return total
                 await self._publish(rows)
                 await asyncio.to_thread(self.core.outbox_done, [r.seq for r in rows])
+                await asyncio.to_thread(self.core.outbox_flush)
                 total += len(rows)
 
     async def start(self) -> None:
         tune_gc()
+        # no linger: a batch's outbox is appended in one go (no await yields in between) and then awaited,
+        # so lingering would only delay its acknowledgement
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id=f"tsunagu-{self.instance}",
-                                          acks="all", linger_ms=5,
+                                          acks="all", linger_ms=0,
                                           max_batch_size=512 * 1024, request_timeout_ms=30000)
         await self._producer.start()
         await self.relay()  # leftovers of a crash between commit and publish
@@ -266,8 +285,13 @@ class HubService:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
         await self.broker.stop()
-        if self._cleanup:
-            await asyncio.gather(*self._cleanup, return_exceptions=True)
+        for task in list(self._cleanup):
+            task.cancel()
+        await asyncio.gather(*self._cleanup, return_exceptions=True)
+        try:
+            await asyncio.to_thread(self.core.outbox_flush)
+        except Exception as exc:  # left in the outbox: relayed (again) at the next start
+            log.warning("outbox clean-up failed", error_type=type(exc).__name__)
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None

@@ -119,6 +119,12 @@ class HubCore:
         bind = sessions.kw.get("bind")
         self._sqlite = bind is not None and bind.dialect.name == "sqlite"
         self._sqlite_writer = threading.Lock()
+        #: whether ``outbox_done`` leaves the deletion to the next batch's transaction (the service sets it: a small
+        #: batch then pays no write transaction of its own for it) or deletes at once (the default)
+        self.defer_outbox_delete = False
+        #: outbox rows published and acknowledged, to be deleted in the next batch's transaction or by ``outbox_flush``
+        self._done: list[int] = []
+        self._done_lock = threading.Lock()
 
     def _writing(self) -> contextlib.AbstractContextManager[Any]:
         """On SQLite (one writer at a time), this core's write transactions take turns on a lock of the process,
@@ -143,13 +149,47 @@ class HubCore:
 
     # ------------------------------------------------------------------ outbox
     def outbox_batch(self, limit: int) -> list[OutboxMessage]:
+        """The oldest ``limit`` outbox rows not yet published (those ``outbox_done`` named are left out)."""
+        with self._done_lock:
+            done = set(self._done)
         with self.sessions() as s:
-            rows = s.scalars(select(HubOutbox).order_by(HubOutbox.seq).limit(limit)).all()
+            stmt = select(HubOutbox).order_by(HubOutbox.seq)
+            rows = [r for r in s.scalars(stmt.limit(limit + len(done))) if r.seq not in done][:limit]
             return [OutboxMessage(r.seq, r.topic, r.key.encode() if r.key else None, r.value) for r in rows]
 
     def outbox_done(self, seqs: Sequence[int]) -> None:
-        with self._writing(), self.sessions.begin() as s:
-            s.execute(delete(HubOutbox).where(HubOutbox.seq.in_(list(seqs))))
+        """These rows are published: deleted now, or with ``defer_outbox_delete`` in the next batch's transaction
+        (a crash first only means a re-publish; ``outbox_batch`` leaves them out meanwhile)."""
+        with self._done_lock:
+            self._done.extend(seqs)
+        if not self.defer_outbox_delete:
+            self.outbox_flush()
+
+    def outbox_flush(self) -> None:
+        """Delete the rows ``outbox_done`` was told of now, in a transaction of their own (idle, relay, stop)."""
+        done = self._take_done()
+        if not done:
+            return
+        try:
+            with self._writing(), self.sessions.begin() as s:
+                self._delete_done(s, done)
+        except BaseException:
+            self._requeue_done(done)
+            raise
+
+    def _take_done(self) -> list[int]:
+        with self._done_lock:
+            done, self._done = self._done, []
+        return done
+
+    def _requeue_done(self, done: list[int]) -> None:
+        with self._done_lock:
+            self._done[:0] = done
+
+    @staticmethod
+    def _delete_done(s: Session, done: list[int]) -> None:
+        for chunk in _chunks(done, 500):
+            s.execute(delete(HubOutbox).where(HubOutbox.seq.in_(chunk)))
 
     @staticmethod
     def emit(s: Session, topic: str, key: str | None, value: bytes) -> None:
@@ -213,10 +253,23 @@ class HubCore:
 
     def _run_batch(self, stage: str, batch: Sequence[RawMessage],
                    handle: Callable[[Session, RawMessage, CloudEvent, BaseModel], None]) -> list[OutboxMessage]:
-        """One transaction for the whole batch; returns the outbox rows it wrote (to publish after commit)."""
+        """One transaction for the whole batch; returns the outbox rows it wrote (to publish after commit).
+        It also deletes the outbox rows published since the last batch (``outbox_done``)."""
+        done = self._take_done()
+        try:
+            return self._run_batch_tx(stage, batch, handle, done)
+        except BaseException:
+            self._requeue_done(done)
+            raise
+
+    def _run_batch_tx(self, stage: str, batch: Sequence[RawMessage],
+                      handle: Callable[[Session, RawMessage, CloudEvent, BaseModel], None],
+                      done: list[int]) -> list[OutboxMessage]:
         self._audit = []
         self._households = set()
         with self._writing(), self.sessions.begin() as s:
+            if done:
+                self._delete_done(s, done)
             written: list[Any] = []
             s.info[bulk.OUTBOX] = written
             appended: _Bulk = s.info.setdefault(_BULK, _Bulk())
@@ -508,7 +561,7 @@ def _try_event(msg: RawMessage) -> CloudEvent | None:
         return None
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
 
