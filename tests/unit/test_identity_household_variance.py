@@ -10,29 +10,19 @@ from itertools import count
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine
-from sqlalchemy.orm import Session
 
 from hub.cli.identity import review_items
-from hub.db import Base
 from hub.identity.resolver import IdentityService
 from hub.identity.review import list_reviews
 from schemas.codes import CaseStatus, Feed, Relation, Sex
 from schemas.events import CaseV1, HouseholdMember, PersonRecord, RelatedPerson, ResidentObservedV1
 from schemas.name_evidence import slip_birth_dates
+from unit.test_identity_variance import ADDR, OTHER_ADDR, PREFIXES, _session, births
+from unit.test_identity_variance import slipped as _slipped
 
-PREFIXES = ("さくら県", "みなと市")
-ADDR = "さくら県みなと市中央1丁目2番3号"
-OTHER_ADDR = "さくら県みなと市本町3丁目1番1号"
 HOME, ELSEWHERE = "5000000501", "5000000502"
 MOTHER, CHILD = date(1982, 6, 30), date(2014, 2, 24)
 _seq = count(1)
-
-
-def _session() -> Session:
-    engine = create_engine("sqlite://")
-    Base.metadata.create_all(engine)
-    return Session(engine)
 
 
 @pytest.fixture
@@ -216,15 +206,6 @@ SURNAMES = [("佐藤", "サトウ"), ("髙橋", "タカハシ"), ("渡邊", "ワ
 NEW = [("新田", "ニッタ"), ("大江", "オオエ")]
 # given names with a homophone among them: twins may be named alike in reading (祐子 / 裕子)
 GIVENS = [("祐子", "ユウコ"), ("裕子", "ユウコ"), ("花子", "ハナコ"), ("陽子", "ヨウコ")]
-births = st.dates(min_value=date(1930, 1, 1), max_value=date(2020, 12, 31))
-
-
-def _slipped(b: date, kind: str) -> date:
-    if kind == "one_day":
-        return b + timedelta(days=1)
-    if kind == "swapped" and b.day <= 12 and b.day != b.month:
-        return b.replace(month=b.day, day=b.month)
-    return b
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
