@@ -125,7 +125,7 @@ class TestRegistryContract(ConnectorContract):
         return (event.type, event.sourcerecord, event.time, json.dumps(data, sort_keys=True, ensure_ascii=False))
 
 
-STD_SAMPLES = Path(__file__).resolve().parents[2] / "hub" / "samples" / "registry_std"
+STD_SAMPLES = Path(__file__).resolve().parents[2] / "tests" / "data" / "registry_std"
 
 
 class TestRegistryStandardLayoutContract(ConnectorContract):

@@ -1,6 +1,6 @@
 """Generates the sample registry in the 住民記録 標準準拠システム layout from hub/samples/registry/jumin.csv.
 
-    python tests/data/make_registry_std.py            # writes hub/samples/registry_std/
+    python tests/data/make_registry_std.py            # writes tests/data/registry_std/
     python tests/data/make_registry_std.py --check    # exits 1 when the committed files differ
 
 Output (deterministic, UTF-8 with BOM, CRLF, as Windows-based vendor systems write it):
@@ -35,7 +35,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = REPO / "hub" / "samples" / "registry" / "jumin.csv"
-OUT = REPO / "hub" / "samples" / "registry_std"
+OUT = REPO / "tests" / "data" / "registry_std"
 
 HEADER = [
     "宛名番号", "世帯番号", "個人番号", "住民票コード", "住民種別", "住民状態",

@@ -23,7 +23,7 @@ from hub.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "hub" / "samples"
-STD = SAMPLES / "registry_std"
+STD = Path(__file__).resolve().parents[1] / "data" / "registry_std"
 
 
 def _run(kafka: str, sources: Path, out: Path) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def runs(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str
     """The batch run on the samples as shipped, and on a copy whose registry/ is registry_std/."""
     base = tmp_path_factory.mktemp("jumin")
     std_sources = tmp_path_factory.mktemp("std") / "sources"
-    shutil.copytree(SAMPLES, std_sources, ignore=shutil.ignore_patterns("registry_std"))
+    shutil.copytree(SAMPLES, std_sources)
     shutil.rmtree(std_sources / "registry")
     (std_sources / "registry").mkdir()
     for csv_file in STD.glob("*.csv"):

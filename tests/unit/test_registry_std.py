@@ -25,7 +25,7 @@ from schemas.events import ResidentObservedV1
 from schemas.registry_codes import MoveReason, NamePreference, ResidentStatus
 
 REPO = Path(__file__).resolve().parents[2]
-STD_SAMPLES = REPO / "hub" / "samples" / "registry_std"
+STD_SAMPLES = REPO / "tests" / "data" / "registry_std"
 
 MY_NUMBER = "731029384756"  # canary in the 個人番号 column
 JUMINHYO_CODE = "50294837162"  # canary in the 住民票コード column
