@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -100,7 +101,7 @@ def test_faststream_hub_and_aiokafka_get_sasl_and_tls(sasl_cluster: Settings, mo
     fs = _Recorder()
     monkeypatch.setattr(service_mod, "KafkaBroker", fs)
     with pytest.raises(_Stop):
-        service_mod.HubService(None, sasl_cluster, BOOT)  # type: ignore[arg-type]
+        service_mod.HubService(SimpleNamespace(), sasl_cluster, BOOT)  # type: ignore[arg-type]  # core unused here
     sec = fs.calls[0]["security"]
     assert isinstance(sec, SASLScram512)
     assert sec.use_ssl
