@@ -19,10 +19,9 @@ from pydantic import SecretStr
 
 from e2e.test_run_modes import ROOT, _essence
 from e2e.truth_checks import load_export
-from hub.kafka.broker import EmbeddedBroker, free_port
 from hub.run.batch import batch_run
 from hub.settings import Settings
-from integration.test_outbox_proxy import CutProxy
+from integration.test_outbox_proxy import CutProxy, proxied_embedded_broker
 
 OUTAGE_S = 60
 
@@ -30,14 +29,8 @@ OUTAGE_S = 60
 @pytest.fixture(scope="module")
 def proxied_broker() -> Iterator[tuple[CutProxy, str]]:
     """An embedded broker that advertises a proxy's port (every client connection goes through the proxy)."""
-    broker_port = free_port()
-    proxy = CutProxy(broker_port).start()
-    broker = EmbeddedBroker(broker_port, advertised_port=proxy.port).start()
-    try:
-        yield proxy, broker.bootstrap
-    finally:
-        proxy.cut()
-        broker.stop()
+    with proxied_embedded_broker() as pair:
+        yield pair
 
 
 def _wait_published(db: Path, proc: subprocess.Popen[bytes], timeout_s: float = 300) -> None:

@@ -169,6 +169,13 @@ def quick_producer(bootstrap: str) -> KafkaProducer:
 @pytest.fixture
 def proxied() -> Iterator[tuple[CutProxy, str]]:
     """A dedicated embedded broker that advertises a proxy's port; yields (proxy, bootstrap via the proxy)."""
+    with proxied_embedded_broker() as pair:
+        yield pair
+
+
+@contextlib.contextmanager
+def proxied_embedded_broker() -> Iterator[tuple[CutProxy, str]]:
+    """An embedded broker that advertises a proxy's port (every client connection goes through the proxy)."""
     broker_port = free_port()
     proxy = CutProxy(broker_port).start()
     broker = EmbeddedBroker(broker_port, advertised_port=proxy.port).start()
